@@ -1,0 +1,40 @@
+# The two commands a newcomer needs: `make run` and `make test`. Each creates .venv when it is
+# missing and installs the project into it. torch==2.13.0 is installed first, on its own, so that
+# no resolver ever pulls a CUDA build of torch.
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: run test install lint bench-world bench-protocol clean
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet torch==2.13.0
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+run: $(STAMP)
+	$(BIN)/fedscore run experiments/configs/pilot8.toml --out runs/pilot8
+
+test: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/mypy
+	$(BIN)/python -m pytest
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+bench-world: $(STAMP)
+	$(BIN)/python benchmarks/bench_world.py
+
+bench-protocol: $(STAMP)
+	$(BIN)/python benchmarks/bench_protocol.py
+
+clean:
+	rm -rf $(VENV) runs .pytest_cache .mypy_cache .ruff_cache

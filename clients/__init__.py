@@ -1,0 +1,1 @@
+"""fedscore clients: a pilot firm and its score model."""

@@ -1,0 +1,1 @@
+"""fedscore experiments: the world, the regimes and the comparison harness."""

@@ -1,0 +1,1 @@
+"""fedscore protocol: secure aggregation, framework-free."""

@@ -1,0 +1,1 @@
+"""fedscore server: the federation coordinator."""
