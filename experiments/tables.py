@@ -100,7 +100,9 @@ class World:
     def firm_names(self) -> list[str]:
         return list(self.firms)
 
-    def columns_of(self, table: str, roles: frozenset[str] | set[str] | None = None) -> list[ColumnInfo]:
+    def columns_of(
+        self, table: str, roles: frozenset[str] | set[str] | None = None
+    ) -> list[ColumnInfo]:
         """Columns of `table` (a firm name, "government" or "truth") in table order."""
         return [
             c for c in self.columns if c.table == table and (roles is None or c.role in roles)
@@ -130,7 +132,7 @@ def _write_parquet(df: pd.DataFrame, path: Path) -> None:
 
 
 def write_world(world: World, out: Path) -> None:
-    """Write `out/firms/<firm>.parquet`, `out/government.parquet`, `out/truth.parquet`, `out/world.json`."""
+    """Write `firms/<firm>.parquet`, `government.parquet`, `truth.parquet` and `world.json`."""
     out = Path(out)
     (out / "firms").mkdir(parents=True, exist_ok=True)
     for firm, table in world.firms.items():
@@ -143,7 +145,9 @@ def write_world(world: World, out: Path) -> None:
 def read_manifest(world_dir: Path) -> dict[str, Any]:
     path = Path(world_dir) / "world.json"
     if not path.is_file():
-        raise FileNotFoundError(f"no world manifest at {path}; create one with `fedscore world --out {world_dir}`")
+        raise FileNotFoundError(
+            f"no world manifest at {path}; create one with `fedscore world --out {world_dir}`"
+        )
     manifest: dict[str, Any] = json.loads(path.read_text())
     return manifest
 

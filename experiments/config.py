@@ -1,0 +1,206 @@
+"""Experiment configs: one TOML file per experiment, validated by pydantic when it is loaded.
+
+A config error names the key and what it accepts, e.g. ``data.citizens: must be > 0 (got -5)``
+or ``unknown key 'epoch' in [training]; allowed keys: batch_size, epochs, ...``.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+from typing import Annotated, Any, Literal, get_args
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PositiveFloat,
+    PositiveInt,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from clients.scorecard import SCORE_MAX, SCORE_MIN
+
+CONFIG_DIR = Path(__file__).parent / "configs"
+DEFAULT_CONFIG = CONFIG_DIR / "pilot8.toml"
+
+
+class ConfigError(ValueError):
+    """A config that cannot be run; the message names every offending key."""
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ExperimentSection(_Section):
+    name: str = Field(min_length=1, description="Names the run in results and the report.")
+    seeds: list[Annotated[int, Field(ge=0)]] = Field(
+        default=[0], min_length=1, description="One full run per seed; intervals are over seeds."
+    )
+    test_fraction: float = Field(
+        default=0.2, gt=0.0, lt=1.0, description="Share of citizens held out for evaluation."
+    )
+
+    @field_validator("seeds")
+    @classmethod
+    def _distinct_seeds(cls, seeds: list[int]) -> list[int]:
+        if len(set(seeds)) != len(seeds):
+            raise ValueError(f"seeds must be distinct, got {seeds}")
+        return seeds
+
+
+class SyntheticData(_Section):
+    source: Literal["synthetic"]
+    citizens: PositiveInt = Field(default=50_000, description="Population size.")
+
+
+class LendingClubData(_Section):
+    source: Literal["lending_club"]
+
+
+class GermanCreditData(_Section):
+    source: Literal["german_credit"]
+    firms: int = Field(default=8, ge=2, le=64, description="Number of firms to split rows into.")
+    alpha: PositiveFloat = Field(default=1.0, description="Dirichlet label-skew concentration.")
+
+
+class FileData(_Section):
+    source: Literal["file"]
+    path: Path
+    label: str
+    positive: str | int | None = None
+    sensitive: list[str] = []
+    quasi_identifiers: list[str] = []
+    features: list[str] | None = None
+    partition: str | None = None
+    dirichlet_alpha: PositiveFloat | None = None
+    firms: int = Field(default=8, ge=2, le=64)
+
+    @model_validator(mode="after")
+    def _one_split(self) -> FileData:
+        if (self.partition is None) == (self.dirichlet_alpha is None):
+            raise ValueError("give exactly one of data.partition or data.dirichlet_alpha")
+        return self
+
+
+DataSection = Annotated[
+    SyntheticData | LendingClubData | GermanCreditData | FileData, Field(discriminator="source")
+]
+
+
+class ModelSection(_Section):
+    kind: Literal["logistic", "mlp"] = "logistic"
+    hidden: PositiveInt = Field(default=32, description="Hidden units of the MLP.")
+
+
+class TrainingSection(_Section):
+    epochs: PositiveInt = 5
+    batch_size: PositiveInt = 256
+    learning_rate: PositiveFloat = 0.01
+    weight_decay: float = Field(default=0.0, ge=0.0)
+
+
+class ScorecardSection(_Section):
+    base_score: float = Field(default=650.0, ge=SCORE_MIN, le=SCORE_MAX)
+    base_odds: PositiveFloat = Field(default=20.0, description="Good:bad odds at base_score.")
+    pdo: PositiveFloat = Field(default=50.0, description="Points to double the odds.")
+    tiers: dict[str, float] = Field(
+        default={
+            "hotel_deposit_free": 600.0,
+            "car_rental_deposit_free": 650.0,
+            "visa_fast_track": 750.0,
+        },
+        description="Privilege name -> minimum score that unlocks it.",
+    )
+
+    @field_validator("tiers")
+    @classmethod
+    def _tiers_in_range(cls, tiers: dict[str, float]) -> dict[str, float]:
+        if not tiers:
+            raise ValueError("at least one privilege tier is needed")
+        for name, threshold in tiers.items():
+            if not SCORE_MIN <= threshold <= SCORE_MAX:
+                raise ValueError(
+                    f"tier {name!r} threshold must be within [{SCORE_MIN}, {SCORE_MAX}]"
+                    f" (got {threshold})"
+                )
+        if len(set(tiers.values())) != len(tiers):
+            raise ValueError(f"tier thresholds must be distinct, got {tiers}")
+        return tiers
+
+
+class RegimesSection(_Section):
+    unified: bool = True
+    local_only: bool = True
+
+
+class ExperimentConfig(_Section):
+    experiment: ExperimentSection
+    data: DataSection = Field(default_factory=lambda: SyntheticData(source="synthetic"))
+    model: ModelSection = ModelSection()
+    training: TrainingSection = TrainingSection()
+    scorecard: ScorecardSection = ScorecardSection()
+    regimes: RegimesSection = RegimesSection()
+
+
+_SOURCE_TAGS = {"synthetic", "lending_club", "german_credit", "file"}
+
+
+def _section_models(annotation: Any) -> list[type[BaseModel]]:
+    """The config models a field may hold: one for a section, several for a tagged union."""
+    members = get_args(annotation) or (annotation,)
+    return [m for m in members if isinstance(m, type) and issubclass(m, BaseModel)]
+
+
+def _section_model(loc: tuple[str | int, ...]) -> type[BaseModel] | None:
+    """The config model that owns the last key of `loc`, to list its allowed keys."""
+    model: type[BaseModel] = ExperimentConfig
+    parts = list(loc[:-1])
+    while parts:
+        field = model.model_fields.get(str(parts.pop(0)))
+        members = _section_models(field.annotation) if field else []
+        if len(members) > 1 and parts:  # a tagged union: the next loc part is the tag
+            tag = parts.pop(0)
+            members = [m for m in members if m.model_fields["source"].annotation == Literal[tag]]
+        if len(members) != 1:
+            return None
+        model = members[0]
+    return model
+
+
+def _describe(error: dict[str, Any]) -> str:
+    loc = tuple(error["loc"])
+    if error["type"] == "extra_forbidden":
+        owner = _section_model(loc)
+        section = ".".join(str(p) for p in loc[:-1] if p not in _SOURCE_TAGS)
+        where = f"[{section}]" if section else "the top level"
+        allowed = ", ".join(sorted(owner.model_fields)) if owner else "see the docs"
+        return f"unknown key {loc[-1]!r} in {where}; allowed keys: {allowed}"
+    key = ".".join(str(p) for p in loc if p not in _SOURCE_TAGS)
+    message = error["msg"].removeprefix("Value error, ")
+    shown = error.get("input")
+    got = "" if isinstance(shown, dict) or "(got" in message else f" (got {shown!r})"
+    return f"{key or 'config'}: {message}{got}"
+
+
+def parse_config(raw: dict[str, Any], origin: str = "config") -> ExperimentConfig:
+    try:
+        return ExperimentConfig.model_validate(raw)
+    except ValidationError as exc:
+        lines = "\n  ".join(_describe(e) for e in exc.errors())  # type: ignore[arg-type]
+        raise ConfigError(f"invalid {origin}:\n  {lines}") from None
+
+
+def load_config(path: Path) -> ExperimentConfig:
+    """Read and validate one TOML experiment config."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"config file not found: {path}")
+    try:
+        raw = tomllib.loads(path.read_text())
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path} is not valid TOML: {exc}") from None
+    return parse_config(raw, origin=str(path))
