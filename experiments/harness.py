@@ -1,0 +1,154 @@
+"""Runs every enabled regime for every seed and writes results.json.
+
+Each metric is summarised over seeds as mean, 95 % interval and per-seed values, so a figure
+in the report can be cited with its spread.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from experiments.config import DataSection, ExperimentConfig
+from experiments.metrics import summarise, utility
+from experiments.regimes import (
+    LOCAL_ONLY,
+    UNIFIED,
+    Holdout,
+    RegimeOutput,
+    run_local_only,
+    run_unified,
+)
+from experiments.tables import LABEL, World
+
+RESULTS_SCHEMA_VERSION = 1
+
+Regime = Callable[[World, Holdout, ExperimentConfig, int], RegimeOutput]
+
+
+def build_world(data: DataSection, seed: int) -> World:
+    """The population for one seed: synthetic worlds are redrawn, real data only re-split."""
+    if data.source == "synthetic":
+        from experiments.world import generate_world
+
+        return generate_world(data.citizens, seed=seed)
+    from experiments import datasets
+
+    if data.source == "lending_club":
+        return datasets.load_lending_club(seed=seed)
+    if data.source == "german_credit":
+        return datasets.load_german_credit(n_firms=data.firms, alpha=data.alpha, seed=seed)
+    return datasets.load_table(
+        data.path,
+        label=data.label,
+        positive=data.positive,
+        sensitive=list(data.sensitive),
+        quasi_identifiers=list(data.quasi_identifiers),
+        features=None if data.features is None else list(data.features),
+        partition=data.partition,
+        dirichlet_alpha=data.dirichlet_alpha,
+        n_firms=data.firms,
+        seed=seed,
+    )
+
+
+def enabled_regimes(config: ExperimentConfig) -> dict[str, Regime]:
+    regimes: dict[str, Regime] = {}
+    if config.regimes.unified:
+        regimes[UNIFIED] = run_unified
+    if config.regimes.local_only:
+        regimes[LOCAL_ONLY] = run_local_only
+    return regimes
+
+
+def evaluate(holdout: Holdout, output: RegimeOutput) -> dict[str, Any]:
+    """Utility over all held-out pairs, and per firm over that firm's held-out customers."""
+    labels = holdout.pairs[LABEL].to_numpy()
+    firms = holdout.pairs["firm"].to_numpy()
+    per_firm = {
+        firm: utility(labels[firms == firm], output.probabilities[firms == firm])
+        for firm in dict.fromkeys(firms)
+    }
+    return {"utility": utility(labels, output.probabilities), "per_firm": per_firm}
+
+
+def _summarise_tree(per_seed: list[dict[str, Any]]) -> dict[str, Any]:
+    """Turn a list (over seeds) of equally shaped nested dicts of floats into summaries."""
+    first = per_seed[0]
+    if isinstance(first, dict):
+        return {key: _summarise_tree([seed[key] for seed in per_seed]) for key in first}
+    return summarise(per_seed)
+
+
+def run_experiment(
+    config: ExperimentConfig, out_dir: Path, console: Console | None = None
+) -> dict[str, Any]:
+    """Every enabled regime for every seed; writes and returns results.json's content."""
+    console = console or Console(stderr=True)
+    regimes = enabled_regimes(config)
+    per_seed: dict[str, list[dict[str, Any]]] = {name: [] for name in regimes}
+    holdout_sizes = []
+    with Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        TextColumn("{task.completed}/{task.total}"),
+        TimeElapsedColumn(),
+        console=console,
+        transient=False,
+    ) as progress:
+        task = progress.add_task(
+            "seeds × regimes", total=len(config.experiment.seeds) * (len(regimes) + 1)
+        )
+        for seed in config.experiment.seeds:
+            progress.update(task, description=f"seed {seed}: world")
+            world = build_world(config.data, seed)
+            holdout = Holdout.draw(world, config.experiment.test_fraction, seed)
+            holdout_sizes.append(
+                {"pairs": len(holdout.pairs), "citizens": len(holdout.test_ids)}
+            )
+            progress.advance(task)
+            for name, regime in regimes.items():
+                progress.update(task, description=f"seed {seed}: {name}")
+                output = regime(world, holdout, config, seed)
+                if np.isnan(output.probabilities).any():
+                    raise RuntimeError(f"regime {name} left held-out pairs unscored")
+                per_seed[name].append(evaluate(holdout, output))
+                progress.advance(task)
+    results = {
+        "schema_version": RESULTS_SCHEMA_VERSION,
+        "config": config.model_dump(mode="json"),
+        "seeds": list(config.experiment.seeds),
+        "holdout": holdout_sizes,
+        "regimes": {name: _summarise_tree(values) for name, values in per_seed.items()},
+    }
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / "results.json").write_text(json.dumps(results, indent=2, sort_keys=True) + "\n")
+    return results
+
+
+def _cell(summary: dict[str, Any]) -> str:
+    mean, (low, high) = summary["mean"], summary["ci95"]
+    if mean is None:
+        return "–"
+    return f"{mean:.3f} [{low:.3f}, {high:.3f}]"
+
+
+def results_table(results: dict[str, Any]) -> Table:
+    """Regimes side by side: utility as mean [95 % interval] over seeds."""
+    name, seeds = results["config"]["experiment"]["name"], len(results["seeds"])
+    table = Table(title=f"{name}: utility on held-out citizens ({seeds} seeds)")
+    table.add_column("regime", style="bold")
+    metrics = ["auc", "ks", "brier", "ece"]
+    for metric in metrics:
+        table.add_column(metric.upper(), justify="right")
+    for name, regime in results["regimes"].items():
+        table.add_row(name, *(_cell(regime["utility"][m]) for m in metrics))
+    return table

@@ -1,0 +1,160 @@
+"""The scoring regimes, trained and evaluated on the same held-out citizens.
+
+The unit of evaluation is a held-out (firm, citizen) pair: the score a firm would use for one of
+its customers. Every regime gives a default probability for every pair (the unified score is the
+same for a citizen at every firm), so regimes are compared on exactly the same rows.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+from torch import nn
+
+from clients.model import make_model
+from clients.scaling import FeatureScaler
+from clients.training import TrainSettings, predict_default, train_model
+from experiments.config import ExperimentConfig
+from experiments.tables import ID, LABEL, ColumnInfo, World
+
+UNIFIED = "unified"
+LOCAL_ONLY = "local_only"
+
+
+@dataclass(frozen=True)
+class Holdout:
+    """Citizens no regime trains on, and the (firm, citizen) pairs every regime is scored on."""
+
+    test_ids: np.ndarray
+    pairs: pd.DataFrame  # columns: firm, ID, LABEL; one row per held-out customer of a firm
+
+    @classmethod
+    def draw(cls, world: World, fraction: float, seed: int) -> Holdout:
+        rng = np.random.default_rng([seed, 0x4E57])  # its own stream: training seeds don't move it
+        ids = world.truth[ID].to_numpy()
+        test_ids = np.sort(ids[rng.random(len(ids)) < fraction])
+        pairs = [
+            pd.DataFrame({"firm": firm, ID: t[ID].to_numpy(), LABEL: t[LABEL].to_numpy()})[
+                np.isin(t[ID].to_numpy(), test_ids)
+            ]
+            for firm, t in world.firms.items()
+        ]
+        return cls(test_ids=test_ids, pairs=pd.concat(pairs, ignore_index=True))
+
+    def is_test(self, ids: np.ndarray) -> np.ndarray:
+        return np.isin(ids, self.test_ids)
+
+
+@dataclass
+class RegimeOutput:
+    """A regime's default probabilities for every held-out pair, and the models it released."""
+
+    name: str
+    probabilities: np.ndarray  # (pairs,) aligned with Holdout.pairs
+    models: dict[str, nn.Module] = field(default_factory=dict)
+    info: dict[str, object] = field(default_factory=dict)
+
+
+def _settings(config: ExperimentConfig) -> TrainSettings:
+    t = config.training
+    return TrainSettings(
+        epochs=t.epochs,
+        batch_size=t.batch_size,
+        learning_rate=t.learning_rate,
+        weight_decay=t.weight_decay,
+    )
+
+
+def _scaler(columns: list[ColumnInfo], local: pd.DataFrame) -> FeatureScaler:
+    return FeatureScaler.from_ranges(
+        [c.name for c in columns], [c.low for c in columns], [c.high for c in columns], local
+    )
+
+
+def _fit(
+    config: ExperimentConfig, features: np.ndarray, labels: np.ndarray, seed: int
+) -> nn.Module:
+    model = make_model(config.model.kind, features.shape[1], config.model.hidden, seed=seed)
+    train_model(model, features, labels, _settings(config), seed=seed)
+    return model
+
+
+def national_database(world: World) -> tuple[pd.DataFrame, list[ColumnInfo]]:
+    """Every firm's rows joined per citizen, plus government records: the central operator's table.
+
+    One row per citizen in the population. A firm's columns are prefixed `<firm>.`; a citizen
+    who is not that firm's customer gets the bottom of the range and `<firm>.present` = 0.
+    """
+    joined = world.government.set_index(ID)
+    columns = world.columns_of("government", {"government"})
+    for firm, table in world.firms.items():
+        features = world.feature_columns(firm)
+        part = table.set_index(ID)[[c.name for c in features]]
+        part.columns = [f"{firm}.{c.name}" for c in features]
+        part[f"{firm}.present"] = 1.0
+        joined = joined.join(part, how="left")
+        joined[f"{firm}.present"] = joined[f"{firm}.present"].fillna(0.0)
+        columns += [
+            ColumnInfo(f"{firm}.{c.name}", "national", c.role, c.kind, c.description, c.low, c.high)
+            for c in features
+        ]
+        columns.append(
+            ColumnInfo(
+                f"{firm}.present", "national", "domain", "binary", f"customer of {firm}", 0, 1
+            )
+        )
+    labels = world.truth.set_index(ID)[LABEL]
+    joined[LABEL] = labels.reindex(joined.index).to_numpy()
+    return joined.reset_index(), columns
+
+
+def run_unified(
+    world: World, holdout: Holdout, config: ExperimentConfig, seed: int
+) -> RegimeOutput:
+    """One central model on the national database, trained on every non-held-out citizen."""
+    table, columns = national_database(world)
+    scaler = _scaler(columns, table)
+    features = scaler.transform(table)
+    labels = table[LABEL].to_numpy()
+    train = ~holdout.is_test(table[ID].to_numpy())
+    model = _fit(config, features[train], labels[train], seed)
+    pd_by_citizen = pd.Series(predict_default(model, features), index=table[ID].to_numpy())
+    probabilities = pd_by_citizen.reindex(holdout.pairs[ID].to_numpy()).to_numpy()
+    return RegimeOutput(
+        UNIFIED,
+        probabilities,
+        models={"national": model},
+        info={"n_features": features.shape[1], "n_train": int(train.sum())},
+    )
+
+
+def firm_features(world: World, firm: str, table: pd.DataFrame) -> np.ndarray:
+    """A firm's scaled feature matrix, from its own columns and the declared ranges only."""
+    return _scaler(world.feature_columns(firm), table).transform(table)
+
+
+def run_local_only(
+    world: World, holdout: Holdout, config: ExperimentConfig, seed: int
+) -> RegimeOutput:
+    """Each firm alone: its own customers, its own columns, its own model."""
+    probabilities = np.full(len(holdout.pairs), np.nan)
+    models: dict[str, nn.Module] = {}
+    n_train: dict[str, int] = {}
+    for index, (firm, table) in enumerate(world.firms.items()):
+        features = firm_features(world, firm, table)
+        ids = table[ID].to_numpy()
+        train = ~holdout.is_test(ids)
+        if len(np.unique(table[LABEL].to_numpy()[train])) < 2:
+            raise ValueError(
+                f"firm {firm!r} has training rows of one class only; cannot fit a score"
+            )
+        models[firm] = _fit(
+            config, features[train], table[LABEL].to_numpy()[train], seed + 1000 * (index + 1)
+        )
+        n_train[firm] = int(train.sum())
+        rows = (holdout.pairs["firm"] == firm).to_numpy()
+        pd_by_id = pd.Series(predict_default(models[firm], features), index=ids)
+        probabilities[rows] = pd_by_id.reindex(holdout.pairs.loc[rows, ID].to_numpy()).to_numpy()
+    return RegimeOutput(LOCAL_ONLY, probabilities, models=models, info={"n_train": n_train})
