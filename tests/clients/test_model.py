@@ -1,0 +1,99 @@
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.metrics import roc_auc_score
+
+from clients.model import (
+    flatten_weights,
+    get_weights,
+    make_model,
+    set_weights,
+    unflatten_weights,
+)
+from clients.scaling import FeatureScaler
+from clients.training import TrainSettings, per_example_loss, predict_default, train_model
+
+
+def _separable(rows: int = 2000, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    x = rng.random((rows, 4)).astype(np.float32)
+    logit = 6 * x[:, 0] - 4 * x[:, 1] - 1
+    y = (rng.random(rows) < 1 / (1 + np.exp(-logit))).astype(np.float32)
+    return x, y
+
+
+@pytest.mark.parametrize("kind", ["logistic", "mlp"])
+def test_both_models_learn_a_known_signal(kind: str) -> None:
+    x, y = _separable()
+    model = make_model(kind, n_features=4, hidden=8, seed=0)
+
+    train_model(model, x, y, TrainSettings(epochs=10, batch_size=64, learning_rate=0.05), seed=0)
+
+    assert roc_auc_score(y, predict_default(model, x)) > 0.8
+
+
+def test_same_seed_gives_the_same_model_and_training() -> None:
+    x, y = _separable()
+    settings = TrainSettings(epochs=2, batch_size=128)
+    a, b = make_model("logistic", 4, seed=3), make_model("logistic", 4, seed=3)
+
+    train_model(a, x, y, settings, seed=7)
+    train_model(b, x, y, settings, seed=7)
+
+    for wa, wb in zip(get_weights(a), get_weights(b), strict=True):
+        np.testing.assert_array_equal(wa, wb)
+
+
+def test_weights_round_trip_through_a_flat_vector() -> None:
+    model = make_model("mlp", 5, hidden=6, seed=1)
+    weights = get_weights(model)
+
+    other = make_model("mlp", 5, hidden=6, seed=2)
+    set_weights(other, unflatten_weights(flatten_weights(weights), weights))
+
+    for a, b in zip(weights, get_weights(other), strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_wrong_shapes_are_rejected_with_the_expected_shape() -> None:
+    model = make_model("logistic", 3)
+
+    with pytest.raises(ValueError, match=r"expected shape \(1, 3\)"):
+        set_weights(model, [np.zeros((1, 4)), np.zeros(1)])
+    with pytest.raises(ValueError, match=r"model\.kind"):
+        make_model("forest", 3)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="labels must have shape"):
+        train_model(model, np.zeros((3, 3)), np.zeros(4), TrainSettings(), seed=0)
+
+
+def test_per_example_loss_is_lower_on_rightly_classified_rows() -> None:
+    x, y = _separable()
+    model = make_model("logistic", 4, seed=0)
+    train_model(model, x, y, TrainSettings(epochs=5, learning_rate=0.05), seed=0)
+
+    loss = per_example_loss(model, x, y)
+    pd_ = predict_default(model, x)
+
+    right = (pd_ > 0.5) == (y == 1)
+    assert loss.shape == (len(y),)
+    assert loss[right].max() < loss[~right].min()
+
+
+def test_scaler_uses_declared_ranges_and_clips() -> None:
+    table = pd.DataFrame({"a": [0.0, 5.0, 20.0], "b": [1.0, 2.0, 3.0]})
+
+    scaler = FeatureScaler.from_ranges(["a", "b"], [0.0, None], [10.0, None], local=table)
+    scaled = scaler.transform(table)
+
+    np.testing.assert_allclose(scaled[:, 0], [0.0, 0.5, 1.0])
+    np.testing.assert_allclose(scaled[:, 1], [0.0, 0.5, 1.0])
+
+
+def test_scaler_refuses_an_empty_range_and_missing_columns() -> None:
+    with pytest.raises(ValueError, match="must exceed"):
+        FeatureScaler.from_ranges(["a"], [1.0], [1.0])
+    with pytest.raises(ValueError, match="declares no range"):
+        FeatureScaler.from_ranges(["a"], [None], [1.0])
+    scaler = FeatureScaler.from_ranges(["a"], [0.0], [1.0])
+    with pytest.raises(KeyError, match="lacks feature columns"):
+        scaler.transform(pd.DataFrame({"b": [1.0]}))

@@ -1,0 +1,72 @@
+from pathlib import Path
+
+import pytest
+
+from experiments.config import CONFIG_DIR, ConfigError, load_config, parse_config
+
+
+@pytest.mark.parametrize("path", sorted(CONFIG_DIR.glob("*.toml")), ids=lambda p: p.name)
+def test_shipped_configs_are_valid(path: Path) -> None:
+    config = load_config(path)
+
+    assert config.experiment.name == path.stem
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        (
+            {"experiment": {"name": "x", "seed": 1}},
+            r"unknown key 'seed' in \[experiment\]; allowed keys: name, seeds, test_fraction",
+        ),
+        (
+            {"experiment": {"name": "x"}, "data": {"source": "synthetic", "citizens": -5}},
+            r"data.citizens: Input should be greater than 0 \(got -5\)",
+        ),
+        (
+            {"experiment": {"name": "x"}, "scorecard": {"tiers": {"visa": 1000}}},
+            r"scorecard.tiers: tier 'visa' threshold must be within \[350, 950\] \(got 1000",
+        ),
+        (
+            {"experiment": {"name": "x"}, "model": {"kind": "forest"}},
+            r"model.kind: Input should be 'logistic' or 'mlp' \(got 'forest'\)",
+        ),
+        (
+            {"experiment": {"name": "x"}, "data": {"source": "csv"}},
+            r"data: .*expected tags: 'synthetic', 'lending_club', 'german_credit', 'file'",
+        ),
+        (
+            {"experiment": {"name": "x"}, "data": {"source": "synthetic", "citizenz": 5}},
+            r"unknown key 'citizenz' in \[data\]; allowed keys: citizens, source",
+        ),
+        (
+            {"experiment": {"name": "x", "test_fraction": 1.5}},
+            r"experiment.test_fraction: Input should be less than 1",
+        ),
+        (
+            {"experiment": {"name": "x", "seeds": [1, 1]}},
+            r"experiment.seeds: seeds must be distinct",
+        ),
+        (
+            {
+                "experiment": {"name": "x"},
+                "data": {"source": "file", "path": "a.csv", "label": "y"},
+            },
+            r"data: give exactly one of data.partition or data.dirichlet_alpha",
+        ),
+        ({"experimentt": {"name": "x"}}, r"unknown key 'experimentt' in the top level"),
+    ],
+)
+def test_bad_configs_name_the_key_and_the_allowed_values(raw: dict, expected: str) -> None:
+    with pytest.raises(ConfigError, match=expected):
+        parse_config(raw)
+
+
+def test_a_missing_or_broken_file_is_a_config_error(tmp_path: Path) -> None:
+    broken = tmp_path / "broken.toml"
+    broken.write_text("[experiment\nname = 'x'")
+
+    with pytest.raises(ConfigError, match="not found"):
+        load_config(tmp_path / "absent.toml")
+    with pytest.raises(ConfigError, match="not valid TOML"):
+        load_config(broken)
