@@ -10,72 +10,36 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-ID = "national_id"
-"""Real-name registration: the same citizen id at every firm and in the national database."""
-LABEL = "default_12m"
-"""The 12-month default outcome (0/1), per citizen."""
+from clients.data import (
+    FEATURE_ROLES,
+    ID,
+    LABEL,
+    ColumnInfo,
+    Kind,
+    Role,
+    load_firm_table,
+    read_manifest,
+)
 
-Role = Literal[
-    "id",
-    "common",
-    "domain",
-    "sensitive-proxy",
-    "quasi-identifier",
-    "sensitive",
-    "latent",
-    "government",
-    "label",
+__all__ = [
+    "FEATURE_ROLES",
+    "ID",
+    "LABEL",
+    "ColumnInfo",
+    "Kind",
+    "Role",
+    "World",
+    "load_firm_table",
+    "load_world",
+    "read_manifest",
+    "write_world",
 ]
-Kind = Literal["continuous", "count", "binary", "categorical"]
-
-FEATURE_ROLES: frozenset[str] = frozenset({"common", "domain", "sensitive-proxy"})
-"""Roles a firm's score model may train on."""
-
-
-@dataclass(frozen=True)
-class ColumnInfo:
-    """One column of one table, as declared in the manifest.
-
-    `low`/`high` are schema-declared ranges: public knowledge, so every party can scale a
-    feature the same way without sharing statistics.
-    """
-
-    name: str
-    table: str
-    role: Role
-    kind: Kind
-    description: str
-    low: float | None = None
-    high: float | None = None
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "name": self.name,
-            "table": self.table,
-            "role": self.role,
-            "kind": self.kind,
-            "low": self.low,
-            "high": self.high,
-            "description": self.description,
-        }
-
-    @classmethod
-    def from_json(cls, d: dict[str, Any]) -> ColumnInfo:
-        return cls(
-            name=d["name"],
-            table=d["table"],
-            role=d["role"],
-            kind=d["kind"],
-            description=d["description"],
-            low=d.get("low"),
-            high=d.get("high"),
-        )
 
 
 @dataclass
@@ -104,9 +68,7 @@ class World:
         self, table: str, roles: frozenset[str] | set[str] | None = None
     ) -> list[ColumnInfo]:
         """Columns of `table` (a firm name, "government" or "truth") in table order."""
-        return [
-            c for c in self.columns if c.table == table and (roles is None or c.role in roles)
-        ]
+        return [c for c in self.columns if c.table == table and (roles is None or c.role in roles)]
 
     def feature_columns(self, table: str) -> list[ColumnInfo]:
         """What a model trained at `table` may use: common, domain and sensitive-proxy columns."""
@@ -140,25 +102,6 @@ def write_world(world: World, out: Path) -> None:
     _write_parquet(world.government, out / "government.parquet")
     _write_parquet(world.truth, out / "truth.parquet")
     (out / "world.json").write_text(json.dumps(world.manifest(), indent=2, sort_keys=True) + "\n")
-
-
-def read_manifest(world_dir: Path) -> dict[str, Any]:
-    path = Path(world_dir) / "world.json"
-    if not path.is_file():
-        raise FileNotFoundError(
-            f"no world manifest at {path}; create one with `fedscore world --out {world_dir}`"
-        )
-    manifest: dict[str, Any] = json.loads(path.read_text())
-    return manifest
-
-
-def load_firm_table(world_dir: Path, firm: str) -> pd.DataFrame:
-    """What a client reads: its own firm's table and nothing else."""
-    path = Path(world_dir) / "firms" / f"{firm}.parquet"
-    if not path.is_file():
-        known = sorted(p.stem for p in (Path(world_dir) / "firms").glob("*.parquet"))
-        raise FileNotFoundError(f"firm {firm!r} has no table at {path}; known firms: {known}")
-    return pd.read_parquet(path)
 
 
 def load_world(world_dir: Path) -> World:
