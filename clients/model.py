@@ -37,6 +37,21 @@ class ScoreMLP(nn.Module):
         return self.net(x).squeeze(-1)
 
 
+class BaseRateScore(nn.Module):
+    """A constant default probability: what a firm can say when its data hold one class only."""
+
+    def __init__(self, rate: float) -> None:
+        super().__init__()
+        if not 0.0 < rate < 1.0:
+            raise ValueError(f"rate must be in (0, 1), got {rate}")
+        self.logit = nn.Parameter(
+            torch.tensor(float(np.log(rate / (1.0 - rate)))), requires_grad=False
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.logit.expand(x.shape[0])
+
+
 def make_model(kind: ModelKind, n_features: int, hidden: int = 32, seed: int = 0) -> nn.Module:
     """Same kind, features and seed give the same initial weights (federated clients rely on it)."""
     if n_features < 1:

@@ -15,6 +15,7 @@ app = typer.Typer(
     help="fedscore: a unified national credit score vs federated scores under secure aggregation.",
     no_args_is_help=True,
     add_completion=False,
+    pretty_exceptions_show_locals=False,
 )
 _out = Console()
 _err = Console(stderr=True)

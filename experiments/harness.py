@@ -110,9 +110,7 @@ def run_experiment(
             progress.update(task, description=f"seed {seed}: world")
             world = build_world(config.data, seed)
             holdout = Holdout.draw(world, config.experiment.test_fraction, seed)
-            holdout_sizes.append(
-                {"pairs": len(holdout.pairs), "citizens": len(holdout.test_ids)}
-            )
+            holdout_sizes.append({"pairs": len(holdout.pairs), "citizens": len(holdout.test_ids)})
             progress.advance(task)
             for name, regime in regimes.items():
                 progress.update(task, description=f"seed {seed}: {name}")
@@ -138,11 +136,11 @@ def _cell(summary: dict[str, Any]) -> str:
     mean, (low, high) = summary["mean"], summary["ci95"]
     if mean is None:
         return "–"
-    return f"{mean:.3f} [{low:.3f}, {high:.3f}]"
+    return f"{mean:.3f} ± {(high - low) / 2:.3f}"
 
 
 def results_table(results: dict[str, Any]) -> Table:
-    """Regimes side by side: utility as mean [95 % interval] over seeds."""
+    """Regimes side by side: utility as mean ± half-width of the 95 % interval over seeds."""
     name, seeds = results["config"]["experiment"]["name"], len(results["seeds"])
     table = Table(title=f"{name}: utility on held-out citizens ({seeds} seeds)")
     table.add_column("regime", style="bold")

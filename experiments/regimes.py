@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 from torch import nn
 
-from clients.model import make_model
+from clients.model import BaseRateScore, make_model
 from clients.scaling import FeatureScaler
 from clients.training import TrainSettings, predict_default, train_model
 from experiments.config import ExperimentConfig
@@ -87,15 +87,14 @@ def national_database(world: World) -> tuple[pd.DataFrame, list[ColumnInfo]]:
     One row per citizen in the population. A firm's columns are prefixed `<firm>.`; a citizen
     who is not that firm's customer gets the bottom of the range and `<firm>.present` = 0.
     """
-    joined = world.government.set_index(ID)
+    parts = [world.government.set_index(ID)]
     columns = world.columns_of("government", {"government"})
     for firm, table in world.firms.items():
         features = world.feature_columns(firm)
-        part = table.set_index(ID)[[c.name for c in features]]
-        part.columns = [f"{firm}.{c.name}" for c in features]
-        part[f"{firm}.present"] = 1.0
-        joined = joined.join(part, how="left")
-        joined[f"{firm}.present"] = joined[f"{firm}.present"].fillna(0.0)
+        part = table.set_index(ID)[[c.name for c in features]].set_axis(
+            [f"{firm}.{c.name}" for c in features], axis=1
+        )
+        parts.append(part.assign(**{f"{firm}.present": 1.0}))
         columns += [
             ColumnInfo(f"{firm}.{c.name}", "national", c.role, c.kind, c.description, c.low, c.high)
             for c in features
@@ -106,8 +105,10 @@ def national_database(world: World) -> tuple[pd.DataFrame, list[ColumnInfo]]:
             )
         )
     labels = world.truth.set_index(ID)[LABEL]
-    joined[LABEL] = labels.reindex(joined.index).to_numpy()
-    return joined.reset_index(), columns
+    joined = pd.concat([*parts, labels], axis=1, join="outer").reindex(world.government[ID])
+    presence = [c.name for c in columns if c.name.endswith(".present")]
+    joined = joined.fillna(dict.fromkeys(presence, 0.0))
+    return joined.rename_axis(ID).reset_index(), columns
 
 
 def run_unified(
@@ -142,19 +143,26 @@ def run_local_only(
     probabilities = np.full(len(holdout.pairs), np.nan)
     models: dict[str, nn.Module] = {}
     n_train: dict[str, int] = {}
+    base_rate_only: list[str] = []
     for index, (firm, table) in enumerate(world.firms.items()):
         features = firm_features(world, firm, table)
         ids = table[ID].to_numpy()
         train = ~holdout.is_test(ids)
-        if len(np.unique(table[LABEL].to_numpy()[train])) < 2:
-            raise ValueError(
-                f"firm {firm!r} has training rows of one class only; cannot fit a score"
-            )
-        models[firm] = _fit(
-            config, features[train], table[LABEL].to_numpy()[train], seed + 1000 * (index + 1)
-        )
+        labels = table[LABEL].to_numpy()[train]
+        if len(np.unique(labels)) < 2:
+            # Nothing to learn from one class: the firm's honest score is its (Laplace-smoothed)
+            # base rate. Recorded, so a reader knows this firm's figures carry no model.
+            models[firm] = BaseRateScore((labels.sum() + 1.0) / (len(labels) + 2.0))
+            base_rate_only.append(firm)
+        else:
+            models[firm] = _fit(config, features[train], labels, seed + 1000 * (index + 1))
         n_train[firm] = int(train.sum())
         rows = (holdout.pairs["firm"] == firm).to_numpy()
         pd_by_id = pd.Series(predict_default(models[firm], features), index=ids)
         probabilities[rows] = pd_by_id.reindex(holdout.pairs.loc[rows, ID].to_numpy()).to_numpy()
-    return RegimeOutput(LOCAL_ONLY, probabilities, models=models, info={"n_train": n_train})
+    return RegimeOutput(
+        LOCAL_ONLY,
+        probabilities,
+        models=models,
+        info={"n_train": n_train, "base_rate_only": base_rate_only},
+    )
