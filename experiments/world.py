@@ -806,3 +806,113 @@ def generate_world(n_citizens: int = 50_000, seed: int = 0) -> World:
         columns=_column_infos(),
         meta=meta,
     )
+
+
+# ================================================================ documentation
+
+DOC_BEGIN = "<!-- BEGIN GENERATED: experiments.world.causal_model_markdown -->"
+DOC_END = "<!-- END GENERATED -->"
+
+
+def _terms(terms: dict[str, float] | tuple[tuple[str, float], ...]) -> str:
+    items = terms.items() if isinstance(terms, dict) else terms
+    return " ".join(f"{c:+g}·{d}" for d, c in items if d not in {"intercept", "noise"})
+
+
+def _table(header: tuple[str, ...], rows: list[tuple[Any, ...]]) -> list[str]:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(str(cell) for cell in row) + " |" for row in rows]
+    return lines
+
+
+def _measure_rows(measures: tuple[Measure, ...]) -> list[tuple[Any, ...]]:
+    return [
+        (f"`{m.name}`", m.role, m.proxies or "", m.kind, m.link, f"{m.intercept:g}",
+         _terms(m.loadings), f"{m.noise:g}", f"[{m.low:g}, {m.high:g}]")
+        for m in measures
+    ]  # fmt: skip
+
+
+def causal_model_markdown() -> str:
+    """The causal model's tables, rendered from this module's constants for WORLD.md."""
+    measure_header = ("column", "role", "proxy of", "kind", "link", "intercept", "loadings",
+                      "noise", "range")  # fmt: skip
+    out = ["### Regions", ""]
+    out += _table(
+        ("region", "share", "P(ethnic_minority)", "urban logit", "income_capacity effect"),
+        [(r, s, p, u, i) for r, s, p, u, i in zip(REGIONS, REGION_SHARE, REGION_P_MINORITY,
+                                                   REGION_URBAN_LOGIT, REGION_INCOME, strict=True)],
+    )  # fmt: skip
+    out += ["", "### Other quasi-identifiers", ""]
+    out += _table(
+        ("variable", "model"),
+        [
+            ("age", f"{AGE_MIN} + floor({AGE_SPAN} * Beta{AGE_BETA}); "
+                    f"age_z = (age - {AGE_CENTRE:g}) / {AGE_SCALE:g}"),
+            ("sex", f"male with probability {P_MALE}"),
+            ("hukou", f"urban ~ Bernoulli(sigmoid(region urban logit {_terms(URBAN_LOGIT)}))"),
+            ("education", f"levels {', '.join(EDUCATION)}: count of cuts {EDUCATION_CUTS} below "
+                          f"{_terms(EDUCATION_LATENT)} + N(0, 1); education_z = level - 2"),
+            ("marital_status", f"single ~ Bernoulli(sigmoid({SINGLE_LOGIT['intercept']:g} "
+                               f"{_terms(SINGLE_LOGIT)})); married = 1 - single"),
+        ],
+    )  # fmt: skip
+    out += ["", "### Occupation (softmax over occupations)", ""]
+    out += _table(
+        ("occupation", "intercept", "education_z", "urban", "age_z", "income_capacity effect",
+         "scrutinized"),
+        [(o, *OCCUPATION_LOGIT[o], OCCUPATION_INCOME[o], "yes" if o in SCRUTINIZED else "")
+         for o in OCCUPATIONS],
+    )  # fmt: skip
+    out += ["", "### Sensitive attributes (logistic)", ""]
+    out += _table(
+        ("attribute", "intercept", "terms"),
+        [("ethnic_minority", "", "Bernoulli(P(ethnic_minority) of the region)")]
+        + [(a, f"{t['intercept']:g}", _terms(t)) for a, t in SENSITIVE_LOGIT.items()],
+    )
+    out += ["", "### Latent traits (linear + Gaussian noise)", ""]
+    out += _table(
+        ("latent", "terms", "noise sd"),
+        [(name, _terms(t) + (" + region and occupation effects" if name == "income_capacity"
+                             else ""), f"{t['noise']:g}") for name, t in LATENT_EQUATIONS.items()],
+    )  # fmt: skip
+    out += ["", "### Default", ""]
+    out += [
+        f"P({LABEL}) = sigmoid(intercept {_terms(DEFAULT_COEFFICIENTS)}); the intercept is "
+        f"solved by bisection so the population mean PD is {TARGET_BASE_RATE:g} (the realised "
+        "value is `causal_model.default.intercept` in world.json)."
+    ]
+    drivers = sorted({d for t in COVERAGE_LOGIT.values() for d in t} - {"intercept"})
+    out += ["", "### Firm coverage (logistic, one Bernoulli draw per citizen and firm)", ""]
+    out += _table(
+        ("firm", "intercept", *drivers),
+        [(f, COVERAGE_LOGIT[f]["intercept"], *(COVERAGE_LOGIT[f].get(d, "") for d in drivers))
+         for f in FIRMS],
+    )  # fmt: skip
+    out += ["", "### Firm lens on the common schema", ""]
+    out += _table(
+        ("firm", "signal", "bias", "noise"),
+        [(f, FIRM_LENS[f].signal, FIRM_LENS[f].bias, FIRM_LENS[f].noise) for f in FIRMS],
+    )
+    out += ["", "### Common credit schema (at every firm, through the firm's lens)", ""]
+    out += _table(measure_header, _measure_rows(COMMON_SCHEMA))
+    for firm in FIRMS:
+        out += ["", f"### Domain columns: {firm}", ""]
+        out += _table(measure_header, _measure_rows(DOMAIN_COLUMNS[firm]))
+    out += ["", "### Government records", ""]
+    out += _table(measure_header, _measure_rows(GOVERNMENT_RECORDS))
+    return "\n".join(out) + "\n"
+
+
+def sync_world_doc(path: str = "experiments/WORLD.md") -> None:
+    """Rewrite the generated part of WORLD.md from the constants (run after changing them)."""
+    with open(path, encoding="utf-8") as handle:
+        text = handle.read()
+    head, rest = text.split(DOC_BEGIN, 1)
+    _, tail = rest.split(DOC_END, 1)
+    with open(path, "w", encoding="utf-8") as handle:
+        handle.write(f"{head}{DOC_BEGIN}\n{causal_model_markdown()}{DOC_END}{tail}")
+
+
+if __name__ == "__main__":
+    sync_world_doc()
