@@ -107,7 +107,7 @@ def national_database(world: World) -> tuple[pd.DataFrame, list[ColumnInfo]]:
     labels = world.truth.set_index(ID)[LABEL]
     joined = pd.concat([*parts, labels], axis=1, join="outer").reindex(world.government[ID])
     presence = [c.name for c in columns if c.name.endswith(".present")]
-    joined = joined.fillna(dict.fromkeys(presence, 0.0))
+    joined = joined.fillna(dict.fromkeys(presence, 0.0)).copy()  # copy() consolidates blocks
     return joined.rename_axis(ID).reset_index(), columns
 
 
