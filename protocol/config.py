@@ -1,0 +1,117 @@
+"""Public parameters of a secure-aggregation round, validated so that no bad combination runs.
+
+The checks guard correctness and security, not style: a sum that can wrap the modulus would
+decode to garbage, a threshold at or below k/2 would let two disjoint halves of a neighbourhood
+each rebuild a secret, and a threshold above the neighbourhood could never be met.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+
+def recommended_degree(num_clients: int) -> int:
+    """A logarithmic SecAgg+ degree: the smallest even k >= 3·log2(n), at most n - 1."""
+    if num_clients < 2:
+        raise ValueError(f"num_clients must be >= 2, got {num_clients}")
+    degree = math.ceil(3 * math.log2(num_clients))
+    degree += degree % 2
+    return min(degree, num_clients - 1)
+
+
+def recommended_threshold(degree: int) -> int:
+    """Two thirds of the neighbourhood (k + 1 holders), and always more than k/2."""
+    return max(degree // 2 + 1, math.ceil(2 * (degree + 1) / 3))
+
+
+class SecAggConfig(BaseModel):
+    """Parameters every party of a round agrees on; sent to clients in the first request."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    version: Literal[1] = 1
+    """Version of the parameter set; bumped when the meaning of a field changes."""
+    num_clients: int = Field(ge=2, description="Number of clients invited to the round (n).")
+    threshold: int | None = Field(
+        default=None,
+        ge=1,
+        description=(
+            "Shares needed to rebuild a secret (t). Must satisfy k/2 < t <= k + 1; defaults to "
+            "about two thirds of the neighbourhood."
+        ),
+    )
+    neighbors: int | None = Field(
+        default=None,
+        ge=1,
+        description=(
+            "Neighbour degree k of the SecAgg+ graph; unset means the complete graph (k = n - 1). "
+            "A sparse degree (k < n - 1) must be even (Harary graph)."
+        ),
+    )
+    clip: float = Field(
+        default=1.0,
+        gt=0,
+        allow_inf_nan=False,
+        description="Clipping bound: every input coordinate is clipped to [-clip, clip].",
+    )
+    scale: float = Field(
+        default=2.0**16,
+        gt=0,
+        allow_inf_nan=False,
+        description="Fixed-point scale: a coordinate x is encoded as about round(x * scale).",
+    )
+    modulus_bits: int = Field(
+        default=32,
+        ge=2,
+        le=32,
+        description="Arithmetic is modulo 2^modulus_bits (b <= 32, so vectors are uint32).",
+    )
+
+    @property
+    def degree(self) -> int:
+        """The neighbour degree k actually used (n - 1 for the complete graph)."""
+        return self.num_clients - 1 if self.neighbors is None else self.neighbors
+
+    @property
+    def reconstruction_threshold(self) -> int:
+        """The threshold t actually used."""
+        return recommended_threshold(self.degree) if self.threshold is None else self.threshold
+
+    @property
+    def max_abs_quantized(self) -> int:
+        """Largest |q| stochastic rounding can produce for one clipped coordinate."""
+        return math.ceil(self.clip * self.scale)
+
+    @property
+    def modulus(self) -> int:
+        return 1 << self.modulus_bits
+
+    @model_validator(mode="after")
+    def _check_combination(self) -> SecAggConfig:
+        n, k = self.num_clients, self.degree
+        if self.neighbors is not None:
+            if self.neighbors > n - 1:
+                raise ValueError(f"neighbors must be <= num_clients - 1 = {n - 1}, got {k}")
+            if self.neighbors < n - 1 and self.neighbors % 2 == 1:
+                raise ValueError(
+                    f"neighbors must be even for a sparse Harary graph (or {n - 1} for the "
+                    f"complete graph), got {k}"
+                )
+        t = self.reconstruction_threshold
+        if 2 * t <= k:
+            raise ValueError(f"threshold must be > neighbors/2 = {k / 2}, got {t}")
+        if t > k + 1:
+            raise ValueError(
+                f"threshold must be <= the neighbourhood size neighbors + 1 = {k + 1}, got {t}"
+            )
+        largest_sum = n * self.max_abs_quantized
+        if largest_sum >= self.modulus // 2:
+            raise ValueError(
+                f"modulus_bits={self.modulus_bits} is too small: the sum of {n} quantised values "
+                f"can reach ±{largest_sum}, which needs |sum| < 2^{self.modulus_bits - 1}; lower "
+                "clip or scale, or raise modulus_bits"
+            )
+        return self

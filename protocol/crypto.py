@@ -1,0 +1,131 @@
+"""Small typed wrappers over the `cryptography` primitives the protocol uses, and nothing else.
+
+Every security-relevant argument is explicit: HKDF always gets an `info` bound to the session,
+AES-GCM always gets associated data and a fresh random nonce, and masks come from an AES-256-CTR
+keystream read straight into numpy (never `np.random`, never a seed folded to 32 bits).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import struct
+from collections.abc import Sequence
+
+import numpy as np
+import numpy.typing as npt
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
+from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
+from protocol.errors import DecryptionError, InvalidPublicKey
+
+KEY_BYTES = 32
+"""Length of X25519 keys, HKDF outputs, AES-256 keys and mask seeds."""
+GCM_NONCE_BYTES = 12
+DOMAIN = b"fedscore-secagg/v1"
+"""Domain separator hashed into every session id, so keys never collide with another protocol."""
+
+_CTR_ZERO_NONCE = bytes(16)
+"""AES-CTR starts at counter 0: safe because every mask key is derived for exactly one use."""
+
+
+def generate_private_key() -> bytes:
+    """A fresh X25519 private key from the OS generator, as 32 raw bytes."""
+    return X25519PrivateKey.generate().private_bytes_raw()
+
+
+def public_key(private_key: bytes) -> bytes:
+    """The X25519 public key (32 raw bytes) of a raw private key."""
+    return X25519PrivateKey.from_private_bytes(private_key).public_key().public_bytes_raw()
+
+
+def check_public_key(public: bytes) -> None:
+    """Refuse anything that is not a usable X25519 public key (wrong length or low order)."""
+    if len(public) != KEY_BYTES:
+        raise InvalidPublicKey(f"public key must be {KEY_BYTES} bytes, got {len(public)}")
+    x25519(_PROBE_KEY, public)
+
+
+def x25519(private_key: bytes, peer_public_key: bytes) -> bytes:
+    """RFC 7748 X25519 key agreement; a low-order peer key raises `InvalidPublicKey`."""
+    if len(peer_public_key) != KEY_BYTES:
+        raise InvalidPublicKey(f"public key must be {KEY_BYTES} bytes, got {len(peer_public_key)}")
+    try:
+        peer = X25519PublicKey.from_public_bytes(peer_public_key)
+        return X25519PrivateKey.from_private_bytes(private_key).exchange(peer)
+    except ValueError as error:
+        raise InvalidPublicKey(f"X25519 rejected the public key: {error}") from error
+
+
+_PROBE_KEY = generate_private_key()
+"""A throw-away private key used only to test that a peer's public key is not of low order."""
+
+
+def hkdf_sha256(
+    input_key: bytes, *, info: bytes, salt: bytes | None = None, length: int = 32
+) -> bytes:
+    """RFC 5869 HKDF-SHA256. `info` is mandatory: callers bind it to a session and a purpose."""
+    return HKDF(algorithm=hashes.SHA256(), length=length, salt=salt, info=info).derive(input_key)
+
+
+def _length_prefixed(parts: Sequence[bytes]) -> bytes:
+    return b"".join(struct.pack("<I", len(part)) + part for part in parts)
+
+
+def pair_session_id(
+    round_number: int,
+    purpose: str,
+    first: tuple[int, bytes, bytes],
+    second: tuple[int, bytes, bytes],
+) -> bytes:
+    """SHA-256 over the length-prefixed round, purpose and both clients' (id, two public keys).
+
+    The pair is sorted by client id, so both ends compute the same id; it becomes the HKDF `info`
+    and part of the AES-GCM associated data, binding every derived key to one round and purpose
+    (fcp `compute_session_id`; Flower passes `info=None`).
+    """
+    low, high = sorted((first, second), key=lambda member: member[0])
+    parts = [DOMAIN, struct.pack("<Q", round_number), purpose.encode()]
+    for client_id, encryption_key, masking_key in (low, high):
+        parts += [struct.pack("<I", client_id), encryption_key, masking_key]
+    return hashlib.sha256(_length_prefixed(parts)).digest()
+
+
+def aead_encrypt(key: bytes, plaintext: bytes, associated_data: bytes) -> bytes:
+    """AES-256-GCM with a fresh 96-bit random nonce, returned as nonce || ciphertext || tag."""
+    nonce = os.urandom(GCM_NONCE_BYTES)
+    return nonce + AESGCM(key).encrypt(nonce, plaintext, associated_data)
+
+
+def aead_decrypt(key: bytes, sealed: bytes, associated_data: bytes) -> bytes:
+    """Open `aead_encrypt` output; any tampering or wrong context raises `DecryptionError`."""
+    if len(sealed) < GCM_NONCE_BYTES + 16:
+        raise DecryptionError(f"ciphertext too short: {len(sealed)} bytes")
+    nonce, body = sealed[:GCM_NONCE_BYTES], sealed[GCM_NONCE_BYTES:]
+    try:
+        return AESGCM(key).decrypt(nonce, body, associated_data)
+    except InvalidTag as error:
+        raise DecryptionError("AES-GCM authentication failed") from error
+
+
+_zero_buffers: dict[int, bytes] = {}
+
+
+def prg_uint32(seed: bytes, length: int) -> npt.NDArray[np.uint32]:
+    """`length` pseudo-random uint32 words: the AES-256-CTR keystream under key `seed`.
+
+    The keystream is the encryption of zeros, read into numpy without a copy (the array is
+    read-only). A seed must be used for exactly one mask.
+    """
+    if len(seed) != KEY_BYTES:
+        raise ValueError(f"seed must be {KEY_BYTES} bytes, got {len(seed)}")
+    byte_count = 4 * length
+    zeros = _zero_buffers.get(byte_count)
+    if zeros is None:
+        zeros = _zero_buffers.setdefault(byte_count, bytes(byte_count))
+    encryptor = Cipher(algorithms.AES(seed), modes.CTR(_CTR_ZERO_NONCE)).encryptor()
+    return np.frombuffer(encryptor.update(zeros), dtype="<u4")

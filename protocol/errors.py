@@ -1,0 +1,87 @@
+"""Named protocol errors: one class per fault, so callers and tests catch exactly what went wrong.
+
+Every error derives from `ProtocolError`. `ProtocolAbort` ends the round; the others describe one
+bad message, and the server answers them by treating the sender as dropped (see SPEC.md).
+"""
+
+from __future__ import annotations
+
+from protocol.stages import DropReason, Stage
+
+
+class ProtocolError(Exception):
+    """Base of every fault the secure-aggregation protocol reports."""
+
+    drop_reason: DropReason = DropReason.MALFORMED_MESSAGE
+    """What the server records when this error makes it drop the sender."""
+
+
+class ProtocolAbort(ProtocolError):
+    """The round cannot finish safely; nothing beyond what the protocol allows has been revealed."""
+
+    def __init__(self, stage: Stage, reason: str) -> None:
+        super().__init__(f"secure aggregation aborted at stage {stage.value!r}: {reason}")
+        self.stage = stage
+        self.reason = reason
+
+
+class UnexpectedStage(ProtocolError):
+    """A message arrived for a stage other than the one the state machine expects next."""
+
+    drop_reason = DropReason.WRONG_STAGE
+
+
+class RoundMismatch(ProtocolError):
+    """A message carries another round number: a replay from an earlier or later round."""
+
+    drop_reason = DropReason.WRONG_ROUND
+
+
+class UnknownSender(ProtocolError):
+    """A message came from a client that is not (or no longer) part of the round."""
+
+
+class SenderMismatch(ProtocolError):
+    """The `sender` inside a message differs from the client id the transport delivered it from."""
+
+    drop_reason = DropReason.SENDER_MISMATCH
+
+
+class DuplicateSender(ProtocolError):
+    """Two messages in the same stage claim the same sender."""
+
+    drop_reason = DropReason.DUPLICATE_SENDER
+
+
+class MalformedMessage(ProtocolError):
+    """A message does not parse, or breaks an invariant of its stage."""
+
+
+class InvalidPublicKey(ProtocolError):
+    """A public key is not a usable X25519 key (wrong length, low-order point, reused)."""
+
+    drop_reason = DropReason.INVALID_PUBLIC_KEY
+
+
+class DecryptionError(ProtocolError):
+    """An encrypted share failed AES-GCM authentication: tampered, misrouted or replayed."""
+
+
+class InvalidShare(ProtocolError):
+    """A revealed share does not match the commitment its dealer made in the share-keys stage."""
+
+    drop_reason = DropReason.INVALID_SHARE
+
+
+class VectorLengthError(ProtocolError):
+    """A vector does not have the length the round agreed on."""
+
+    drop_reason = DropReason.WRONG_VECTOR_LENGTH
+
+
+class ConfigMismatch(ProtocolError):
+    """The server's parameters differ from the ones this client was configured with."""
+
+
+class RefusedRequest(ProtocolError):
+    """An honest client refuses a request that would reveal more than the protocol allows."""

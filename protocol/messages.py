@@ -1,0 +1,314 @@
+"""One versioned pydantic model per protocol message; together they are the wire format.
+
+Each model names its stage and direction, and every field has a docstring that becomes its JSON
+schema description. `to_bytes()` is a 4-byte little-endian header length, a JSON header, then an
+optional raw tail: the masked vector travels as raw little-endian uint32 words (100,000 words
+cost 400 kB), never as a JSON list or base64. Other bytes fields are base64 inside the JSON.
+The server is party 0; clients are 1, 2, ... (their Shamir x-coordinates).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import struct
+from typing import Annotated, Any, ClassVar, Literal, Self
+
+import numpy as np
+import numpy.typing as npt
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
+
+from protocol.config import SecAggConfig
+from protocol.crypto import DOMAIN
+from protocol.errors import MalformedMessage
+from protocol.stages import Stage
+
+SERVER_ID = 0
+"""Party id of the server in `sender`/`receiver` fields."""
+MESSAGE_VERSION = 1
+
+ClientId = Annotated[int, Field(ge=1, lt=2**32)]
+PublicKeyBytes = Annotated[bytes, Field(min_length=32, max_length=32)]
+Digest = Annotated[bytes, Field(min_length=32, max_length=32)]
+ShareValue = Annotated[bytes, Field(min_length=33, max_length=33)]
+
+_HEADER_LENGTH = struct.Struct("<I")
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(
+        frozen=True,
+        extra="forbid",
+        use_attribute_docstrings=True,
+        ser_json_bytes="base64",
+        val_json_bytes="base64",
+    )
+
+
+class Message(_Model):
+    """Fields every message carries: version, round, sender and receiver."""
+
+    stage: ClassVar[Stage]
+    raw_field: ClassVar[str | None] = None
+
+    version: Literal[1] = MESSAGE_VERSION
+    """Wire-format version of this message type."""
+    round: int = Field(ge=0)
+    """Round number; a message from another round is a replay and is rejected."""
+    sender: int = Field(ge=0, lt=2**32)
+    """Party that sent the message (0 is the server)."""
+    receiver: int = Field(ge=0, lt=2**32)
+    """Party the message is addressed to (0 is the server)."""
+
+    def to_bytes(self) -> bytes:
+        """Compact wire encoding: header length, JSON header, raw tail (if the type has one)."""
+        if self.raw_field is None:
+            header, tail = self.model_dump_json().encode(), b""
+        else:
+            header = self.model_dump_json(exclude={self.raw_field}).encode()
+            tail = getattr(self, self.raw_field)
+        return _HEADER_LENGTH.pack(len(header)) + header + tail
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> Self:
+        """Parse `to_bytes` output of exactly this type; anything else raises MalformedMessage."""
+        message = parse_message(data)
+        if not isinstance(message, cls):
+            raise MalformedMessage(f"expected {cls.__name__}, got {type(message).__name__}")
+        return message
+
+
+# ---------------------------------------------------------------------------------------------
+# Stage 1: advertise keys
+
+
+class AdvertiseKeysRequest(Message):
+    """Server → client, stage advertise_keys: the round's public parameters."""
+
+    stage: ClassVar[Stage] = Stage.ADVERTISE_KEYS
+    kind: Literal["advertise_keys_request"] = "advertise_keys_request"
+    """Message type tag."""
+    config: SecAggConfig
+    """Parameters of the round; a client refuses if they differ from its own."""
+    dimension: int = Field(ge=1)
+    """Length d of every input vector."""
+
+
+class AdvertiseKeysResponse(Message):
+    """Client → server, stage advertise_keys: two fresh X25519 public keys."""
+
+    stage: ClassVar[Stage] = Stage.ADVERTISE_KEYS
+    kind: Literal["advertise_keys_response"] = "advertise_keys_response"
+    """Message type tag."""
+    encryption_public_key: PublicKeyBytes
+    """X25519 key for the share-encryption channel (c_pk)."""
+    masking_public_key: PublicKeyBytes
+    """X25519 key for pairwise masks (s_pk); its private key is secret-shared."""
+
+
+# ---------------------------------------------------------------------------------------------
+# Stage 2: share keys
+
+
+class PeerKeys(_Model):
+    """The two public keys of one neighbour, as advertised to the server."""
+
+    client_id: ClientId
+    """The neighbour's id."""
+    encryption_public_key: PublicKeyBytes
+    """Its share-encryption key c_pk."""
+    masking_public_key: PublicKeyBytes
+    """Its masking key s_pk."""
+
+
+class ShareKeysRequest(Message):
+    """Server → client, stage share_keys: who takes part and the neighbours' public keys."""
+
+    stage: ClassVar[Stage] = Stage.SHARE_KEYS
+    kind: Literal["share_keys_request"] = "share_keys_request"
+    """Message type tag."""
+    participants: list[ClientId]
+    """Every client that advertised keys, sorted; the client recomputes its neighbours from it."""
+    neighbors: list[PeerKeys]
+    """Public keys of exactly this client's neighbours in the SecAgg+ graph."""
+
+
+class ShareCommitments(_Model):
+    """SHA-256 commitments to the two shares one holder receives (see `share_commitment`)."""
+
+    self_mask: Digest
+    """Commitment to the holder's share of the dealer's self-mask seed b."""
+    masking_key: Digest
+    """Commitment to the holder's share of the dealer's masking private key s_sk."""
+
+
+class SealedShares(_Model):
+    """Both shares a dealer gives one holder, sealed with AES-256-GCM for that holder only."""
+
+    dealer: ClientId
+    """Client whose secrets are shared."""
+    holder: ClientId
+    """Client that can open the ciphertext."""
+    ciphertext: bytes = Field(min_length=28, max_length=1024)
+    """nonce || AES-GCM(share of b || share of s_sk); associated data binds session and parties."""
+    commitments: ShareCommitments
+    """Commitments the server uses to check the shares the holder reveals later."""
+
+
+class ShareKeysResponse(Message):
+    """Client → server, stage share_keys: sealed shares for each neighbour, routed by the server."""
+
+    stage: ClassVar[Stage] = Stage.SHARE_KEYS
+    kind: Literal["share_keys_response"] = "share_keys_response"
+    """Message type tag."""
+    shares: list[SealedShares]
+    """One entry per neighbour, each opened only by its holder."""
+    own_commitments: ShareCommitments
+    """Commitments to the shares the dealer keeps for itself (x = its own id)."""
+    self_mask_seed_commitment: Digest
+    """Commitment to the self-mask seed b, checked after the server rebuilds it."""
+
+
+# ---------------------------------------------------------------------------------------------
+# Stage 3: masked input
+
+
+class MaskedInputRequest(Message):
+    """Server → client, stage masked_input: the sealed shares addressed to this client."""
+
+    stage: ClassVar[Stage] = Stage.MASKED_INPUT
+    kind: Literal["masked_input_request"] = "masked_input_request"
+    """Message type tag."""
+    shares: list[SealedShares]
+    """Shares from every neighbour that completed share_keys; the client masks with exactly them."""
+
+
+class MaskedInputResponse(Message):
+    """Client → server, stage masked_input: the masked quantised vector, nothing in the clear."""
+
+    stage: ClassVar[Stage] = Stage.MASKED_INPUT
+    raw_field: ClassVar[str | None] = "masked_vector"
+    kind: Literal["masked_input_response"] = "masked_input_response"
+    """Message type tag."""
+    masked_vector: bytes = b""
+    """y = q + PRG(b) ± Σ PRG(s_uv) mod 2^b, as raw little-endian uint32 (raw tail on the wire)."""
+
+    def vector(self) -> npt.NDArray[np.uint32]:
+        """The masked words as a read-only uint32 array (no copy)."""
+        if len(self.masked_vector) % 4:
+            raise MalformedMessage("masked_vector must hold whole uint32 words")
+        return np.frombuffer(self.masked_vector, dtype="<u4")
+
+
+# ---------------------------------------------------------------------------------------------
+# Stage 4: unmask
+
+
+class UnmaskRequest(Message):
+    """Server → client, stage unmask: which neighbours survived and which dropped.
+
+    Invariant: `survivors` and `dropped` are disjoint. An honest client never reveals both
+    shares of one peer, so it refuses a request that lists a peer in both.
+    """
+
+    stage: ClassVar[Stage] = Stage.UNMASK
+    kind: Literal["unmask_request"] = "unmask_request"
+    """Message type tag."""
+    survivors: list[ClientId]
+    """Peers (and the client itself) whose masked input arrived: reveal their self-mask share."""
+    dropped: list[ClientId]
+    """Peers that shared keys but sent no masked input: reveal their masking-key share."""
+
+
+class SelfMaskShare(_Model):
+    """The holder's share of a surviving peer's self-mask seed b."""
+
+    kind: Literal["self_mask"] = "self_mask"
+    """Which secret this share belongs to."""
+    owner: ClientId
+    """The peer whose secret is shared."""
+    value: ShareValue
+    """Shamir y value, 33 bytes little-endian (x is the holder's id)."""
+
+
+class MaskingKeyShare(_Model):
+    """The holder's share of a dropped peer's masking private key s_sk."""
+
+    kind: Literal["masking_key"] = "masking_key"
+    """Which secret this share belongs to."""
+    owner: ClientId
+    """The peer whose secret is shared."""
+    value: ShareValue
+    """Shamir y value, 33 bytes little-endian (x is the holder's id)."""
+
+
+RevealedShare = Annotated[SelfMaskShare | MaskingKeyShare, Field(discriminator="kind")]
+
+
+class UnmaskResponse(Message):
+    """Client → server, stage unmask: for each listed peer, exactly one kind of share."""
+
+    stage: ClassVar[Stage] = Stage.UNMASK
+    kind: Literal["unmask_response"] = "unmask_response"
+    """Message type tag."""
+    shares: list[RevealedShare]
+    """A self-mask share per survivor and a masking-key share per dropped peer."""
+
+
+AnyRequest = AdvertiseKeysRequest | ShareKeysRequest | MaskedInputRequest | UnmaskRequest
+AnyResponse = AdvertiseKeysResponse | ShareKeysResponse | MaskedInputResponse | UnmaskResponse
+AnyMessage = Annotated[AnyRequest | AnyResponse, Field(discriminator="kind")]
+MESSAGE_TYPES: tuple[type[Message], ...] = (
+    AdvertiseKeysRequest,
+    AdvertiseKeysResponse,
+    ShareKeysRequest,
+    ShareKeysResponse,
+    MaskedInputRequest,
+    MaskedInputResponse,
+    UnmaskRequest,
+    UnmaskResponse,
+)
+_ANY_MESSAGE: TypeAdapter[AnyRequest | AnyResponse] = TypeAdapter(AnyMessage)
+_RAW_FIELDS = {cls.model_fields["kind"].default: cls.raw_field for cls in MESSAGE_TYPES}
+
+
+def parse_message(data: bytes) -> AnyRequest | AnyResponse:
+    """Decode any message from its wire bytes; malformed input raises MalformedMessage."""
+    if len(data) < _HEADER_LENGTH.size:
+        raise MalformedMessage("message shorter than its header length")
+    (header_length,) = _HEADER_LENGTH.unpack_from(data)
+    header_end = _HEADER_LENGTH.size + header_length
+    if header_end > len(data):
+        raise MalformedMessage("header length points past the end of the message")
+    try:
+        header: dict[str, Any] = json.loads(data[_HEADER_LENGTH.size : header_end])
+        raw_field = _RAW_FIELDS.get(header.get("kind")) if isinstance(header, dict) else None
+        tail = data[header_end:]
+        if raw_field is None and tail:
+            raise MalformedMessage("unexpected bytes after the JSON header")
+        message = _ANY_MESSAGE.validate_json(data[_HEADER_LENGTH.size : header_end])
+    except (ValidationError, ValueError, TypeError) as error:
+        raise MalformedMessage(f"message does not parse: {error}") from error
+    if raw_field is not None:
+        message = message.model_copy(update={raw_field: bytes(tail)})
+    return message
+
+
+def share_commitment(
+    round_number: int,
+    kind: Literal["self_mask", "masking_key"],
+    dealer: int,
+    holder: int,
+    value: bytes,
+) -> bytes:
+    """SHA-256 binding one share value to its round, secret kind, dealer and holder."""
+    prefix = DOMAIN + b"/share/" + kind.encode()
+    return hashlib.sha256(
+        prefix + struct.pack("<QII", round_number, dealer, holder) + value
+    ).digest()
+
+
+def seed_commitment(round_number: int, dealer: int, seed: bytes) -> bytes:
+    """SHA-256 binding a self-mask seed to its round and dealer."""
+    payload = DOMAIN + b"/self-mask-seed" + struct.pack("<QI", round_number, dealer) + seed
+    return hashlib.sha256(payload).digest()

@@ -1,0 +1,62 @@
+"""Fixed-point encoding of float vectors into Z_{2^b}, and decoding of their sum.
+
+Encoding: clip each coordinate to [-clip, clip], multiply by `scale`, round stochastically
+(floor, plus one with probability equal to the fractional part, so the encoding is unbiased) and
+reduce modulo 2^b in two's complement. Decoding reads the sum as a signed integer and divides by
+`scale`.
+
+Error bound: each client's rounding error is below 1/scale per coordinate, so the decoded sum of
+m clipped inputs differs from their float sum by less than m/scale per coordinate (with
+expectation 0). The config guarantees the signed sum never wraps.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import numpy.typing as npt
+
+from protocol.config import SecAggConfig
+from protocol.errors import VectorLengthError
+
+
+def check_input(vector: npt.ArrayLike, dimension: int | None = None) -> npt.NDArray[np.float64]:
+    """Validate a client input: a finite 1-D float vector, of `dimension` when given."""
+    array = np.asarray(vector, dtype=np.float64)
+    if array.ndim != 1:
+        raise VectorLengthError(f"vector must be 1-D, got shape {array.shape}")
+    if dimension is not None and array.shape[0] != dimension:
+        raise VectorLengthError(f"vector must have length {dimension}, got {array.shape[0]}")
+    if not np.isfinite(array).all():
+        raise ValueError("vector must be finite (no NaN or inf)")
+    return array
+
+
+def quantize(
+    vector: npt.ArrayLike, config: SecAggConfig, rng: np.random.Generator
+) -> npt.NDArray[np.uint32]:
+    """Clip, scale, stochastically round and reduce modulo 2^b; returns uint32 words."""
+    scaled = np.clip(check_input(vector), -config.clip, config.clip)
+    scaled *= config.scale
+    rounded = np.floor(scaled)
+    rounded += rng.random(scaled.shape[0]) < (scaled - rounded)
+    words = rounded.astype(np.int64).astype(np.uint32)
+    if config.modulus_bits < 32:
+        words &= np.uint32(config.modulus - 1)
+    return words
+
+
+def to_signed(words: npt.NDArray[np.uint32], config: SecAggConfig) -> npt.NDArray[np.int64]:
+    """Read words modulo 2^b as signed integers in [-2^(b-1), 2^(b-1))."""
+    signed = (words & np.uint32(config.modulus - 1)).astype(np.int64)
+    signed[signed >= config.modulus // 2] -= config.modulus
+    return signed
+
+
+def dequantize(words: npt.NDArray[np.uint32], config: SecAggConfig) -> npt.NDArray[np.float64]:
+    """The float value of a quantised vector or of a sum of them."""
+    return to_signed(words, config) / config.scale
+
+
+def error_bound(config: SecAggConfig, summands: int) -> float:
+    """Largest possible |decoded sum - float sum of clipped inputs| per coordinate."""
+    return summands / config.scale

@@ -1,0 +1,75 @@
+"""The protocol's ordered stages and the enums the server uses to describe each client.
+
+Flower keeps its SecAgg+ stages as loose string constants; an ordered `StrEnum` lets both state
+machines check "is this the stage I expect next?" with one comparison, and serialises as the
+same readable string in messages, transcripts and schemas.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class Stage(StrEnum):
+    """The four stages of a round, in protocol order (semi-honest variant: no consistency stage)."""
+
+    ADVERTISE_KEYS = "advertise_keys"
+    SHARE_KEYS = "share_keys"
+    MASKED_INPUT = "masked_input"
+    UNMASK = "unmask"
+
+    @property
+    def position(self) -> int:
+        """Zero-based place of the stage in a round, so stages compare by order, not by name."""
+        return STAGE_ORDER.index(self)
+
+    def next(self) -> Stage | None:
+        """The stage that follows this one, or None after the last stage."""
+        following = self.position + 1
+        return STAGE_ORDER[following] if following < len(STAGE_ORDER) else None
+
+
+STAGE_ORDER: tuple[Stage, ...] = (
+    Stage.ADVERTISE_KEYS,
+    Stage.SHARE_KEYS,
+    Stage.MASKED_INPUT,
+    Stage.UNMASK,
+)
+"""The explicit order of a round; `Stage.position` reads it."""
+
+
+class ClientStatus(StrEnum):
+    """Where one client stands, as the server sees it (or as the client sees itself)."""
+
+    INVITED = "invited"
+    ADVERTISED_KEYS = "advertised_keys"
+    SHARED_KEYS = "shared_keys"
+    SENT_MASKED_INPUT = "sent_masked_input"
+    UNMASKED = "unmasked"
+    DROPPED = "dropped"
+    ABORTED = "aborted"
+
+
+class DropReason(StrEnum):
+    """Why the server stopped counting a client in a round."""
+
+    NO_RESPONSE = "no_response"
+    """The client sent nothing for the stage (crash, network, timeout)."""
+    MALFORMED_MESSAGE = "malformed_message"
+    """The response did not parse or violated a field invariant."""
+    WRONG_STAGE = "wrong_stage"
+    """The response belongs to another stage."""
+    WRONG_ROUND = "wrong_round"
+    """The response carries another round number (a replay)."""
+    SENDER_MISMATCH = "sender_mismatch"
+    """The message names a sender other than the one the transport delivered it from."""
+    DUPLICATE_SENDER = "duplicate_sender"
+    """Two responses in one stage claim the same sender."""
+    INVALID_PUBLIC_KEY = "invalid_public_key"
+    """A public key was not a usable X25519 point (wrong length, low order, reused)."""
+    INVALID_SHARE = "invalid_share"
+    """A revealed share did not match the dealer's commitment."""
+    WRONG_VECTOR_LENGTH = "wrong_vector_length"
+    """The masked vector does not have the agreed length."""
+    CLIENT_REFUSED = "client_refused"
+    """The client raised a protocol error instead of answering (seen by the in-process runner)."""
