@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import zlib
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
@@ -812,6 +813,7 @@ def generate_world(n_citizens: int = 50_000, seed: int = 0) -> World:
 
 DOC_BEGIN = "<!-- BEGIN GENERATED: experiments.world.causal_model_markdown -->"
 DOC_END = "<!-- END GENERATED -->"
+WORLD_DOC = Path(__file__).with_name("WORLD.md")
 
 
 def _terms(terms: dict[str, float] | tuple[tuple[str, float], ...]) -> str:
@@ -904,14 +906,13 @@ def causal_model_markdown() -> str:
     return "\n".join(out) + "\n"
 
 
-def sync_world_doc(path: str = "experiments/WORLD.md") -> None:
+def sync_world_doc(path: Path = WORLD_DOC) -> None:
     """Rewrite the generated part of WORLD.md from the constants (run after changing them)."""
-    with open(path, encoding="utf-8") as handle:
-        text = handle.read()
-    head, rest = text.split(DOC_BEGIN, 1)
+    head, rest = path.read_text(encoding="utf-8").split(DOC_BEGIN, 1)
     _, tail = rest.split(DOC_END, 1)
-    with open(path, "w", encoding="utf-8") as handle:
-        handle.write(f"{head}{DOC_BEGIN}\n{causal_model_markdown()}{DOC_END}{tail}")
+    path.write_text(
+        f"{head}{DOC_BEGIN}\n{causal_model_markdown()}{DOC_END}{tail}", encoding="utf-8"
+    )
 
 
 if __name__ == "__main__":

@@ -22,6 +22,7 @@ from experiments.world import (
     OCCUPATIONS,
     SCRUTINIZED,
     SENSITIVE,
+    WORLD_DOC,
     causal_model_markdown,
     generate_world,
     world_summary,
@@ -265,7 +266,7 @@ def test_government_records_cover_everyone_and_follow_reliability(world: World) 
 
 def test_world_doc_tables_match_the_generator_constants() -> None:
     # Prepare
-    doc = (Path(__file__).parents[2] / "experiments" / "WORLD.md").read_text(encoding="utf-8")
+    doc = WORLD_DOC.read_text(encoding="utf-8")
 
     # Execute
     generated = doc.split(DOC_BEGIN, 1)[1].split(DOC_END, 1)[0]
