@@ -1,0 +1,48 @@
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from typer.testing import CliRunner
+
+from experiments.cli import app
+
+runner = CliRunner()
+
+
+def test_every_command_has_help() -> None:
+    for args in (["--help"], ["run", "--help"], ["world", "--help"]):
+        result = runner.invoke(app, args)
+        assert result.exit_code == 0, result.output
+        assert "Usage" in result.output
+
+
+def test_python_dash_m_experiments_is_the_same_command() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "experiments", "--help"], capture_output=True, text=True, check=True
+    )
+
+    assert "world" in result.stdout and "run" in result.stdout
+
+
+def test_world_command_writes_the_world_files(tmp_path: Path) -> None:
+    result = runner.invoke(
+        app, ["world", "--citizens", "2000", "--seed", "3", "--out", str(tmp_path)]
+    )
+
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "world.json").is_file()
+    assert len(list((tmp_path / "firms").glob("*.parquet"))) == 8
+    manifest = json.loads((tmp_path / "world.json").read_text())
+    assert manifest["seed"] == 3
+
+
+def test_run_rejects_a_bad_config_with_the_key_named(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.toml"
+    bad.write_text('[experiment]\nname = "x"\n[data]\nsource = "synthetic"\ncitizens = -5\n')
+
+    result = runner.invoke(app, ["run", str(bad), "--out", str(tmp_path / "out")])
+
+    assert result.exit_code == 2
+    assert "data.citizens" in result.output
+    assert not (tmp_path / "out").exists()
