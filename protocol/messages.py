@@ -25,7 +25,7 @@ from protocol.stages import Stage
 
 SERVER_ID = 0
 """Party id of the server in `sender`/`receiver` fields."""
-MESSAGE_VERSION = 1
+MESSAGE_VERSION: Literal[1] = 1
 
 ClientId = Annotated[int, Field(ge=1, lt=2**32)]
 PublicKeyBytes = Annotated[bytes, Field(min_length=32, max_length=32)]

@@ -71,5 +71,7 @@ class DropReason(StrEnum):
     """A revealed share did not match the dealer's commitment."""
     WRONG_VECTOR_LENGTH = "wrong_vector_length"
     """The masked vector does not have the agreed length."""
+    TOO_FEW_NEIGHBOURS = "too_few_neighbours"
+    """Fewer than t of the client's share holders remain, so its secrets could not be rebuilt."""
     CLIENT_REFUSED = "client_refused"
     """The client raised a protocol error instead of answering (seen by the in-process runner)."""

@@ -1,0 +1,388 @@
+"""The client state machine: one method per stage, each taking the server's request.
+
+Every method first checks the envelope (type, expected stage, round, addressee) and raises
+without changing state if it is wrong, so a stray or replayed message cannot derail an honest
+client. A fault found while processing a well-addressed request (a tampered share, a request
+to reveal too much) aborts the client: it forgets its secrets and answers nothing more.
+Secrets live only as long as their stage needs them (fcp `secagg` round states).
+"""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import numpy.typing as npt
+
+from protocol import crypto, shamir
+from protocol.config import SecAggConfig
+from protocol.errors import (
+    ConfigMismatch,
+    InvalidShare,
+    MalformedMessage,
+    ProtocolAbort,
+    ProtocolError,
+    RefusedRequest,
+    RoundMismatch,
+    UnexpectedStage,
+    VectorLengthError,
+)
+from protocol.graph import graph_seed, neighbour_graph
+from protocol.masking import (
+    PublicKeys,
+    add_mask,
+    pair_sign,
+    pairwise_mask_seed,
+    share_associated_data,
+    share_channel,
+)
+from protocol.messages import (
+    SERVER_ID,
+    AdvertiseKeysRequest,
+    AdvertiseKeysResponse,
+    AnyRequest,
+    AnyResponse,
+    MaskedInputRequest,
+    MaskedInputResponse,
+    MaskingKeyShare,
+    Message,
+    RevealedShare,
+    SealedShares,
+    SelfMaskShare,
+    ShareCommitments,
+    ShareKeysRequest,
+    ShareKeysResponse,
+    UnmaskRequest,
+    UnmaskResponse,
+    seed_commitment,
+    share_commitment,
+)
+from protocol.quantize import check_input, quantize
+from protocol.stages import ClientStatus, Stage
+
+
+class SecAggClient:
+    """One client's side of one round.
+
+    `vector` is the float64 input (update, weight and metric sums in one vector, pre-scaled to
+    fit `config.clip`). `rounding_seed` seeds stochastic rounding only; keys and masks always
+    come from the OS generator. `round_number`, when given, is checked on the first request;
+    otherwise the client adopts the round of the first request it accepts.
+    """
+
+    def __init__(
+        self,
+        client_id: int,
+        config: SecAggConfig,
+        vector: npt.ArrayLike,
+        *,
+        rounding_seed: int | None = None,
+        round_number: int | None = None,
+    ) -> None:
+        if not 1 <= client_id < 2**32:
+            raise ValueError(f"client_id must be in [1, 2^32), got {client_id}")
+        self.client_id = client_id
+        self.config = config
+        self.round_number = round_number
+        rng = np.random.default_rng(rounding_seed if rounding_seed is not None else None)
+        self.quantized_input: npt.NDArray[np.uint32] = quantize(check_input(vector), config, rng)
+        """The client's own encoded input (its data, kept for local checks and simulations)."""
+        self.next_stage: Stage | None = Stage.ADVERTISE_KEYS
+        self.status = ClientStatus.INVITED
+        self.masks_expanded = 0
+        # Secrets of the round, each deleted once its last stage is done.
+        self._encryption_private_key: bytes | None = None
+        self._masking_private_key: bytes | None = None
+        self._self_mask_seed: bytes | None = None
+        self._my_keys: PublicKeys | None = None
+        self._neighbours: dict[int, PublicKeys] = {}
+        self._channels: dict[int, tuple[bytes, bytes]] = {}
+        self._pending_commitments: dict[int, ShareCommitments] = {}
+        self._held_self_mask_shares: dict[int, int] = {}
+        self._held_key_shares: dict[int, int] = {}
+
+    @property
+    def dimension(self) -> int:
+        return int(self.quantized_input.shape[0])
+
+    # -- dispatch and envelope checks ---------------------------------------------------------
+
+    def handle(self, request: AnyRequest) -> AnyResponse:
+        """Answer any request by its type (what a transport adapter calls)."""
+        if isinstance(request, AdvertiseKeysRequest):
+            return self.advertise_keys(request)
+        if isinstance(request, ShareKeysRequest):
+            return self.share_keys(request)
+        if isinstance(request, MaskedInputRequest):
+            return self.masked_input(request)
+        return self.unmask(request)
+
+    def _check_envelope(self, request: Message, expected: type[Message]) -> None:
+        if not isinstance(request, expected) or self.next_stage is not expected.stage:
+            wanted = self.next_stage.value if self.next_stage else "nothing (round over)"
+            raise UnexpectedStage(
+                f"client {self.client_id} expects {wanted}, got {type(request).__name__}"
+            )
+        if self.round_number is not None and request.round != self.round_number:
+            raise RoundMismatch(
+                f"client {self.client_id} is in round {self.round_number}, "
+                f"message is for round {request.round}"
+            )
+        if request.sender != SERVER_ID or request.receiver != self.client_id:
+            raise MalformedMessage(
+                f"request must go from the server (0) to client {self.client_id}, "
+                f"got {request.sender} -> {request.receiver}"
+            )
+
+    def _abort(self) -> None:
+        """Forget every secret and refuse anything further."""
+        self.next_stage = None
+        self.status = ClientStatus.ABORTED
+        self._encryption_private_key = self._masking_private_key = self._self_mask_seed = None
+        self._channels.clear()
+        self._held_self_mask_shares.clear()
+        self._held_key_shares.clear()
+
+    def _reply_header(self) -> dict[str, int]:
+        assert self.round_number is not None
+        return {"round": self.round_number, "sender": self.client_id, "receiver": SERVER_ID}
+
+    # -- stage 1 ------------------------------------------------------------------------------
+
+    def advertise_keys(self, request: AdvertiseKeysRequest) -> AdvertiseKeysResponse:
+        """Check the round's parameters and answer with two fresh public keys."""
+        self._check_envelope(request, AdvertiseKeysRequest)
+        if request.config != self.config:
+            raise ConfigMismatch(
+                f"server config {request.config.model_dump()} differs from the client's "
+                f"{self.config.model_dump()}"
+            )
+        if request.dimension != self.dimension:
+            raise VectorLengthError(
+                f"dimension must be {self.dimension} (the client's vector), got {request.dimension}"
+            )
+        self.round_number = request.round
+        self._encryption_private_key = crypto.generate_private_key()
+        self._masking_private_key = crypto.generate_private_key()
+        self._self_mask_seed = os.urandom(shamir.SECRET_BYTES)
+        self._my_keys = PublicKeys(
+            self.client_id,
+            crypto.public_key(self._encryption_private_key),
+            crypto.public_key(self._masking_private_key),
+        )
+        self.next_stage, self.status = Stage.SHARE_KEYS, ClientStatus.ADVERTISED_KEYS
+        return AdvertiseKeysResponse(
+            **self._reply_header(),
+            encryption_public_key=self._my_keys.encryption,
+            masking_public_key=self._my_keys.masking,
+        )
+
+    # -- stage 2 ------------------------------------------------------------------------------
+
+    def share_keys(self, request: ShareKeysRequest) -> ShareKeysResponse:
+        """Check the neighbour list against the public graph, then seal shares for each one."""
+        self._check_envelope(request, ShareKeysRequest)
+        try:
+            return self._share_keys(request)
+        except ProtocolError:
+            self._abort()
+            raise
+
+    def _share_keys(self, request: ShareKeysRequest) -> ShareKeysResponse:
+        assert self._my_keys and self._encryption_private_key and self._masking_private_key
+        assert self._self_mask_seed is not None and self.round_number is not None
+        participants = request.participants
+        if participants != sorted(set(participants)) or self.client_id not in participants:
+            raise MalformedMessage(
+                f"participants must be sorted, distinct and include {self.client_id}"
+            )
+        graph = neighbour_graph(
+            participants, self.config.degree, graph_seed(self.round_number, participants)
+        )
+        offered = {peer.client_id for peer in request.neighbors}
+        if offered != graph[self.client_id] or len(offered) != len(request.neighbors):
+            raise MalformedMessage(
+                f"neighbors must be exactly the graph neighbours of client {self.client_id}"
+            )
+        threshold = self.config.reconstruction_threshold
+        if len(offered) + 1 < threshold:
+            raise ProtocolAbort(
+                Stage.SHARE_KEYS,
+                f"client {self.client_id} has {len(offered) + 1} share holders, fewer than "
+                f"t = {threshold}",
+            )
+        seen_keys = {self._my_keys.encryption, self._my_keys.masking}
+        for peer in request.neighbors:
+            keys = PublicKeys(peer.client_id, peer.encryption_public_key, peer.masking_public_key)
+            if keys.encryption in seen_keys or keys.masking in seen_keys:
+                raise MalformedMessage(f"client {peer.client_id} reuses a public key")
+            seen_keys |= {keys.encryption, keys.masking}
+            self._neighbours[peer.client_id] = keys
+            self._channels[peer.client_id] = share_channel(
+                self.round_number, self._encryption_private_key, self._my_keys, keys
+            )
+        holders = sorted(offered | {self.client_id})
+        seed_shares = shamir.split(self._self_mask_seed, holders, threshold)
+        key_shares = shamir.split(self._masking_private_key, holders, threshold)
+        sealed: list[SealedShares] = []
+        for holder in holders:
+            seed_value = shamir.encode_share(seed_shares[holder])
+            key_value = shamir.encode_share(key_shares[holder])
+            commitments = ShareCommitments(
+                self_mask=share_commitment(
+                    self.round_number, "self_mask", self.client_id, holder, seed_value
+                ),
+                masking_key=share_commitment(
+                    self.round_number, "masking_key", self.client_id, holder, key_value
+                ),
+            )
+            if holder == self.client_id:
+                own_commitments = commitments
+                self._held_self_mask_shares[holder] = seed_shares[holder]
+                self._held_key_shares[holder] = key_shares[holder]
+                continue
+            channel_key, session = self._channels[holder]
+            ciphertext = crypto.aead_encrypt(
+                channel_key,
+                seed_value + key_value,
+                share_associated_data(session, self.client_id, holder),
+            )
+            sealed.append(
+                SealedShares(
+                    dealer=self.client_id,
+                    holder=holder,
+                    ciphertext=ciphertext,
+                    commitments=commitments,
+                )
+            )
+        self.next_stage, self.status = Stage.MASKED_INPUT, ClientStatus.SHARED_KEYS
+        return ShareKeysResponse(
+            **self._reply_header(),
+            shares=sealed,
+            own_commitments=own_commitments,
+            self_mask_seed_commitment=seed_commitment(
+                self.round_number, self.client_id, self._self_mask_seed
+            ),
+        )
+
+    # -- stage 3 ------------------------------------------------------------------------------
+
+    def masked_input(self, request: MaskedInputRequest) -> MaskedInputResponse:
+        """Open the shares received, then mask the input with exactly those neighbours."""
+        self._check_envelope(request, MaskedInputRequest)
+        try:
+            return self._masked_input(request)
+        except ProtocolError:
+            self._abort()
+            raise
+
+    def _open_shares(self, sealed: SealedShares) -> None:
+        assert self.round_number is not None
+        if sealed.holder != self.client_id or sealed.dealer not in self._neighbours:
+            raise MalformedMessage(
+                f"share from {sealed.dealer} to {sealed.holder} is not for client "
+                f"{self.client_id} from one of its neighbours"
+            )
+        if sealed.dealer in self._held_self_mask_shares:
+            raise MalformedMessage(f"two share messages from dealer {sealed.dealer}")
+        channel_key, session = self._channels[sealed.dealer]
+        plaintext = crypto.aead_decrypt(
+            channel_key,
+            sealed.ciphertext,
+            share_associated_data(session, sealed.dealer, self.client_id),
+        )
+        if len(plaintext) != 2 * shamir.SHARE_BYTES:
+            raise InvalidShare(f"shares from {sealed.dealer} have the wrong length")
+        seed_value, key_value = plaintext[: shamir.SHARE_BYTES], plaintext[shamir.SHARE_BYTES :]
+        expected = ShareCommitments(
+            self_mask=share_commitment(
+                self.round_number, "self_mask", sealed.dealer, self.client_id, seed_value
+            ),
+            masking_key=share_commitment(
+                self.round_number, "masking_key", sealed.dealer, self.client_id, key_value
+            ),
+        )
+        if expected != sealed.commitments:
+            raise InvalidShare(f"shares from {sealed.dealer} do not match their commitments")
+        try:
+            self._held_self_mask_shares[sealed.dealer] = shamir.decode_share(seed_value)
+            self._held_key_shares[sealed.dealer] = shamir.decode_share(key_value)
+        except ValueError as error:
+            raise InvalidShare(f"shares from {sealed.dealer}: {error}") from error
+
+    def _masked_input(self, request: MaskedInputRequest) -> MaskedInputResponse:
+        assert self._my_keys and self._masking_private_key and self._self_mask_seed
+        assert self.round_number is not None
+        for sealed in request.shares:
+            self._open_shares(sealed)
+        mask_peers = sorted(set(self._held_self_mask_shares) - {self.client_id})
+        threshold = self.config.reconstruction_threshold
+        if len(mask_peers) + 1 < threshold:
+            raise ProtocolAbort(
+                Stage.MASKED_INPUT,
+                f"client {self.client_id} has {len(mask_peers) + 1} live share holders, "
+                f"fewer than t = {threshold}",
+            )
+        masked = self.quantized_input.copy()
+        add_mask(masked, self._self_mask_seed, +1)
+        for peer in mask_peers:
+            seed = pairwise_mask_seed(
+                self.round_number, self._masking_private_key, self._my_keys, self._neighbours[peer]
+            )
+            add_mask(masked, seed, pair_sign(self.client_id, peer))
+        self.masks_expanded += 1 + len(mask_peers)
+        if self.config.modulus_bits < 32:
+            masked &= np.uint32(self.config.modulus - 1)
+        # The masks are sent; these secrets now live only as shares.
+        self._encryption_private_key = self._masking_private_key = self._self_mask_seed = None
+        self._channels.clear()
+        self.next_stage, self.status = Stage.UNMASK, ClientStatus.SENT_MASKED_INPUT
+        return MaskedInputResponse(**self._reply_header(), masked_vector=masked.tobytes())
+
+    # -- stage 4 ------------------------------------------------------------------------------
+
+    def unmask(self, request: UnmaskRequest) -> UnmaskResponse:
+        """Reveal one kind of share per peer, refusing any request for both of one peer."""
+        self._check_envelope(request, UnmaskRequest)
+        try:
+            return self._unmask(request)
+        except ProtocolError:
+            self._abort()
+            raise
+
+    def _unmask(self, request: UnmaskRequest) -> UnmaskResponse:
+        survivors, dropped = set(request.survivors), set(request.dropped)
+        if survivors & dropped:
+            raise RefusedRequest(
+                f"client {self.client_id} refuses to reveal both shares of "
+                f"{sorted(survivors & dropped)}"
+            )
+        if len(survivors) != len(request.survivors) or len(dropped) != len(request.dropped):
+            raise MalformedMessage("survivors and dropped must not repeat ids")
+        held = set(self._held_self_mask_shares)
+        if self.client_id not in survivors or survivors | dropped != held:
+            raise MalformedMessage(
+                f"survivors and dropped must partition the {len(held)} clients whose shares "
+                f"client {self.client_id} holds, itself among the survivors"
+            )
+        threshold = self.config.reconstruction_threshold
+        if len(survivors) < threshold:
+            raise ProtocolAbort(
+                Stage.UNMASK,
+                f"only {len(survivors)} survivors around client {self.client_id}, fewer than "
+                f"t = {threshold}",
+            )
+        shares: list[RevealedShare] = [
+            SelfMaskShare(
+                owner=owner, value=shamir.encode_share(self._held_self_mask_shares[owner])
+            )
+            for owner in sorted(survivors)
+        ]
+        shares += [
+            MaskingKeyShare(owner=owner, value=shamir.encode_share(self._held_key_shares[owner]))
+            for owner in sorted(dropped)
+        ]
+        self._held_self_mask_shares.clear()
+        self._held_key_shares.clear()
+        self.next_stage, self.status = None, ClientStatus.UNMASKED
+        return UnmaskResponse(**self._reply_header(), shares=shares)

@@ -1,0 +1,69 @@
+"""Key derivations and mask arithmetic shared by the client and the server.
+
+Both ends of a pair derive the same keys from X25519 agreement plus HKDF bound to the pair
+session id (round, purpose, both parties' ids and public keys). The server repeats exactly the
+client's derivation when it rebuilds a dropped client's masking key, so the two cannot drift.
+"""
+
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+
+from protocol.crypto import hkdf_sha256, pair_session_id, prg_uint32, x25519
+from protocol.stages import Stage
+
+SHARE_ENCRYPTION = "share-encryption"
+PAIRWISE_MASK = "pairwise-mask"
+
+
+@dataclass(frozen=True)
+class PublicKeys:
+    """One client's advertised public keys."""
+
+    client_id: int
+    encryption: bytes
+    masking: bytes
+
+    def as_tuple(self) -> tuple[int, bytes, bytes]:
+        return (self.client_id, self.encryption, self.masking)
+
+
+def share_channel(
+    round_number: int, private_encryption_key: bytes, me: PublicKeys, peer: PublicKeys
+) -> tuple[bytes, bytes]:
+    """AES-256-GCM key and session id for sealing shares between `me` and `peer`."""
+    session = pair_session_id(round_number, SHARE_ENCRYPTION, me.as_tuple(), peer.as_tuple())
+    shared = x25519(private_encryption_key, peer.encryption)
+    return hkdf_sha256(shared, info=session), session
+
+
+def share_associated_data(session: bytes, dealer: int, holder: int) -> bytes:
+    """AES-GCM associated data: session id, stage, dealer and holder (a sealed share is useless
+    anywhere else)."""
+    return session + Stage.SHARE_KEYS.value.encode() + struct.pack("<II", dealer, holder)
+
+
+def pairwise_mask_seed(
+    round_number: int, private_masking_key: bytes, me: PublicKeys, peer: PublicKeys
+) -> bytes:
+    """The 32-byte AES-CTR key of the mask `me` and `peer` share in this round."""
+    session = pair_session_id(round_number, PAIRWISE_MASK, me.as_tuple(), peer.as_tuple())
+    return hkdf_sha256(x25519(private_masking_key, peer.masking), info=session)
+
+
+def add_mask(total: npt.NDArray[np.uint32], seed: bytes, sign: int) -> None:
+    """total += sign · PRG(seed) modulo 2^32, in place (sign is +1 or -1)."""
+    mask = prg_uint32(seed, total.shape[0])
+    if sign > 0:
+        np.add(total, mask, out=total)
+    else:
+        np.subtract(total, mask, out=total)
+
+
+def pair_sign(client_id: int, peer_id: int) -> int:
+    """+1 if `client_id` adds the pair's mask, -1 if it subtracts it (lower id adds)."""
+    return 1 if client_id < peer_id else -1
