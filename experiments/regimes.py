@@ -86,9 +86,12 @@ def national_database(world: World) -> tuple[pd.DataFrame, list[ColumnInfo]]:
 
     One row per citizen in the population. A firm's columns are prefixed `<firm>.`; a citizen
     who is not that firm's customer gets the bottom of the range and `<firm>.present` = 0.
+    The operator also pools the common schema: `pooled.<column>` is the mean over the firms
+    that observe the citizen, the one reading a single national number would start from.
     """
     parts = [world.government.set_index(ID)]
     columns = world.columns_of("government", {"government"})
+    common: dict[str, ColumnInfo] = {}
     for firm, table in world.firms.items():
         features = world.feature_columns(firm)
         part = table.set_index(ID)[[c.name for c in features]].set_axis(
@@ -104,8 +107,29 @@ def national_database(world: World) -> tuple[pd.DataFrame, list[ColumnInfo]]:
                 f"{firm}.present", "national", "domain", "binary", f"customer of {firm}", 0, 1
             )
         )
+        common.update({c.name: c for c in features if c.role == "common"})
+    pooled = (
+        pd.concat(
+            [t.set_index(ID)[[n for n in common if n in t.columns]] for t in world.firms.values()]
+        )
+        .groupby(level=0)
+        .mean()
+        .add_prefix("pooled.")
+    )
+    columns += [
+        ColumnInfo(
+            f"pooled.{n}",
+            "national",
+            "common",
+            c.kind,
+            f"mean over firms: {c.description}",
+            c.low,
+            c.high,
+        )
+        for n, c in common.items()
+    ]
     labels = world.truth.set_index(ID)[LABEL]
-    joined = pd.concat([*parts, labels], axis=1, join="outer").reindex(world.government[ID])
+    joined = pd.concat([*parts, pooled, labels], axis=1, join="outer").reindex(world.government[ID])
     presence = [c.name for c in columns if c.name.endswith(".present")]
     joined = joined.fillna(dict.fromkeys(presence, 0.0)).copy()  # copy() consolidates blocks
     return joined.rename_axis(ID).reset_index(), columns
