@@ -13,6 +13,7 @@ import os
 
 import numpy as np
 import numpy.typing as npt
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
 from protocol import crypto, shamir
 from protocol.config import SecAggConfig
@@ -91,8 +92,8 @@ class SecAggClient:
         self.status = ClientStatus.INVITED
         self.masks_expanded = 0
         # Secrets of the round, each deleted once its last stage is done.
-        self._encryption_private_key: bytes | None = None
-        self._masking_private_key: bytes | None = None
+        self._encryption_private_key: X25519PrivateKey | None = None
+        self._masking_private_key: X25519PrivateKey | None = None
         self._self_mask_seed: bytes | None = None
         self._my_keys: PublicKeys | None = None
         self._neighbours: dict[int, PublicKeys] = {}
@@ -223,7 +224,9 @@ class SecAggClient:
             )
         holders = sorted(offered | {self.client_id})
         seed_shares = shamir.split(self._self_mask_seed, holders, threshold)
-        key_shares = shamir.split(self._masking_private_key, holders, threshold)
+        key_shares = shamir.split(
+            crypto.private_key_bytes(self._masking_private_key), holders, threshold
+        )
         sealed: list[SealedShares] = []
         for holder in holders:
             seed_value = shamir.encode_share(seed_shares[holder])

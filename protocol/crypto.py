@@ -33,30 +33,39 @@ _CTR_ZERO_NONCE = bytes(16)
 """AES-CTR starts at counter 0: safe because every mask key is derived for exactly one use."""
 
 
-def generate_private_key() -> bytes:
-    """A fresh X25519 private key from the OS generator, as 32 raw bytes."""
-    return X25519PrivateKey.generate().private_bytes_raw()
+def generate_private_key() -> X25519PrivateKey:
+    """A fresh X25519 private key from the OS generator."""
+    return X25519PrivateKey.generate()
 
 
-def public_key(private_key: bytes) -> bytes:
-    """The X25519 public key (32 raw bytes) of a raw private key."""
-    return X25519PrivateKey.from_private_bytes(private_key).public_key().public_bytes_raw()
+def private_key_bytes(private_key: X25519PrivateKey) -> bytes:
+    """The 32 raw bytes of a private key (what the masking key's Shamir shares encode)."""
+    return private_key.private_bytes_raw()
+
+
+def private_key_from_bytes(raw: bytes) -> X25519PrivateKey:
+    """Load a raw 32-byte private key, e.g. one rebuilt from shares."""
+    if len(raw) != KEY_BYTES:
+        raise ValueError(f"private key must be {KEY_BYTES} bytes, got {len(raw)}")
+    return X25519PrivateKey.from_private_bytes(raw)
+
+
+def public_key(private_key: X25519PrivateKey) -> bytes:
+    """The X25519 public key (32 raw bytes) of a private key."""
+    return private_key.public_key().public_bytes_raw()
 
 
 def check_public_key(public: bytes) -> None:
     """Refuse anything that is not a usable X25519 public key (wrong length or low order)."""
-    if len(public) != KEY_BYTES:
-        raise InvalidPublicKey(f"public key must be {KEY_BYTES} bytes, got {len(public)}")
     x25519(_PROBE_KEY, public)
 
 
-def x25519(private_key: bytes, peer_public_key: bytes) -> bytes:
-    """RFC 7748 X25519 key agreement; a low-order peer key raises `InvalidPublicKey`."""
+def x25519(private_key: X25519PrivateKey, peer_public_key: bytes) -> bytes:
+    """RFC 7748 X25519 key agreement; a bad or low-order peer key raises `InvalidPublicKey`."""
     if len(peer_public_key) != KEY_BYTES:
         raise InvalidPublicKey(f"public key must be {KEY_BYTES} bytes, got {len(peer_public_key)}")
     try:
-        peer = X25519PublicKey.from_public_bytes(peer_public_key)
-        return X25519PrivateKey.from_private_bytes(private_key).exchange(peer)
+        return private_key.exchange(X25519PublicKey.from_public_bytes(peer_public_key))
     except ValueError as error:
         raise InvalidPublicKey(f"X25519 rejected the public key: {error}") from error
 

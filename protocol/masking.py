@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
 from protocol.crypto import hkdf_sha256, pair_session_id, prg_uint32, x25519
 from protocol.stages import Stage
@@ -33,7 +34,7 @@ class PublicKeys:
 
 
 def share_channel(
-    round_number: int, private_encryption_key: bytes, me: PublicKeys, peer: PublicKeys
+    round_number: int, private_encryption_key: X25519PrivateKey, me: PublicKeys, peer: PublicKeys
 ) -> tuple[bytes, bytes]:
     """AES-256-GCM key and session id for sealing shares between `me` and `peer`."""
     session = pair_session_id(round_number, SHARE_ENCRYPTION, me.as_tuple(), peer.as_tuple())
@@ -48,7 +49,7 @@ def share_associated_data(session: bytes, dealer: int, holder: int) -> bytes:
 
 
 def pairwise_mask_seed(
-    round_number: int, private_masking_key: bytes, me: PublicKeys, peer: PublicKeys
+    round_number: int, private_masking_key: X25519PrivateKey, me: PublicKeys, peer: PublicKeys
 ) -> bytes:
     """The 32-byte AES-CTR key of the mask `me` and `peer` share in this round."""
     session = pair_session_id(round_number, PAIRWISE_MASK, me.as_tuple(), peer.as_tuple())

@@ -454,7 +454,9 @@ class SecAggServer:
             neighbours = sorted(self._graph[owner] & survivors)
             if not neighbours:
                 continue
-            private_key = self._rebuild(stage, owner, key_shares.get(owner, {}), "masking key")
+            private_key = crypto.private_key_from_bytes(
+                self._rebuild(stage, owner, key_shares.get(owner, {}), "masking key")
+            )
             if crypto.public_key(private_key) != self._keys[owner].masking:
                 raise self._abort(
                     stage, f"client {owner}'s rebuilt masking key does not match its public key"
