@@ -85,3 +85,112 @@ def per_example_loss(model: nn.Module, features: np.ndarray, labels: np.ndarray)
         .double()
         .numpy()
     )
+
+
+@dataclass(frozen=True)
+class DPSettings:
+    """DP-SGD at one firm: the (ε, δ) budget for the whole federation and the clipping norm.
+
+    The noise multiplier is calibrated once for all `total_rounds` rounds, so the budget spent
+    after the last round is the target; each round's ε is read from Opacus's RDP accountant.
+    """
+
+    target_epsilon: float
+    target_delta: float
+    max_grad_norm: float
+    total_rounds: int
+
+    def __post_init__(self) -> None:
+        if not self.target_epsilon > 0:
+            raise ValueError(f"target_epsilon must be > 0, got {self.target_epsilon}")
+        if not 0 < self.target_delta < 1:
+            raise ValueError(f"target_delta must be in (0, 1), got {self.target_delta}")
+        if not self.max_grad_norm > 0:
+            raise ValueError(f"max_grad_norm must be > 0, got {self.max_grad_norm}")
+        if self.total_rounds < 1:
+            raise ValueError(f"total_rounds must be >= 1, got {self.total_rounds}")
+
+
+@dataclass(frozen=True)
+class DPReport:
+    mean_loss: float
+    epsilon: float  # spent so far, over every completed round including this one
+    noise_multiplier: float
+    sample_rate: float
+    steps_per_round: int
+
+
+def train_model_dp(
+    model: nn.Module,
+    features: np.ndarray,
+    labels: np.ndarray,
+    settings: TrainSettings,
+    dp: DPSettings,
+    seed: int,
+    completed_rounds: int = 0,
+) -> DPReport:
+    """DP-SGD (Opacus, Poisson sampling, per-example clipping, Gaussian noise), in place.
+
+    The same loss and optimiser as `train_model`; the accountant is rebuilt from
+    `completed_rounds` earlier rounds of the same (noise, sample rate, steps), so a resumed run
+    reports the same ε as an uninterrupted one.
+    """
+    from opacus import PrivacyEngine
+    from opacus.accountants.utils import get_noise_multiplier
+    from torch.utils.data import DataLoader, TensorDataset
+
+    x, y = _as_tensors(features, labels)
+    if len(y) == 0:
+        raise ValueError("cannot train on an empty table")
+    batch_size = min(settings.batch_size, len(y))
+    sample_rate = batch_size / len(y)
+    steps_per_round = settings.epochs * round(1 / sample_rate)
+    noise_multiplier = get_noise_multiplier(
+        target_epsilon=dp.target_epsilon,
+        target_delta=dp.target_delta,
+        sample_rate=sample_rate,
+        steps=steps_per_round * dp.total_rounds,
+        accountant="rdp",
+    )
+    generator = torch.Generator().manual_seed(seed)
+    loader = DataLoader(TensorDataset(x, y), batch_size=batch_size, generator=generator)
+    optimiser = torch.optim.Adam(
+        model.parameters(), lr=settings.learning_rate, weight_decay=settings.weight_decay
+    )
+    engine = PrivacyEngine(accountant="rdp")
+    if completed_rounds > 0:
+        engine.accountant.history = [
+            (noise_multiplier, sample_rate, steps_per_round * completed_rounds)
+        ]
+    private_model, private_optimiser, private_loader = engine.make_private(
+        module=model,
+        optimizer=optimiser,
+        data_loader=loader,
+        noise_multiplier=noise_multiplier,
+        max_grad_norm=dp.max_grad_norm,
+        noise_generator=torch.Generator().manual_seed(seed + 1),
+    )
+    loss_fn = nn.BCEWithLogitsLoss()
+    private_model.train()
+    last_epoch_loss = float("nan")
+    for _ in range(settings.epochs):
+        total, seen = 0.0, 0
+        for batch_x, batch_y in private_loader:
+            private_optimiser.zero_grad(set_to_none=True)
+            if len(batch_y) == 0:
+                private_optimiser.step()  # an empty Poisson batch is still a noisy step
+                continue
+            loss = loss_fn(private_model(batch_x), batch_y)
+            loss.backward()
+            private_optimiser.step()
+            total += float(loss.detach()) * len(batch_y)
+            seen += len(batch_y)
+        last_epoch_loss = total / seen if seen else last_epoch_loss
+    private_model._close()  # detach Opacus's hooks: `model` goes back to plain inference use
+    return DPReport(
+        mean_loss=last_epoch_loss,
+        epsilon=float(engine.get_epsilon(dp.target_delta)),
+        noise_multiplier=float(noise_multiplier),
+        sample_rate=sample_rate,
+        steps_per_round=steps_per_round,
+    )

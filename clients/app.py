@@ -1,0 +1,220 @@
+"""The Flower ClientApp of a pilot firm (Flower 1.42 Message API).
+
+A firm finds its data from its node config (`world-dir` and `firm`, or `partition-id` resolved
+against the manifest's firm list in simulation), optionally a `holdout-file` (.npy of citizen
+ids it must never train on), and reads nothing but its own table and the public manifest.
+
+Message types it answers:
+- `train`: train from the global weights, reply with the contribution vector in the clear
+  (`secagg = "none"`), or, when the message carries Flower's SecAgg+ configs, take part in
+  Flower's legacy SecAgg+ (`secagg = "flower"`) through `secaggplus_mod`;
+- `train.secagg`: one stage of our secure aggregation (`protocol/`); the first stage trains and
+  fixes the input, the state machine lives in the node's Context between stages;
+- `evaluate`: score the global model on the firm's held-out rows, reply with sums.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Mapping
+from pathlib import Path
+
+import numpy as np
+from flwr.app import (
+    Array,
+    ArrayRecord,
+    ConfigRecord,
+    Context,
+    Message,
+    MetricRecord,
+    RecordDict,
+    UserConfigValue,
+)
+from flwr.client import NumPyClient
+from flwr.client.message_handler.message_handler import handle_legacy_message_from_msgtype
+from flwr.client.mod import secaggplus_mod
+from flwr.clientapp import ClientApp
+from flwr.common.secure_aggregation.secaggplus_constants import RECORD_KEY_CONFIGS
+
+from clients import records as R
+from clients.data import read_manifest
+from clients.model import get_weights, set_weights
+from clients.participant import (
+    FirmData,
+    LocalResult,
+    ModelSpec,
+    evaluate_global,
+    load_firm_data,
+    local_round,
+)
+from clients.training import DPSettings, TrainSettings, train_model
+
+
+@functools.lru_cache(maxsize=64)
+def _cached_firm_data(world_dir: str, firm: str, holdout_file: str) -> FirmData:
+    """A firm's table is read once per process, not once per message."""
+    heldout = np.load(holdout_file) if holdout_file else None
+    return load_firm_data(Path(world_dir), firm, heldout)
+
+
+def _setting(context: Context, defaults: Mapping[str, UserConfigValue], key: str) -> str:
+    """Node config first (deployment), then app defaults (simulation), then run config."""
+    for source in (context.node_config, defaults, context.run_config):
+        if key in source and source[key] != "":
+            return str(source[key])
+    return ""
+
+
+def firm_data(context: Context, defaults: Mapping[str, UserConfigValue]) -> FirmData:
+    """Resolve this node's firm and load its rows (cached)."""
+    world_dir = _setting(context, defaults, R.WORLD_DIR)
+    if not world_dir:
+        raise ValueError(
+            f"node has no {R.WORLD_DIR!r}: set it in the node config "
+            f"(--node-config \"{R.WORLD_DIR}='...' {R.FIRM}='...'\") or the run config"
+        )
+    firm = _setting(context, defaults, R.FIRM)
+    if not firm:
+        firms = read_manifest(Path(world_dir))["firms"]
+        partition = context.node_config.get(R.PARTITION_ID)
+        if not isinstance(partition, int) or not 0 <= partition < len(firms):
+            raise ValueError(
+                f"node config needs {R.FIRM!r}, or {R.PARTITION_ID!r} in [0, {len(firms)}) "
+                f"to pick one of {firms}; got {R.PARTITION_ID}={partition!r}"
+            )
+        firm = str(firms[partition])
+    return _cached_firm_data(world_dir, firm, _setting(context, defaults, R.HOLDOUT_FILE))
+
+
+def _spec(config: ConfigRecord) -> ModelSpec:
+    return ModelSpec(
+        kind=str(config[R.MODEL_KIND]),
+        n_features=int(config[R.N_FEATURES]),  # type: ignore[arg-type]
+        hidden=int(config[R.MODEL_HIDDEN]),  # type: ignore[arg-type]
+        seed=int(config[R.MODEL_SEED]),  # type: ignore[arg-type]
+    )
+
+
+def _train_settings(config: ConfigRecord) -> TrainSettings:
+    return TrainSettings(
+        epochs=int(config[R.EPOCHS]),  # type: ignore[arg-type]
+        batch_size=int(config[R.BATCH_SIZE]),  # type: ignore[arg-type]
+        learning_rate=float(config[R.LEARNING_RATE]),  # type: ignore[arg-type]
+        weight_decay=float(config[R.WEIGHT_DECAY]),  # type: ignore[arg-type]
+    )
+
+
+def _dp_settings(config: ConfigRecord) -> DPSettings | None:
+    epsilon = float(config.get(R.DP_EPSILON, 0.0))  # type: ignore[arg-type]
+    if epsilon <= 0:
+        return None
+    return DPSettings(
+        target_epsilon=epsilon,
+        target_delta=float(config[R.DP_DELTA]),  # type: ignore[arg-type]
+        max_grad_norm=float(config[R.DP_MAX_GRAD_NORM]),  # type: ignore[arg-type]
+        total_rounds=int(config[R.TOTAL_ROUNDS]),  # type: ignore[arg-type]
+    )
+
+
+def _node_seed(config: ConfigRecord, data: FirmData) -> int:
+    """Distinct per firm and per round, repeatable for a given run seed."""
+    firm_hash = int.from_bytes(data.firm.encode()[:4].ljust(4, b"\0"), "little")
+    round_number = int(config[R.ROUND])  # type: ignore[arg-type]
+    return (int(config[R.SEED]) * 1_000_003 + round_number * 7919 + firm_hash) % 2**31  # type: ignore[arg-type]
+
+
+def train_locally(content: RecordDict, data: FirmData) -> LocalResult:
+    """The one local step every aggregation mode shares: train and build the contribution."""
+    config = content.config_records[R.CONFIG_RECORD]
+    global_weights = content.array_records[R.GLOBAL_RECORD][R.WEIGHTS].numpy()
+    return local_round(
+        data,
+        _spec(config),
+        np.asarray(global_weights, dtype=np.float64),
+        _train_settings(config),
+        weight_scale=float(config[R.WEIGHT_SCALE]),  # type: ignore[arg-type]
+        seed=_node_seed(config, data),
+        dp=_dp_settings(config),
+        completed_rounds=int(config[R.ROUND]) - 1,  # type: ignore[arg-type]
+    )
+
+
+def _public_metrics(result: LocalResult) -> MetricRecord:
+    """What a firm may say in the clear in every mode: its DP accounting, nothing about data."""
+    metrics = MetricRecord()
+    if result.epsilon is not None and result.noise_multiplier is not None:
+        metrics["dp-epsilon-spent"] = result.epsilon
+        metrics["dp-noise-multiplier"] = result.noise_multiplier
+    return metrics
+
+
+class _FirmNumPyClient(NumPyClient):
+    """Flower's legacy client interface, only for `secagg = "flower"` (SecAgg+ needs it)."""
+
+    def __init__(self, data: FirmData) -> None:
+        self.data = data
+
+    def fit(
+        self, parameters: list[np.ndarray], config: Mapping[str, object]
+    ) -> tuple[list[np.ndarray], int, dict[str, float]]:
+        record = ConfigRecord(dict(config))  # type: ignore[arg-type]
+        spec = _spec(record)
+        model = spec.build()
+        set_weights(model, parameters)
+        settings = _train_settings(record)
+        train_model(
+            model,
+            self.data.train_features,
+            self.data.train_labels,
+            settings,
+            _node_seed(record, self.data),
+        )
+        return get_weights(model), len(self.data.train_labels), {}
+
+
+def build_client_app(defaults: Mapping[str, UserConfigValue] | None = None) -> ClientApp:
+    """A ClientApp whose data settings fall back to `defaults` (what `fedscore run` passes)."""
+    fallback: Mapping[str, UserConfigValue] = dict(defaults or {})
+    app = ClientApp()
+
+    @app.train()
+    def train(msg: Message, context: Context) -> Message:
+        data = firm_data(context, fallback)
+        if RECORD_KEY_CONFIGS in msg.content.config_records:
+            legacy = _FirmNumPyClient(data).to_client()
+            return secaggplus_mod(
+                msg,
+                context,
+                lambda m, c: handle_legacy_message_from_msgtype(lambda _: legacy, m, c),
+            )
+        result = train_locally(msg.content, data)
+        reply = RecordDict(
+            {
+                R.CONTRIBUTION_RECORD: ArrayRecord({R.VECTOR: Array(result.contribution)}),
+                R.METRICS_RECORD: _public_metrics(result),
+            }
+        )
+        return Message(reply, reply_to=msg)
+
+    @app.train("secagg")
+    def secagg_stage(msg: Message, context: Context) -> Message:
+        from clients.secagg import answer_stage
+
+        data = firm_data(context, fallback)
+        return answer_stage(msg, context, lambda: train_locally(msg.content, data))
+
+    @app.evaluate()
+    def evaluate(msg: Message, context: Context) -> Message:
+        data = firm_data(context, fallback)
+        config = msg.content.config_records[R.CONFIG_RECORD]
+        global_weights = msg.content.array_records[R.GLOBAL_RECORD][R.WEIGHTS].numpy()
+        sums = evaluate_global(data, _spec(config), np.asarray(global_weights, dtype=np.float64))
+        return Message(RecordDict({R.METRICS_RECORD: MetricRecord(sums)}), reply_to=msg)
+
+    return app
+
+
+app = build_client_app()
+"""What `flwr run .` and a SuperNode load (`clients.app:app`)."""
+
+__all__ = ["app", "build_client_app", "firm_data", "train_locally"]

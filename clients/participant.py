@@ -1,0 +1,198 @@
+"""A pilot firm's side of federated training, framework-free: its data and what it contributes.
+
+The Flower ClientApp (`clients/app.py`) is glue around this module, so the same firm logic
+runs in the simulation engine, on a real SuperNode, and in tests without any transport.
+
+What a firm contributes to a round is one float vector, the *contribution*::
+
+    [ s_i * (w_local - w_global)  (d values),  s_i,  s_i * mean_loss,  correct_i / S ]
+
+with s_i = n_i / S, n_i the firm's training rows and S the public `weight_scale` (an upper bound
+on any firm's rows, declared in the run config). Summing contributions over firms gives the
+weighted FedAvg update as sum(first d) / sum(s_i): the scale cancels, and dividing by S keeps
+every entry within the secure-aggregation clipping bound (|delta| <= clip, s_i <= 1, BCE loss
+of a sane model well below clip), so the same vector travels in the clear (`secagg = "none"`)
+or masked (`secagg = "ours"`) and the two aggregates agree up to quantisation.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from torch import nn
+
+from clients.data import ID, LABEL, ColumnInfo, firm_columns, load_firm_table, read_manifest
+from clients.model import flatten_weights, get_weights, make_model, set_weights, unflatten_weights
+from clients.scaling import FeatureScaler
+from clients.training import DPSettings, TrainSettings, predict_default, train_model, train_model_dp
+
+COMMON_ROLE = "common"
+CONTRIBUTION_TAIL = ("weight", "loss", "correct")
+"""Names of the scalar sums appended after the d update values, in order."""
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """What every party needs to build the same shared model."""
+
+    kind: str
+    n_features: int
+    hidden: int
+    seed: int
+
+    def build(self) -> nn.Module:
+        if self.kind not in ("logistic", "mlp"):
+            raise ValueError(f"model kind must be 'logistic' or 'mlp', got {self.kind!r}")
+        return make_model(self.kind, self.n_features, self.hidden, seed=self.seed)  # type: ignore[arg-type]
+
+    def initial_weights(self) -> np.ndarray:
+        """The agreed starting point: same spec, same flat weights at every party."""
+        return flatten_weights(get_weights(self.build()))
+
+
+@dataclass(frozen=True)
+class FirmData:
+    """One firm's scaled common features, split into rows it trains on and rows it evaluates on.
+
+    Evaluation rows are the held-out citizens when a held-out list is given (they are never
+    trained on), otherwise the training rows themselves.
+    """
+
+    firm: str
+    feature_names: tuple[str, ...]
+    train_features: np.ndarray  # (n_train, n_features) float32 in [0, 1]
+    train_labels: np.ndarray  # (n_train,) float32 in {0, 1}
+    eval_features: np.ndarray  # (n_eval, n_features)
+    eval_labels: np.ndarray  # (n_eval,)
+
+
+def common_columns(manifest: dict[str, object], firm: str) -> list[ColumnInfo]:
+    """The shared schema at `firm`: same names everywhere, each firm measuring its own proxy."""
+    columns = [c for c in firm_columns(manifest, firm) if c.role == COMMON_ROLE]
+    if not columns:
+        raise ValueError(f"firm {firm!r} declares no column with role 'common' in the manifest")
+    return columns
+
+
+def load_firm_data(world_dir: Path, firm: str, heldout_ids: np.ndarray | None) -> FirmData:
+    """Read only this firm's table and the public manifest; scale with the declared ranges."""
+    manifest = read_manifest(Path(world_dir))
+    columns = common_columns(manifest, firm)
+    table = load_firm_table(Path(world_dir), firm)
+    scaler = FeatureScaler.from_ranges(
+        [c.name for c in columns], [c.low for c in columns], [c.high for c in columns], table
+    )
+    features = scaler.transform(table)
+    labels = table[LABEL].to_numpy(dtype=np.float32)
+    held_out = (
+        np.zeros(len(table), dtype=bool)
+        if heldout_ids is None
+        else np.isin(table[ID].to_numpy(), heldout_ids)
+    )
+    train = ~held_out
+    if not train.any():
+        raise ValueError(f"firm {firm!r} has no training rows left after the held-out citizens")
+    evaluate = held_out if held_out.any() else train
+    return FirmData(
+        firm=firm,
+        feature_names=tuple(c.name for c in columns),
+        train_features=features[train],
+        train_labels=labels[train],
+        eval_features=features[evaluate],
+        eval_labels=labels[evaluate],
+    )
+
+
+@dataclass(frozen=True)
+class LocalResult:
+    contribution: np.ndarray  # (d + len(CONTRIBUTION_TAIL),) float64, layout in module doc
+    n_examples: int
+    mean_loss: float
+    epsilon: float | None  # DP budget spent so far, None without DP
+    noise_multiplier: float | None
+
+
+def local_round(
+    data: FirmData,
+    spec: ModelSpec,
+    global_weights: np.ndarray,
+    settings: TrainSettings,
+    weight_scale: float,
+    seed: int,
+    dp: DPSettings | None = None,
+    completed_rounds: int = 0,
+) -> LocalResult:
+    """Train from the global weights for `settings.epochs` and build this firm's contribution.
+
+    `completed_rounds` tells a DP firm how many rounds it has already spent budget on, so its
+    accountant is rebuilt exactly after a resumed run.
+    """
+    n_examples = len(data.train_labels)
+    if n_examples > weight_scale:
+        raise ValueError(
+            f"firm {data.firm!r} has {n_examples} training rows, above federation.weight_scale="
+            f"{weight_scale}; raise weight_scale to at least {n_examples}"
+        )
+    model = spec.build()
+    template = get_weights(model)
+    set_weights(model, unflatten_weights(global_weights, template))
+    epsilon = noise = None
+    if dp is None:
+        mean_loss = train_model(model, data.train_features, data.train_labels, settings, seed)
+    else:
+        report = train_model_dp(
+            model, data.train_features, data.train_labels, settings, dp, seed, completed_rounds
+        )
+        mean_loss, epsilon, noise = report.mean_loss, report.epsilon, report.noise_multiplier
+    local = flatten_weights(get_weights(model))
+    predicted = predict_default(model, data.train_features) >= 0.5
+    correct = float(np.sum(predicted == (data.train_labels >= 0.5)))
+    share = n_examples / weight_scale
+    contribution = np.concatenate(
+        [share * (local - global_weights), [share, share * mean_loss, correct / weight_scale]]
+    )
+    return LocalResult(contribution, n_examples, float(mean_loss), epsilon, noise)
+
+
+@dataclass(frozen=True)
+class AggregateUpdate:
+    """The weighted mean update and round metrics recovered from a sum of contributions."""
+
+    mean_update: np.ndarray  # (d,)
+    total_examples: float
+    mean_train_loss: float
+    train_accuracy: float
+
+
+def read_contribution_sum(total: np.ndarray, weight_scale: float) -> AggregateUpdate:
+    """Invert the layout of `local_round`'s contribution on the sum over firms."""
+    tail = len(CONTRIBUTION_TAIL)
+    if total.ndim != 1 or total.size <= tail:
+        raise ValueError(f"a contribution sum needs > {tail} values, got shape {total.shape}")
+    weight, loss, correct = (float(v) for v in total[-tail:])
+    if not weight > 0:
+        raise ValueError(f"aggregated weight must be > 0, got {weight}: no firm contributed")
+    return AggregateUpdate(
+        mean_update=total[:-tail] / weight,
+        total_examples=weight * weight_scale,
+        mean_train_loss=loss / weight,
+        train_accuracy=correct / weight,
+    )
+
+
+def evaluate_global(
+    data: FirmData, spec: ModelSpec, global_weights: np.ndarray
+) -> dict[str, float]:
+    """Sums (not means) so the server can pool firms: rows, loss sum, correct predictions."""
+    model = spec.build()
+    set_weights(model, unflatten_weights(global_weights, get_weights(model)))
+    probabilities = np.clip(predict_default(model, data.eval_features), 1e-7, 1 - 1e-7)
+    labels = data.eval_labels.astype(np.float64)
+    losses = -(labels * np.log(probabilities) + (1 - labels) * np.log1p(-probabilities))
+    return {
+        "n": float(len(labels)),
+        "loss_sum": float(losses.sum()),
+        "correct": float(np.sum((probabilities >= 0.5) == (labels >= 0.5))),
+    }

@@ -1,0 +1,55 @@
+"""The names both sides of a Flower message agree on: record keys, message types, config keys.
+
+Kept in one place so the ClientApp and the ServerApp cannot drift apart; imports nothing from
+Flower, so the server's tests and the protocol side can read it too.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+GLOBAL_RECORD: Final = "global"
+"""ArrayRecord sent by the server: the flat global weights under `WEIGHTS`."""
+WEIGHTS: Final = "weights"
+CONFIG_RECORD: Final = "config"
+"""ConfigRecord sent by the server: model spec and local training settings (keys below)."""
+CONTRIBUTION_RECORD: Final = "contribution"
+"""ArrayRecord sent back in the clear (secagg none): the contribution vector under `VECTOR`."""
+VECTOR: Final = "vector"
+METRICS_RECORD: Final = "metrics"
+SECAGG_RECORD: Final = "secagg"
+"""ConfigRecord of one protocol stage: `STAGE` name and the protocol message `PAYLOAD` bytes."""
+STAGE: Final = "stage"
+PAYLOAD: Final = "payload"
+
+SECAGG_MESSAGE_TYPE: Final = "train.secagg"
+"""Every stage of our secure aggregation is a `train.secagg` message; the stage is in the record."""
+
+CLIENT_STATE_RECORD: Final = "fedscore_secagg_state"
+"""A node's own protocol state between stages (never sent anywhere)."""
+LOCAL_RESULT_RECORD: Final = "fedscore_local_result"
+"""A node's own DP accounting of its last round, kept in its Context."""
+
+# Config keys the server puts in CONFIG_RECORD
+MODEL_KIND: Final = "model-kind"
+MODEL_HIDDEN: Final = "model-hidden"
+N_FEATURES: Final = "n-features"
+MODEL_SEED: Final = "model-seed"
+EPOCHS: Final = "local-epochs"
+BATCH_SIZE: Final = "batch-size"
+LEARNING_RATE: Final = "learning-rate"
+WEIGHT_DECAY: Final = "weight-decay"
+WEIGHT_SCALE: Final = "weight-scale"
+SEED: Final = "seed"
+ROUND: Final = "round"
+TOTAL_ROUNDS: Final = "total-rounds"
+DP_EPSILON: Final = "dp-epsilon"
+"""0 turns DP-SGD off."""
+DP_DELTA: Final = "dp-delta"
+DP_MAX_GRAD_NORM: Final = "dp-max-grad-norm"
+
+# Node / run config keys a firm reads to find its own data
+WORLD_DIR: Final = "world-dir"
+FIRM: Final = "firm"
+HOLDOUT_FILE: Final = "holdout-file"
+PARTITION_ID: Final = "partition-id"

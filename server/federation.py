@@ -1,0 +1,301 @@
+"""R rounds of FedAvg over Flower messages, the aggregation chosen by `secagg`.
+
+Every round: sample nodes, send them the global weights, obtain the *sum* of their contribution
+vectors (in the clear for `none`, through our secure aggregation for `ours`), recover the
+weighted mean update from it, apply the server optimiser, evaluate, checkpoint. The layout of a
+contribution is documented in `clients/participant.py`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sys
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from flwr.app import Array, ArrayRecord, ConfigRecord, RecordDict
+from flwr.serverapp import Grid
+from rich.console import Console
+
+from clients import records as R
+from clients.participant import ModelSpec, read_contribution_sum
+from server.checkpoint import Checkpoint, latest_checkpoint, save_checkpoint
+from server.messaging import exchange, wait_for_nodes
+from server.optimiser import FedAdam, FedAvg
+from server.settings import FederationSettings
+
+TRANSCRIPT_FILE = "transcript.jsonl"
+RESULT_FILE = "federation.json"
+WEIGHTS_FILE = "final_weights.npy"
+
+
+class InsecureAggregationWarning(UserWarning):
+    """The server is about to see every firm's update in the clear."""
+
+
+def warn_insecure() -> None:
+    """Loud on purpose: `none` exists to measure what a server would see, not to be used."""
+    message = (
+        "secagg = 'none': every firm's model update reaches the server IN THE CLEAR. "
+        "Use it only to measure what the server would see; use secagg = 'ours' otherwise."
+    )
+    Console(stderr=True).print(f"[bold red on white] WARNING [/] [bold red]{message}[/]")
+    warnings.warn(message, InsecureAggregationWarning, stacklevel=2)
+
+
+@dataclass
+class RoundAggregate:
+    """What the server holds after one round's aggregation."""
+
+    total: np.ndarray  # sum of the contributors' contribution vectors
+    contributors: list[int]
+    dropped: dict[int, str]
+    public_metrics: dict[int, dict[str, float]] = field(default_factory=dict)
+    transcript: list[dict[str, Any]] = field(default_factory=list)
+    info: dict[str, Any] = field(default_factory=dict)
+
+
+Aggregate = Callable[[Grid, list[int], RecordDict, int, FederationSettings, int], RoundAggregate]
+"""(grid, nodes, round content, round number, settings, dimension) -> the round's sum."""
+
+
+def _digest(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def aggregate_in_the_clear(
+    grid: Grid,
+    nodes: list[int],
+    content: RecordDict,
+    round_number: int,
+    settings: FederationSettings,
+    dimension: int,
+) -> RoundAggregate:
+    """`secagg = "none"`: each node sends its contribution vector as is; the server sums."""
+    stage = exchange(
+        grid, dict.fromkeys(nodes, content), "train", str(round_number), settings.timeout
+    )
+    total = np.zeros(dimension)
+    contributors: list[int] = []
+    dropped = dict(stage.dropped)
+    metrics: dict[int, dict[str, float]] = {}
+    transcript: list[dict[str, Any]] = []
+    for node, reply in sorted(stage.replies.items()):
+        vector = np.asarray(
+            reply.content.array_records[R.CONTRIBUTION_RECORD][R.VECTOR].numpy(), dtype=np.float64
+        )
+        if vector.shape != (dimension,) or not np.all(np.isfinite(vector)):
+            dropped[node] = f"contribution of shape {vector.shape} (expected ({dimension},))"
+            continue
+        total += vector
+        contributors.append(node)
+        metrics[node] = {
+            k: float(v) for k, v in reply.content.metric_records[R.METRICS_RECORD].items()
+        }  # type: ignore[arg-type]
+        payload = vector.tobytes()
+        transcript.append(
+            {
+                "round": round_number,
+                "stage": "plain_update",
+                "sender": node,
+                "receiver": 0,
+                "message_type": "PlainContribution",
+                "bytes": len(payload),
+                "sha256": _digest(payload),
+            }
+        )
+    return RoundAggregate(total, contributors, dropped, metrics, transcript)
+
+
+def _evaluate(
+    grid: Grid,
+    nodes: list[int],
+    weights: np.ndarray,
+    config: dict[str, Any],
+    round_number: int,
+    timeout: float,
+) -> dict[str, float]:
+    """Pooled loss and accuracy of the global model on the firms' held-out rows."""
+    content = RecordDict(
+        {
+            R.GLOBAL_RECORD: ArrayRecord({R.WEIGHTS: Array(weights)}),
+            R.CONFIG_RECORD: ConfigRecord(config),
+        }
+    )
+    stage = exchange(grid, dict.fromkeys(nodes, content), "evaluate", str(round_number), timeout)
+    sums = np.zeros(3)
+    for reply in stage.replies.values():
+        record = reply.content.metric_records[R.METRICS_RECORD]
+        sums += [float(record["n"]), float(record["loss_sum"]), float(record["correct"])]  # type: ignore[arg-type]
+    if sums[0] == 0:
+        return {"n": 0.0, "firms": 0.0}
+    return {
+        "n": float(sums[0]),
+        "firms": float(len(stage.replies)),
+        "loss": float(sums[1] / sums[0]),
+        "accuracy": float(sums[2] / sums[0]),
+    }
+
+
+def _optimiser(settings: FederationSettings) -> FedAvg | FedAdam:
+    if settings.optimiser == "fedadam":
+        return FedAdam(
+            learning_rate=settings.server_learning_rate,
+            beta1=settings.adam_beta1,
+            beta2=settings.adam_beta2,
+            tau=settings.adam_tau,
+        )
+    return FedAvg(learning_rate=settings.server_learning_rate)
+
+
+def sample_nodes(nodes: list[int], settings: FederationSettings, round_number: int) -> list[int]:
+    """A seeded sample per round, so a resumed run samples exactly as an uninterrupted one."""
+    wanted = max(settings.min_clients, int(np.ceil(settings.fraction * len(nodes))))
+    if wanted >= len(nodes):
+        return sorted(nodes)
+    rng = np.random.default_rng([settings.seed, round_number, 0x5A4D])
+    return sorted(int(n) for n in rng.choice(nodes, size=wanted, replace=False))
+
+
+@dataclass
+class FederationResult:
+    weights: np.ndarray
+    spec: ModelSpec
+    history: list[dict[str, Any]]
+    accountant: dict[str, Any]
+    resumed_from: int = 0
+
+
+def _aggregator(settings: FederationSettings) -> Aggregate:
+    if settings.secagg == "none":
+        return aggregate_in_the_clear
+    from server.secagg_workflow import aggregate_securely
+
+    return aggregate_securely
+
+
+def run_federation(
+    grid: Grid, settings: FederationSettings, stop_after: int | None = None
+) -> FederationResult:
+    """Run (or resume) the federation; `stop_after` ends early after that round (crash tests)."""
+    if settings.secagg == "flower":
+        from server.flower_secaggplus import run_flower_secaggplus
+
+        return run_flower_secaggplus(grid, settings)
+    if settings.secagg == "none":
+        warn_insecure()
+    spec = settings.model_spec()
+    run_dir = Path(settings.run_dir) if settings.run_dir else None
+    checkpoints = run_dir / "checkpoints" if run_dir else None
+    weights = spec.initial_weights()
+    optimiser = _optimiser(settings)
+    history: list[dict[str, Any]] = []
+    accountant: dict[str, Any] = {}
+    first_round = 1
+    if settings.resume and checkpoints is not None:
+        checkpoint = latest_checkpoint(checkpoints)
+        if checkpoint is not None:
+            weights, history, accountant = (
+                checkpoint.weights,
+                checkpoint.history,
+                checkpoint.accountant,
+            )
+            optimiser.load_state(checkpoint.optimiser_state)
+            first_round = checkpoint.round_number + 1
+    if run_dir is not None:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        if first_round == 1:
+            (run_dir / TRANSCRIPT_FILE).write_text("")  # a fresh run starts a fresh transcript
+    aggregate = _aggregator(settings)
+    dimension = weights.size + 3
+    for round_number in range(first_round, settings.rounds + 1):
+        nodes = sample_nodes(
+            wait_for_nodes(grid, settings.min_clients, settings.timeout), settings, round_number
+        )
+        config = settings.train_config(spec, round_number)
+        content = RecordDict(
+            {
+                R.GLOBAL_RECORD: ArrayRecord({R.WEIGHTS: Array(weights)}),
+                R.CONFIG_RECORD: ConfigRecord(config),
+            }
+        )
+        result = aggregate(grid, nodes, content, round_number, settings, dimension)
+        update = read_contribution_sum(result.total, settings.weight_scale)
+        weights = optimiser.step(weights, update.mean_update)
+        record: dict[str, Any] = {
+            "round": round_number,
+            "invited": len(nodes),
+            "contributors": len(result.contributors),
+            "dropped": {str(k): v for k, v in result.dropped.items()},
+            "train_loss": update.mean_train_loss,
+            "train_accuracy": update.train_accuracy,
+            "train_examples": update.total_examples,
+            **result.info,
+        }
+        if settings.evaluate:
+            record["evaluation"] = _evaluate(
+                grid, nodes, weights, config, round_number, settings.timeout
+            )
+        for node, metrics in result.public_metrics.items():
+            if "dp-epsilon-spent" in metrics:
+                accountant[str(node)] = {
+                    "epsilon": metrics["dp-epsilon-spent"],
+                    "noise_multiplier": metrics["dp-noise-multiplier"],
+                    "delta": settings.dp_delta,
+                    "rounds": round_number,
+                }
+        history.append(record)
+        if run_dir is not None and checkpoints is not None:
+            with open(run_dir / TRANSCRIPT_FILE, "a") as handle:
+                handle.writelines(json.dumps(e, sort_keys=True) + "\n" for e in result.transcript)
+            save_checkpoint(
+                checkpoints,
+                Checkpoint(
+                    round_number,
+                    weights,
+                    optimiser.state(),
+                    history,
+                    accountant,
+                    settings.to_run_config(),
+                ),
+            )
+        if stop_after is not None and round_number >= stop_after:
+            break
+    outcome = FederationResult(weights, spec, history, accountant, first_round - 1)
+    if run_dir is not None:
+        write_result(run_dir, outcome, settings)
+    return outcome
+
+
+def write_result(run_dir: Path, result: FederationResult, settings: FederationSettings) -> None:
+    np.save(run_dir / WEIGHTS_FILE, result.weights)
+    summary = {
+        "settings": settings.to_run_config(),
+        "model": {
+            "kind": result.spec.kind,
+            "n_features": result.spec.n_features,
+            "hidden": result.spec.hidden,
+            "seed": result.spec.seed,
+        },
+        "history": result.history,
+        "dp": result.accountant,
+        "resumed_from_round": result.resumed_from,
+    }
+    (run_dir / RESULT_FILE).write_text(json.dumps(summary, indent=2, sort_keys=True) + "\n")
+
+
+def print_summary(result: FederationResult, file: Any = sys.stderr) -> None:
+    console = Console(file=file)
+    for record in result.history:
+        evaluation = record.get("evaluation", {})
+        console.print(
+            f"round {record['round']}: {record['contributors']}/{record['invited']} firms, "
+            f"train loss {record['train_loss']:.4f}, "
+            f"held-out loss {evaluation.get('loss', float('nan')):.4f}, "
+            f"accuracy {evaluation.get('accuracy', float('nan')):.3f}"
+        )
