@@ -135,6 +135,38 @@ class ScorecardSection(_Section):
 class RegimesSection(_Section):
     unified: bool = True
     local_only: bool = True
+    federated_secagg: bool = False
+    federated_plain: bool = False
+    federated_flower_secagg: bool = False
+    federated_dp: bool = False
+
+
+class FederationSection(_Section):
+    """Federated regimes: FedAvg on the Flower simulation engine, one node per firm."""
+
+    rounds: PositiveInt = 5
+    local_epochs: PositiveInt = 1
+    fraction: float = Field(default=1.0, gt=0.0, le=1.0, description="Firms sampled per round.")
+    min_clients: int = Field(default=2, ge=2, description="Fewest firms a round may run with.")
+    threshold: int = Field(default=0, ge=0, description="SecAgg shares to rebuild; 0: recommended.")
+    neighbours: int = Field(default=0, ge=0, description="SecAgg+ degree; 0: complete graph.")
+    clip: PositiveFloat = Field(default=1.0, description="SecAgg clipping bound per coordinate.")
+    scale_bits: int = Field(default=16, ge=1, le=24, description="Fixed-point scale 2^bits.")
+    weight_scale: PositiveFloat = Field(
+        default=100_000.0, description="Public bound on any firm's rows (contribution divisor)."
+    )
+    optimiser: Literal["fedavg", "fedadam"] = "fedavg"
+    server_learning_rate: PositiveFloat = 1.0
+    dp_epsilons: list[PositiveFloat] = Field(
+        default=[1.0, 8.0], description="One federated_dp regime per ε (over all rounds)."
+    )
+    dp_delta: float = Field(default=1e-5, gt=0.0, lt=1.0)
+    dp_max_grad_norm: PositiveFloat = 1.0
+    timeout: PositiveFloat = Field(default=120.0, description="Seconds a stage waits for replies.")
+    run_dir: Path | None = Field(
+        default=None,
+        description="Where transcripts and checkpoints go; default runs/<experiment>/federation.",
+    )
 
 
 class ExperimentConfig(_Section):
@@ -144,6 +176,7 @@ class ExperimentConfig(_Section):
     training: TrainingSection = TrainingSection()
     scorecard: ScorecardSection = ScorecardSection()
     regimes: RegimesSection = RegimesSection()
+    federation: FederationSection = FederationSection()
 
 
 _SOURCE_TAGS = {"synthetic", "lending_club", "german_credit", "file"}
