@@ -17,6 +17,8 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from experiments.config import DataSection, ExperimentConfig
+from experiments.leakage.decisions import decision_metrics, protected_groups
+from experiments.leakage.exposure import world_exposure
 from experiments.metrics import summarise, utility
 from experiments.regimes import (
     LOCAL_ONLY,
@@ -26,7 +28,7 @@ from experiments.regimes import (
     run_local_only,
     run_unified,
 )
-from experiments.tables import LABEL, World
+from experiments.tables import ID, LABEL, World
 
 RESULTS_SCHEMA_VERSION = 1
 
@@ -68,15 +70,37 @@ def enabled_regimes(config: ExperimentConfig) -> dict[str, Regime]:
     return regimes
 
 
-def evaluate(holdout: Holdout, output: RegimeOutput) -> dict[str, Any]:
-    """Utility over all held-out pairs, and per firm over that firm's held-out customers."""
+def evaluate(
+    world: World,
+    holdout: Holdout,
+    output: RegimeOutput,
+    config: ExperimentConfig,
+    groups: dict[str, np.ndarray],
+    reference: RegimeOutput | None,
+) -> dict[str, Any]:
+    """One regime's figures for one seed, all on the same held-out pairs.
+
+    utility over every pair and per firm over its own held-out customers; decisions (tiers and
+    group gaps), with tier changes against `reference` (the unified score) when there is one.
+    """
     labels = holdout.pairs[LABEL].to_numpy()
     firms = holdout.pairs["firm"].to_numpy()
     per_firm = {
         firm: utility(labels[firms == firm], output.probabilities[firms == firm])
         for firm in dict.fromkeys(firms)
     }
-    return {"utility": utility(labels, output.probabilities), "per_firm": per_firm}
+    decisions = decision_metrics(
+        holdout.pairs,
+        output.probabilities,
+        groups,
+        config.scorecard,
+        reference_probabilities=None if reference is None else reference.probabilities,
+    )
+    return {
+        "utility": utility(labels, output.probabilities),
+        "per_firm": per_firm,
+        "decisions": decisions,
+    }
 
 
 def _summarise_tree(per_seed: list[dict[str, Any]]) -> dict[str, Any]:
@@ -94,6 +118,7 @@ def run_experiment(
     console = console or Console(stderr=True)
     regimes = enabled_regimes(config)
     per_seed: dict[str, list[dict[str, Any]]] = {name: [] for name in regimes}
+    exposure_per_seed: list[dict[str, Any]] = []
     holdout_sizes = []
     with Progress(
         TextColumn("[bold]{task.description}"),
@@ -111,13 +136,18 @@ def run_experiment(
             world = build_world(config.data, seed)
             holdout = Holdout.draw(world, config.experiment.test_fraction, seed)
             holdout_sizes.append({"pairs": len(holdout.pairs), "citizens": len(holdout.test_ids)})
+            exposure_per_seed.append({p: e.to_json() for p, e in world_exposure(world).items()})
+            groups = protected_groups(world, holdout.pairs[ID].to_numpy())
             progress.advance(task)
+            reference: RegimeOutput | None = None
             for name, regime in regimes.items():
                 progress.update(task, description=f"seed {seed}: {name}")
                 output = regime(world, holdout, config, seed)
                 if np.isnan(output.probabilities).any():
                     raise RuntimeError(f"regime {name} left held-out pairs unscored")
-                per_seed[name].append(evaluate(holdout, output))
+                if name == UNIFIED:
+                    reference = output
+                per_seed[name].append(evaluate(world, holdout, output, config, groups, reference))
                 progress.advance(task)
     results = {
         "schema_version": RESULTS_SCHEMA_VERSION,
@@ -125,6 +155,7 @@ def run_experiment(
         "seeds": list(config.experiment.seeds),
         "holdout": holdout_sizes,
         "regimes": {name: _summarise_tree(values) for name, values in per_seed.items()},
+        "exposure": _summarise_tree(exposure_per_seed),
     }
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)

@@ -1,0 +1,88 @@
+"""Decisions: which privileges a score grants, to whom, and how that differs between regimes.
+
+Gaps are signed: (rate in the group) − (rate outside it), so a negative gap means the group is
+granted the privilege less often. Demographic parity compares everyone; equal opportunity only
+citizens who did not default, i.e. those a fair score should have privileged alike.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import numpy as np
+import pandas as pd
+
+from clients.scorecard import privilege_tier, score_from_default_probability, tier_names
+from experiments.config import ScorecardSection
+from experiments.tables import ID, LABEL, World
+from experiments.world import SCRUTINIZED as SCRUTINIZED_PROFESSIONS
+
+
+def tiers(probabilities: np.ndarray, scorecard: ScorecardSection) -> np.ndarray:
+    """Privilege tier index per row (0 = none) from default probabilities."""
+    scores = score_from_default_probability(
+        probabilities, scorecard.base_score, scorecard.base_odds, scorecard.pdo
+    )
+    return privilege_tier(scores, scorecard.tiers)
+
+
+def protected_groups(world: World, ids: np.ndarray) -> dict[str, np.ndarray]:
+    """Boolean membership per group, aligned with `ids`.
+
+    Every binary sensitive attribute is a group; a categorical one gives one group per level;
+    the scrutinized professions give one group together and one each, where occupations exist.
+    """
+    truth = world.truth.set_index(ID).reindex(ids)
+    groups: dict[str, np.ndarray] = {}
+    for column in world.columns_of("truth", {"sensitive"}):
+        values = truth[column.name]
+        levels = pd.unique(values.dropna())
+        if set(levels) <= {0, 1}:
+            groups[column.name] = (values == 1).to_numpy()
+        else:
+            for level in sorted(map(str, levels)):
+                groups[f"{column.name}={level}"] = (values.astype(str) == level).to_numpy()
+    if "occupation" in truth.columns:
+        occupation = truth["occupation"].astype(str)
+        groups["scrutinized_profession"] = occupation.isin(SCRUTINIZED_PROFESSIONS).to_numpy()
+        for profession in SCRUTINIZED_PROFESSIONS:
+            groups[f"occupation={profession}"] = (occupation == profession).to_numpy()
+    return groups
+
+
+def _rate_gap(granted: np.ndarray, in_group: np.ndarray) -> float | None:
+    if in_group.all() or not in_group.any():
+        return None
+    return float(granted[in_group].mean() - granted[~in_group].mean())
+
+
+def decision_metrics(
+    pairs: pd.DataFrame,
+    probabilities: np.ndarray,
+    groups: Mapping[str, np.ndarray],
+    scorecard: ScorecardSection,
+    reference_probabilities: np.ndarray | None = None,
+) -> dict[str, object]:
+    """Tier distribution, tier changes against a reference regime, and group gaps.
+
+    pairs: the held-out (firm, ID, LABEL) rows; probabilities and every group mask align with it.
+    A citizen is "privileged" when the score unlocks at least the lowest privilege tier.
+    """
+    names = tier_names(scorecard.tiers)
+    tier = tiers(probabilities, scorecard)
+    counts = np.bincount(tier, minlength=len(names)) / len(tier)
+    granted = tier >= 1
+    deserving = pairs[LABEL].to_numpy() == 0
+    result: dict[str, object] = {
+        "tier_share": {name: float(share) for name, share in zip(names, counts, strict=True)},
+        "privileged_share": float(granted.mean()),
+        "demographic_parity_gap": {g: _rate_gap(granted, m) for g, m in groups.items()},
+        "equal_opportunity_gap": {
+            g: _rate_gap(granted[deserving], m[deserving]) for g, m in groups.items()
+        },
+    }
+    if reference_probabilities is not None:
+        result["tier_changed_vs_unified"] = float(
+            np.mean(tiers(reference_probabilities, scorecard) != tier)
+        )
+    return result
