@@ -1,0 +1,211 @@
+"""The federated regimes: the firms' shared score, trained on Flower's simulation engine.
+
+Each regime writes the world (one table per firm) and the held-out citizen ids to its run
+directory, starts one simulated SuperNode per firm (each ClientApp reads only its own table),
+runs the ServerApp, then scores every held-out (firm, citizen) pair with the final global model
+applied to that firm's common columns, so the regime is compared row for row with the unified
+and local-only scores.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import warnings
+from collections.abc import Callable
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from clients import records as R
+from clients.model import get_weights, set_weights, unflatten_weights
+from clients.participant import load_firm_data
+from clients.training import predict_default
+from experiments.config import ExperimentConfig
+from experiments.regimes import Holdout, RegimeOutput
+from experiments.tables import ID, World, load_firm_table, write_world
+from server.federation import FederationResult, run_federation
+from server.settings import FederationSettings, SecAggMode
+
+FEDERATED_SECAGG = "federated_secagg"
+FEDERATED_PLAIN = "federated_plain"
+FEDERATED_FLOWER = "federated_flower_secagg"
+FEDERATED_DP_PREFIX = "federated_dp_eps"
+
+FederatedRegime = Callable[[World, Holdout, ExperimentConfig, int], RegimeOutput]
+
+
+def simulate(
+    settings: FederationSettings,
+    num_nodes: int,
+    node_defaults: dict[str, str],
+    num_cpus_per_node: float = 1.0,
+) -> FederationResult:
+    """Run the ServerApp against `num_nodes` simulated SuperNodes on the Ray backend.
+
+    `node_defaults` is what every ClientApp falls back to for its data settings (world-dir,
+    holdout-file); each node picks its firm by its partition id.
+    """
+    from flwr.app import Context
+    from flwr.serverapp import Grid, ServerApp
+    from flwr.simulation import run_simulation
+
+    from clients.app import build_client_app
+
+    outcome: list[FederationResult] = []
+    server_app = ServerApp()
+
+    @server_app.main()
+    def main(grid: Grid, context: Context) -> None:
+        del context  # the settings come from the experiment config, not from a FAB
+        outcome.append(run_federation(grid, settings))
+
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", category=FutureWarning)
+        logging.getLogger("flwr").setLevel(logging.WARNING)
+        run_simulation(
+            server_app=server_app,
+            client_app=build_client_app(node_defaults),
+            num_supernodes=num_nodes,
+            backend_config={
+                "client_resources": {"num_cpus": num_cpus_per_node, "num_gpus": 0.0},
+                "init_args": {"logging_level": "ERROR", "log_to_driver": False},
+            },
+        )
+    if not outcome:
+        raise RuntimeError("the federation ended without a result; see the Flower log above")
+    return outcome[0]
+
+
+def federation_settings(
+    config: ExperimentConfig, secagg: SecAggMode, seed: int, run_dir: Path, world_dir: Path
+) -> FederationSettings:
+    """The experiment's TOML sections as ServerApp settings (the same knobs `flwr run` reads)."""
+    f, t, m = config.federation, config.training, config.model
+    return FederationSettings(
+        rounds=f.rounds,
+        local_epochs=f.local_epochs,
+        batch_size=t.batch_size,
+        learning_rate=t.learning_rate,
+        weight_decay=t.weight_decay,
+        model_kind=m.kind,
+        model_hidden=m.hidden,
+        model_seed=seed,
+        seed=seed,
+        secagg=secagg,
+        fraction=f.fraction,
+        min_clients=f.min_clients,
+        threshold=f.threshold,
+        neighbours=f.neighbours,
+        clip=f.clip,
+        scale_bits=f.scale_bits,
+        weight_scale=f.weight_scale,
+        optimiser=f.optimiser,
+        server_learning_rate=f.server_learning_rate,
+        dp_delta=f.dp_delta,
+        dp_max_grad_norm=f.dp_max_grad_norm,
+        timeout=f.timeout,
+        world_dir=str(world_dir),
+        run_dir=str(run_dir),
+    )
+
+
+def _run_root(config: ExperimentConfig) -> Path:
+    if config.federation.run_dir is not None:
+        return Path(config.federation.run_dir)
+    return Path("runs") / config.experiment.name / "federation"
+
+
+def score_holdout(
+    world_dir: Path, holdout: Holdout, result: FederationResult
+) -> tuple[np.ndarray, dict[str, Any]]:
+    """The final global model on each held-out pair, with that firm's own common columns."""
+    model = result.spec.build()
+    set_weights(model, unflatten_weights(result.weights, get_weights(model)))
+    probabilities = np.full(len(holdout.pairs), np.nan)
+    firms = holdout.pairs["firm"].to_numpy()
+    for firm in dict.fromkeys(firms):
+        data = load_firm_data(world_dir, str(firm), heldout_ids=None)
+        ids = load_firm_table(world_dir, str(firm))[ID].to_numpy()
+        by_id = pd.Series(predict_default(model, data.train_features), index=ids)
+        rows = firms == firm
+        probabilities[rows] = by_id.reindex(holdout.pairs.loc[rows, ID].to_numpy()).to_numpy()
+    return probabilities, {"n_features": result.spec.n_features}
+
+
+def run_federated(
+    world: World,
+    holdout: Holdout,
+    config: ExperimentConfig,
+    seed: int,
+    name: str,
+    secagg: SecAggMode,
+    dp_epsilon: float = 0.0,
+) -> RegimeOutput:
+    """One federated regime for one seed; its run directory keeps transcript and checkpoints."""
+    run_dir = _run_root(config) / name / f"seed-{seed}"
+    world_dir = run_dir / "world"
+    write_world(world, world_dir)
+    holdout_file = run_dir / "heldout_ids.npy"
+    np.save(holdout_file, holdout.test_ids)
+    settings = replace(
+        federation_settings(config, secagg, seed, run_dir, world_dir), dp_epsilon=dp_epsilon
+    )
+    result = simulate(
+        settings,
+        num_nodes=len(world.firms),
+        node_defaults={R.WORLD_DIR: str(world_dir), R.HOLDOUT_FILE: str(holdout_file)},
+    )
+    probabilities, info = score_holdout(world_dir, holdout, result)
+    info.update(
+        {
+            "rounds": len(result.history),
+            "secagg": secagg,
+            "run_dir": str(run_dir),
+            "history": result.history,
+        }
+    )
+    if dp_epsilon > 0:
+        info["dp"] = {
+            "target_epsilon": dp_epsilon,
+            "delta": config.federation.dp_delta,
+            "per_firm": result.accountant,
+        }
+    model = result.spec.build()
+    set_weights(model, unflatten_weights(result.weights, get_weights(model)))
+    return RegimeOutput(name, probabilities, models={"global": model}, info=info)
+
+
+def dp_regime_name(epsilon: float) -> str:
+    """`federated_dp_eps1`, `federated_dp_eps0.5`: ε as written, without a trailing `.0`."""
+    text = f"{epsilon:g}"
+    if not re.fullmatch(r"[0-9.e+-]+", text):
+        raise ValueError(f"dp epsilon must be a positive number, got {epsilon}")
+    return FEDERATED_DP_PREFIX + text
+
+
+def federated_regimes(config: ExperimentConfig) -> dict[str, FederatedRegime]:
+    """The enabled federated regimes by name, in the harness's regime signature."""
+
+    def regime(name: str, secagg: SecAggMode, epsilon: float = 0.0) -> FederatedRegime:
+        def run(world: World, holdout: Holdout, cfg: ExperimentConfig, seed: int) -> RegimeOutput:
+            return run_federated(world, holdout, cfg, seed, name, secagg, epsilon)
+
+        return run
+
+    regimes: dict[str, FederatedRegime] = {}
+    r = config.regimes
+    if r.federated_secagg:
+        regimes[FEDERATED_SECAGG] = regime(FEDERATED_SECAGG, "ours")
+    if r.federated_plain:
+        regimes[FEDERATED_PLAIN] = regime(FEDERATED_PLAIN, "none")
+    if r.federated_flower_secagg:
+        regimes[FEDERATED_FLOWER] = regime(FEDERATED_FLOWER, "flower")
+    if r.federated_dp:
+        for epsilon in config.federation.dp_epsilons:
+            name = dp_regime_name(epsilon)
+            regimes[name] = regime(name, "ours", epsilon)
+    return regimes
