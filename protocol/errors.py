@@ -6,7 +6,12 @@ bad message, and the server answers them by treating the sender as dropped (see 
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from protocol.stages import DropReason, Stage
+
+if TYPE_CHECKING:
+    from protocol.transcript import ServerView
 
 
 class ProtocolError(Exception):
@@ -19,10 +24,12 @@ class ProtocolError(Exception):
 class ProtocolAbort(ProtocolError):
     """The round cannot finish safely; nothing beyond what the protocol allows has been revealed."""
 
-    def __init__(self, stage: Stage, reason: str) -> None:
+    def __init__(self, stage: Stage, reason: str, view: ServerView | None = None) -> None:
         super().__init__(f"secure aggregation aborted at stage {stage.value!r}: {reason}")
         self.stage = stage
         self.reason = reason
+        self.view = view
+        """The server's view at the abort (None when a client aborts)."""
 
 
 class UnexpectedStage(ProtocolError):

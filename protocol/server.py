@@ -134,6 +134,7 @@ class SecAggServer:
         self._total = None
         for client_id in self._active:
             self.statuses[client_id] = ClientStatus.ABORTED
+        error.view = self.view()
         return error
 
     def _require_survivors(self, stage: Stage) -> None:

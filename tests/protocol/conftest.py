@@ -1,0 +1,102 @@
+"""Shared helpers for protocol tests: a round driven by hand, stage by stage."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
+
+import numpy as np
+import pytest
+
+from protocol import (
+    AggregateResult,
+    Message,
+    SecAggClient,
+    SecAggConfig,
+    SecAggServer,
+    Stage,
+)
+
+
+class ManualRound:
+    """Real clients and a real server, advanced one stage at a time by the test."""
+
+    def __init__(
+        self,
+        num_clients: int = 4,
+        dimension: int = 6,
+        config: SecAggConfig | None = None,
+        round_number: int = 0,
+        seed: int = 0,
+    ) -> None:
+        self.config = config or SecAggConfig(num_clients=num_clients, scale=2.0**10)
+        rng = np.random.default_rng(seed)
+        self.inputs = {
+            client_id: rng.uniform(-1, 1, dimension) for client_id in range(1, num_clients + 1)
+        }
+        self.clients = {
+            client_id: SecAggClient(
+                client_id,
+                self.config,
+                vector,
+                rounding_seed=seed + client_id,
+                round_number=round_number,
+            )
+            for client_id, vector in self.inputs.items()
+        }
+        self.server = SecAggServer(self.config, dimension, round_number)
+        self.requests: dict[Stage, dict[int, Any]] = {
+            Stage.ADVERTISE_KEYS: self.server.start(sorted(self.clients))
+        }
+        self.responses: dict[Stage, dict[int, Any]] = {}
+        self.result: AggregateResult | None = None
+
+    def server_method(self, stage: Stage) -> Callable[[Any], Any]:
+        return {
+            Stage.ADVERTISE_KEYS: self.server.advertise_keys,
+            Stage.SHARE_KEYS: self.server.share_keys,
+            Stage.MASKED_INPUT: self.server.masked_input,
+            Stage.UNMASK: self.server.unmask,
+        }[stage]
+
+    def answer(self, stage: Stage, silent: Iterable[int] = ()) -> dict[int, Message]:
+        """Let every invited client answer its request for `stage`, except the silent ones."""
+        quiet = set(silent)
+        responses = {
+            client_id: self.clients[client_id].handle(request)
+            for client_id, request in self.requests[stage].items()
+            if client_id not in quiet
+        }
+        self.responses[stage] = responses
+        return responses
+
+    def deliver(self, stage: Stage, responses: Mapping[int, Any] | list[tuple[int, Any]]) -> Any:
+        """Hand responses to the server and keep what it returns."""
+        outcome = self.server_method(stage)(responses)
+        next_stage = stage.next()
+        if next_stage is None:
+            self.result = outcome
+        else:
+            self.requests[next_stage] = outcome
+        return outcome
+
+    def play(self, stage: Stage, silent: Iterable[int] = ()) -> Any:
+        return self.deliver(stage, self.answer(stage, silent))
+
+    def play_until(self, stage: Stage) -> None:
+        """Complete every stage before `stage`."""
+        for earlier in list(Stage)[: stage.position]:
+            self.play(earlier)
+
+    def expected_sum(self, survivors: Iterable[int]) -> np.ndarray:
+        from protocol import to_signed
+
+        total = np.zeros(len(next(iter(self.inputs.values()))), dtype=np.uint32)
+        for client_id in survivors:
+            total += self.clients[client_id].quantized_input
+        return to_signed(total, self.config)
+
+
+@pytest.fixture
+def manual_round() -> type[ManualRound]:
+    return ManualRound

@@ -1,0 +1,74 @@
+"""Every pair of stage transitions: only the expected next stage is accepted, by either side."""
+
+from __future__ import annotations
+
+import itertools
+
+import pytest
+
+from protocol import ClientStatus, RoundMismatch, Stage, UnexpectedStage
+
+STATES = range(len(Stage) + 1)
+"""Number of stages a client has completed: 0 (fresh) to 4 (round over)."""
+
+
+@pytest.mark.parametrize(("completed", "offered"), list(itertools.product(STATES, list(Stage))))
+def test_client_accepts_only_the_next_stage(manual_round, completed: int, offered: Stage) -> None:  # type: ignore[no-untyped-def]
+    # Prepare: a full round gives a real request of every stage for client 1.
+    full = manual_round(num_clients=3)
+    for stage in Stage:
+        full.play(stage)
+    request = full.requests[offered][1]
+    fresh = manual_round(num_clients=3)
+    client = fresh.clients[1]
+    for stage in list(Stage)[:completed]:
+        fresh.play(stage)
+    expected_next = list(Stage)[completed] if completed < len(Stage) else None
+    # Execute / Assert
+    if offered is expected_next:
+        request = fresh.requests[offered][1]
+        response = client.handle(request)
+        assert response.stage is offered
+    else:
+        status_before = client.status
+        with pytest.raises(UnexpectedStage):
+            client.handle(request)
+        assert client.status is status_before  # a stray message does not derail the client
+
+
+@pytest.mark.parametrize(("reached", "called"), list(itertools.product(list(Stage), list(Stage))))
+def test_server_accepts_only_the_current_stage(manual_round, reached: Stage, called: Stage) -> None:  # type: ignore[no-untyped-def]
+    # Prepare
+    round_ = manual_round(num_clients=3)
+    round_.play_until(reached)
+    responses = round_.answer(reached)
+    # Execute / Assert
+    if called is reached:
+        round_.deliver(called, responses)
+        assert round_.server.next_stage is called.next()
+    else:
+        with pytest.raises(UnexpectedStage):
+            round_.server_method(called)({})
+
+
+def test_server_refuses_everything_after_the_round_and_a_second_start(manual_round) -> None:  # type: ignore[no-untyped-def]
+    # Prepare
+    round_ = manual_round(num_clients=3)
+    for stage in Stage:
+        round_.play(stage)
+    # Execute / Assert
+    for stage in Stage:
+        with pytest.raises(UnexpectedStage):
+            round_.server_method(stage)({})
+    with pytest.raises(UnexpectedStage):
+        round_.server.start([1, 2, 3])
+    assert set(round_.server.statuses.values()) == {ClientStatus.UNMASKED}
+
+
+def test_client_refuses_a_request_from_another_round(manual_round) -> None:  # type: ignore[no-untyped-def]
+    # Prepare
+    round_ = manual_round(num_clients=3)
+    request = round_.requests[Stage.ADVERTISE_KEYS][1].model_copy(update={"round": 5})
+    # Execute / Assert
+    with pytest.raises(RoundMismatch):
+        round_.clients[1].handle(request)
