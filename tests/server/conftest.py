@@ -1,0 +1,49 @@
+"""A small real world on disk (German credit over four firms) and grids of ClientApps over it."""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from clients.app import build_client_app
+from experiments.datasets import load_german_credit
+from experiments.tables import write_world
+from server.inprocess import InProcessGrid, Intercept
+from server.settings import FederationSettings
+
+N_FIRMS = 4
+
+
+@pytest.fixture(scope="session")
+def world_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    directory = tmp_path_factory.mktemp("world")
+    write_world(load_german_credit(n_firms=N_FIRMS, seed=0), directory)
+    return directory
+
+
+@pytest.fixture
+def make_grid(world_dir: Path) -> Callable[..., InProcessGrid]:
+    def make(intercept: Intercept | None = None) -> InProcessGrid:
+        return InProcessGrid(
+            build_client_app({"world-dir": str(world_dir)}),
+            [{"partition-id": i} for i in range(N_FIRMS)],
+            intercept=intercept,
+        )
+
+    return make
+
+
+@pytest.fixture
+def settings(world_dir: Path, tmp_path: Path) -> FederationSettings:
+    warnings.filterwarnings("ignore", message="secagg = 'none'")
+    return FederationSettings(
+        rounds=2,
+        world_dir=str(world_dir),
+        run_dir=str(tmp_path / "run"),
+        weight_scale=1000.0,
+        scale_bits=16,
+        evaluate=False,
+    )

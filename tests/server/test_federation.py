@@ -1,0 +1,73 @@
+"""Rounds, checkpoints, resume and the insecure-mode warning, on the in-process grid."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from server.checkpoint import latest_checkpoint
+from server.federation import (
+    RESULT_FILE,
+    TRANSCRIPT_FILE,
+    InsecureAggregationWarning,
+    run_federation,
+)
+from server.inprocess import InProcessGrid
+from server.settings import FederationSettings
+
+
+def test_plain_mode_warns_loudly(
+    make_grid: Callable[..., InProcessGrid], settings: FederationSettings
+) -> None:
+    # Prepare
+    plain = replace(settings, secagg="none", rounds=1)
+    # Execute / Assert
+    with pytest.warns(InsecureAggregationWarning, match="IN THE CLEAR"):
+        run_federation(make_grid(), plain)
+
+
+def test_resume_after_a_crash_loses_no_completed_round(
+    make_grid: Callable[..., InProcessGrid], settings: FederationSettings, tmp_path: Path
+) -> None:
+    # Prepare: an uninterrupted 3-round run, and a run that dies after round 2
+    base = replace(
+        settings, secagg="none", rounds=3, optimiser="fedadam", server_learning_rate=0.05
+    )
+    reference = run_federation(make_grid(), replace(base, run_dir=str(tmp_path / "ref")))
+    crashed = replace(base, run_dir=str(tmp_path / "crash"))
+    run_federation(make_grid(), crashed, stop_after=2)
+    assert latest_checkpoint(tmp_path / "crash" / "checkpoints").round_number == 2  # type: ignore[union-attr]
+    # Execute: a fresh server (fresh nodes) resumes
+    resumed = run_federation(make_grid(), replace(crashed, resume=True))
+    # Assert
+    assert resumed.resumed_from == 2
+    assert [r["round"] for r in resumed.history] == [1, 2, 3]
+    np.testing.assert_allclose(resumed.weights, reference.weights, rtol=0, atol=1e-12)
+    written = json.loads((tmp_path / "crash" / RESULT_FILE).read_text())
+    assert written["resumed_from_round"] == 2
+
+
+def test_every_real_run_writes_its_transcript(
+    make_grid: Callable[..., InProcessGrid], settings: FederationSettings
+) -> None:
+    # Prepare
+    secure = replace(settings, secagg="ours", rounds=2)
+    # Execute
+    run_federation(make_grid(), secure)
+    # Assert: four stages per round, both directions, every line a transcript entry
+    lines = (Path(secure.run_dir) / TRANSCRIPT_FILE).read_text().splitlines()
+    entries = [json.loads(line) for line in lines]
+    assert {e["round"] for e in entries} == {1, 2}
+    assert len(entries) == 2 * 4 * 2 * 4  # rounds × stages × directions × firms
+    assert all(len(e["sha256"]) == 64 for e in entries)
+
+
+def test_unknown_run_config_key_is_named() -> None:
+    # Execute / Assert
+    with pytest.raises(ValueError, match="unknown run-config keys \\['round'\\]"):
+        FederationSettings.from_run_config({"round": 3})

@@ -1,0 +1,151 @@
+"""Our secure aggregation over Flower messages: equal to the plain sum, robust to dropouts."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import replace
+
+import numpy as np
+import pytest
+from flwr.app import ConfigRecord, Error, Message, RecordDict
+
+from clients import records as R
+from protocol import AdvertiseKeysResponse, ProtocolAbort, parse_message
+from server.federation import aggregate_in_the_clear
+from server.inprocess import InProcessGrid
+from server.secagg_workflow import aggregate_securely
+from server.settings import FederationSettings
+
+N_FIRMS = 4  # as in conftest.py
+
+STAGES = ["advertise_keys", "share_keys", "masked_input", "unmask"]
+
+
+def _round_content(settings: FederationSettings) -> tuple[RecordDict, int]:
+    from flwr.app import Array, ArrayRecord
+
+    spec = settings.model_spec()
+    weights = spec.initial_weights()
+    content = RecordDict(
+        {
+            R.GLOBAL_RECORD: ArrayRecord({R.WEIGHTS: Array(weights)}),
+            R.CONFIG_RECORD: ConfigRecord(settings.train_config(spec, 1)),
+        }
+    )
+    return content, weights.size + 3
+
+
+def _plain_total(grid: InProcessGrid, settings: FederationSettings, nodes: list[int]) -> np.ndarray:
+    content, dimension = _round_content(settings)
+    return aggregate_in_the_clear(grid, nodes, content, 1, settings, dimension).total
+
+
+def _stage_of(message: Message) -> str:
+    return str(message.content.config_records[R.SECAGG_RECORD][R.STAGE])
+
+
+def test_secure_sum_equals_plain_sum_within_quantisation(
+    make_grid: Callable[..., InProcessGrid], settings: FederationSettings
+) -> None:
+    # Prepare
+    grid = make_grid()
+    nodes = sorted(grid.get_node_ids())
+    content, dimension = _round_content(settings)
+    # Execute
+    secure = aggregate_securely(grid, nodes, content, 1, settings, dimension)
+    plain = _plain_total(make_grid(), settings, nodes)
+    # Assert: stochastic rounding moves each client's coordinate by < 1/scale
+    bound = N_FIRMS / 2**settings.scale_bits
+    assert secure.contributors == nodes
+    assert np.max(np.abs(secure.total - plain)) <= bound
+    assert secure.transcript and {e["stage"] for e in secure.transcript} == set(STAGES)
+
+
+@pytest.mark.parametrize("fault", ["silent", "error"])
+@pytest.mark.parametrize("stage", STAGES)
+def test_a_firm_failing_at_any_stage_is_a_dropout_the_round_survives(
+    make_grid: Callable[..., InProcessGrid],
+    settings: FederationSettings,
+    stage: str,
+    fault: str,
+) -> None:
+    # Prepare: the last node fails at `stage` (no reply, or an error reply)
+    victim = 100 + N_FIRMS
+
+    def intercept(node: int, request: Message, reply: Message) -> Message | None:
+        if node != victim or _stage_of(request) != stage:
+            return reply
+        if fault == "silent":
+            return None
+        return Message(Error(code=1, reason="firm crashed"), reply_to=request)
+
+    grid = make_grid(intercept)
+    nodes = sorted(grid.get_node_ids())
+    secure_settings = replace(settings, threshold=2)
+    content, dimension = _round_content(secure_settings)
+    # Execute
+    result = aggregate_securely(grid, nodes, content, 1, secure_settings, dimension)
+    # Assert: the sum is exactly the survivors' contributions (the victim's input counts only
+    # if it had sent its masked input before failing)
+    expected_contributors = nodes if stage == "unmask" else [n for n in nodes if n != victim]
+    assert result.contributors == expected_contributors
+    assert victim in result.dropped
+    plain = _plain_total(make_grid(), settings, expected_contributors)
+    assert np.max(np.abs(result.total - plain)) <= N_FIRMS / 2**settings.scale_bits
+
+
+def test_a_tampered_reply_is_rejected_and_its_sender_dropped(
+    make_grid: Callable[..., InProcessGrid], settings: FederationSettings
+) -> None:
+    # Prepare: a man in the middle rewrites node 102's advertised keys to claim another sender
+    def intercept(node: int, request: Message, reply: Message) -> Message | None:
+        if node != 102 or _stage_of(request) != "advertise_keys":
+            return reply
+        record = reply.content.config_records[R.SECAGG_RECORD]
+        genuine = parse_message(record[R.PAYLOAD])  # type: ignore[arg-type]
+        assert isinstance(genuine, AdvertiseKeysResponse)
+        forged = genuine.model_copy(update={"sender": 1})
+        record[R.PAYLOAD] = forged.to_bytes()
+        return reply
+
+    grid = make_grid(intercept)
+    nodes = sorted(grid.get_node_ids())
+    secure_settings = replace(settings, threshold=2)
+    content, dimension = _round_content(secure_settings)
+    # Execute
+    result = aggregate_securely(grid, nodes, content, 1, secure_settings, dimension)
+    # Assert
+    assert 102 not in result.contributors
+    assert "advertise_keys" in result.dropped[102]
+    plain = _plain_total(make_grid(), settings, result.contributors)
+    assert np.max(np.abs(result.total - plain)) <= N_FIRMS / 2**settings.scale_bits
+
+
+def test_too_few_survivors_abort_the_round_without_a_sum(
+    make_grid: Callable[..., InProcessGrid], settings: FederationSettings
+) -> None:
+    # Prepare: three of four firms go silent after sharing keys; t = 3
+    def intercept(node: int, request: Message, reply: Message) -> Message | None:
+        return None if node != 101 and _stage_of(request) == "masked_input" else reply
+
+    grid = make_grid(intercept)
+    secure_settings = replace(settings, threshold=3)
+    content, dimension = _round_content(secure_settings)
+    # Execute / Assert
+    with pytest.raises(ProtocolAbort):
+        aggregate_securely(
+            grid, sorted(grid.get_node_ids()), content, 1, secure_settings, dimension
+        )
+
+
+def test_client_state_between_stages_holds_no_secret_after_the_round(
+    make_grid: Callable[..., InProcessGrid], settings: FederationSettings
+) -> None:
+    # Prepare
+    grid = make_grid()
+    content, dimension = _round_content(settings)
+    # Execute
+    aggregate_securely(grid, sorted(grid.get_node_ids()), content, 1, settings, dimension)
+    # Assert
+    for context in grid.contexts.values():
+        assert R.CLIENT_STATE_RECORD not in context.state.config_records
