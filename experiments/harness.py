@@ -19,18 +19,30 @@ from rich.table import Table
 from experiments.config import DataSection, ExperimentConfig
 from experiments.leakage.decisions import decision_metrics, protected_groups
 from experiments.leakage.exposure import world_exposure
+from experiments.leakage.server_view import (
+    disaggregation_attack,
+    pack,
+    participation_schedule,
+    probe_gradient,
+    server_view,
+)
 from experiments.metrics import summarise, utility
 from experiments.regimes import (
     LOCAL_ONLY,
     UNIFIED,
     Holdout,
     RegimeOutput,
+    common_features,
     run_local_only,
     run_unified,
 )
 from experiments.tables import ID, LABEL, World
 
 RESULTS_SCHEMA_VERSION = 1
+DISAGGREGATION_ROUNDS = 20
+"""Rounds the server observes in the disaggregation experiment."""
+DISAGGREGATION_AVAILABILITY = 0.75
+"""Chance that a firm is online in a round (its dropouts change the participant set)."""
 
 Regime = Callable[[World, Holdout, ExperimentConfig, int], RegimeOutput]
 
@@ -103,6 +115,45 @@ def evaluate(
     }
 
 
+def server_view_figures(world: World, holdout: Holdout, seed: int) -> dict[str, Any]:
+    """What the coordinating server infers about each firm, with and without secure aggregation.
+
+    Firms contribute their training rows (never held-out citizens) through the real protocol;
+    the disaggregation attack then targets the same per-firm vectors across rounds of changing
+    participation, and the two defences say what stopping it costs.
+    """
+    firm_data = {}
+    for firm, table in world.firms.items():
+        train = ~holdout.is_test(table[ID].to_numpy())
+        firm_data[firm] = (
+            common_features(world, firm, table)[train],
+            table[LABEL].to_numpy()[train],
+        )
+    view = server_view(firm_data, public_bound=len(world.truth), seed=seed)
+
+    def mean_over_firms(errors: dict[str, dict[str, float]]) -> dict[str, float]:
+        return {
+            m: float(np.mean([e[m] for e in errors.values()])) for m in next(iter(errors.values()))
+        }
+
+    vectors = np.stack(
+        [pack(probe_gradient(x, y), len(y), len(world.truth)) for x, y in firm_data.values()]
+    )
+    rng = np.random.default_rng([seed, 0xD15A])
+    disaggregation = {}
+    for policy in ("any", "fixed", "groups"):
+        participation, share = participation_schedule(
+            DISAGGREGATION_ROUNDS, len(vectors), DISAGGREGATION_AVAILABILITY, policy, rng
+        )
+        disaggregation[policy] = disaggregation_attack(vectors, participation, share).to_json()
+    return {
+        "plain": mean_over_firms(view.plain),
+        "secagg": mean_over_firms(view.secagg),
+        "per_firm": {"plain": view.plain, "secagg": view.secagg},
+        "disaggregation": disaggregation,
+    }
+
+
 def _summarise_tree(per_seed: list[dict[str, Any]]) -> dict[str, Any]:
     """Turn a list (over seeds) of equally shaped nested dicts of floats into summaries."""
     first = per_seed[0]
@@ -119,6 +170,7 @@ def run_experiment(
     regimes = enabled_regimes(config)
     per_seed: dict[str, list[dict[str, Any]]] = {name: [] for name in regimes}
     exposure_per_seed: list[dict[str, Any]] = []
+    server_view_per_seed: list[dict[str, Any]] = []
     holdout_sizes = []
     with Progress(
         TextColumn("[bold]{task.description}"),
@@ -138,6 +190,7 @@ def run_experiment(
             holdout_sizes.append({"pairs": len(holdout.pairs), "citizens": len(holdout.test_ids)})
             exposure_per_seed.append({p: e.to_json() for p, e in world_exposure(world).items()})
             groups = protected_groups(world, holdout.pairs[ID].to_numpy())
+            server_view_per_seed.append(server_view_figures(world, holdout, seed))
             progress.advance(task)
             reference: RegimeOutput | None = None
             for name, regime in regimes.items():
@@ -156,6 +209,7 @@ def run_experiment(
         "holdout": holdout_sizes,
         "regimes": {name: _summarise_tree(values) for name, values in per_seed.items()},
         "exposure": _summarise_tree(exposure_per_seed),
+        "server_view": _summarise_tree(server_view_per_seed),
     }
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)

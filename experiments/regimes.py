@@ -160,6 +160,11 @@ def firm_features(world: World, firm: str, table: pd.DataFrame) -> np.ndarray:
     return _scaler(world.feature_columns(firm), table).transform(table)
 
 
+def common_features(world: World, firm: str, table: pd.DataFrame) -> np.ndarray:
+    """A firm's scaled common-schema columns: the features a shared (federated) model sees."""
+    return _scaler(world.columns_of(firm, {"common"}), table).transform(table)
+
+
 def run_local_only(
     world: World, holdout: Holdout, config: ExperimentConfig, seed: int
 ) -> RegimeOutput:
