@@ -71,3 +71,16 @@ def test_unknown_run_config_key_is_named() -> None:
     # Execute / Assert
     with pytest.raises(ValueError, match="unknown run-config keys \\['round'\\]"):
         FederationSettings.from_run_config({"round": 3})
+
+
+@pytest.mark.parametrize("mode", ["ours", "flower"])
+def test_secure_modes_reach_the_plain_fedavg_model(
+    make_grid: Callable[..., InProcessGrid], settings: FederationSettings, mode: str
+) -> None:
+    # Prepare
+    plain = run_federation(make_grid(), replace(settings, secagg="none"))
+    # Execute
+    secure = run_federation(make_grid(), replace(settings, secagg=mode))  # type: ignore[arg-type]
+    # Assert: two rounds of quantisation noise, each well below 1e-3 per weight
+    np.testing.assert_allclose(secure.weights, plain.weights, rtol=0, atol=1e-3)
+    assert not np.allclose(plain.weights, settings.model_spec().initial_weights())
