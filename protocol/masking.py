@@ -8,13 +8,13 @@ client's derivation when it rebuilds a dropped client's masking key, so the two 
 from __future__ import annotations
 
 import struct
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import numpy.typing as npt
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
-from protocol.crypto import hkdf_sha256, pair_session_id, prg_uint32, x25519
+from protocol.crypto import encode_party, hkdf_sha256, pair_session_id, prg_uint32, x25519
 from protocol.stages import Stage
 
 SHARE_ENCRYPTION = "share-encryption"
@@ -23,21 +23,26 @@ PAIRWISE_MASK = "pairwise-mask"
 
 @dataclass(frozen=True)
 class PublicKeys:
-    """One client's advertised public keys."""
+    """One client's advertised public keys, with their session-id encoding computed once."""
 
     client_id: int
     encryption: bytes
     masking: bytes
+    encoded: bytes = field(init=False, repr=False, compare=False)
 
-    def as_tuple(self) -> tuple[int, bytes, bytes]:
-        return (self.client_id, self.encryption, self.masking)
+    def __post_init__(self) -> None:
+        encoded = encode_party(self.client_id, self.encryption, self.masking)
+        object.__setattr__(self, "encoded", encoded)
+
+    def as_party(self) -> tuple[int, bytes]:
+        return (self.client_id, self.encoded)
 
 
 def share_channel(
     round_number: int, private_encryption_key: X25519PrivateKey, me: PublicKeys, peer: PublicKeys
 ) -> tuple[bytes, bytes]:
     """AES-256-GCM key and session id for sealing shares between `me` and `peer`."""
-    session = pair_session_id(round_number, SHARE_ENCRYPTION, me.as_tuple(), peer.as_tuple())
+    session = pair_session_id(round_number, SHARE_ENCRYPTION, me.as_party(), peer.as_party())
     shared = x25519(private_encryption_key, peer.encryption)
     return hkdf_sha256(shared, info=session), session
 
@@ -52,7 +57,7 @@ def pairwise_mask_seed(
     round_number: int, private_masking_key: X25519PrivateKey, me: PublicKeys, peer: PublicKeys
 ) -> bytes:
     """The 32-byte AES-CTR key of the mask `me` and `peer` share in this round."""
-    session = pair_session_id(round_number, PAIRWISE_MASK, me.as_tuple(), peer.as_tuple())
+    session = pair_session_id(round_number, PAIRWISE_MASK, me.as_party(), peer.as_party())
     return hkdf_sha256(x25519(private_masking_key, peer.masking), info=session)
 
 

@@ -10,9 +10,8 @@ The server is party 0; clients are 1, 2, ... (their Shamir x-coordinates).
 from __future__ import annotations
 
 import hashlib
-import json
 import struct
-from typing import Annotated, Any, ClassVar, Literal, Self
+from typing import Annotated, ClassVar, Literal, Self
 
 import numpy as np
 import numpy.typing as npt
@@ -269,7 +268,6 @@ MESSAGE_TYPES: tuple[type[Message], ...] = (
     UnmaskResponse,
 )
 _ANY_MESSAGE: TypeAdapter[AnyRequest | AnyResponse] = TypeAdapter(AnyMessage)
-_RAW_FIELDS = {cls.model_fields["kind"].default: cls.raw_field for cls in MESSAGE_TYPES}
 
 
 def parse_message(data: bytes) -> AnyRequest | AnyResponse:
@@ -281,17 +279,17 @@ def parse_message(data: bytes) -> AnyRequest | AnyResponse:
     if header_end > len(data):
         raise MalformedMessage("header length points past the end of the message")
     try:
-        header: dict[str, Any] = json.loads(data[_HEADER_LENGTH.size : header_end])
-        raw_field = _RAW_FIELDS.get(header.get("kind")) if isinstance(header, dict) else None
-        tail = data[header_end:]
-        if raw_field is None and tail:
-            raise MalformedMessage("unexpected bytes after the JSON header")
         message = _ANY_MESSAGE.validate_json(data[_HEADER_LENGTH.size : header_end])
-    except (ValidationError, ValueError, TypeError) as error:
+    except ValidationError as error:
         raise MalformedMessage(f"message does not parse: {error}") from error
-    if raw_field is not None:
-        message = message.model_copy(update={raw_field: bytes(tail)})
-    return message
+    raw_field = message.raw_field
+    if raw_field is None:
+        if header_end != len(data):
+            raise MalformedMessage("unexpected bytes after the JSON header")
+        return message
+    if getattr(message, raw_field):
+        raise MalformedMessage(f"{raw_field} must travel as the raw tail, not in the header")
+    return message.model_copy(update={raw_field: bytes(data[header_end:])})
 
 
 def share_commitment(

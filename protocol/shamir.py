@@ -29,12 +29,15 @@ def split(secret: bytes, holders: Sequence[int], threshold: int) -> dict[int, in
         raise ValueError("holders must be distinct ids in [1, PRIME)")
     coefficients = [int.from_bytes(secret, "little")]
     coefficients += [secrets.randbelow(PRIME) for _ in range(threshold - 1)]
+    coefficients.reverse()
     shares: dict[int, int] = {}
     for x in holders:
+        # Horner without reducing at each step: x is small, so the value grows by a few bits a
+        # step and one final reduction is cheaper than t of them.
         value = 0
-        for coefficient in reversed(coefficients):
-            value = (value * x + coefficient) % PRIME
-        shares[x] = value
+        for coefficient in coefficients:
+            value = value * x + coefficient
+        shares[x] = value % PRIME
     return shares
 
 

@@ -115,9 +115,11 @@ def test_a_fresh_public_key_passes_the_check() -> None:
     crypto.check_public_key(public)
 
 
-def test_pair_session_id_is_symmetric_and_bound_to_round_and_purpose() -> None:
+def test_pair_session_id_is_symmetric_and_bound_to_round_purpose_and_keys() -> None:
     # Prepare
-    first, second = (3, b"a" * 32, b"b" * 32), (7, b"c" * 32, b"d" * 32)
+    first = (3, crypto.encode_party(3, b"a" * 32, b"b" * 32))
+    second = (7, crypto.encode_party(7, b"c" * 32, b"d" * 32))
+    other_keys = (7, crypto.encode_party(7, b"c" * 32, b"e" * 32))
     # Execute
     forward = crypto.pair_session_id(1, "mask", first, second)
     backward = crypto.pair_session_id(1, "mask", second, first)
@@ -125,7 +127,13 @@ def test_pair_session_id_is_symmetric_and_bound_to_round_and_purpose() -> None:
     assert forward == backward
     assert forward != crypto.pair_session_id(2, "mask", first, second)
     assert forward != crypto.pair_session_id(1, "share", first, second)
-    assert forward != crypto.pair_session_id(1, "mask", first, (7, b"c" * 32, b"e" * 32))
+    assert forward != crypto.pair_session_id(1, "mask", first, other_keys)
+
+
+def test_hkdf_refuses_impossible_lengths() -> None:
+    # Execute / Assert
+    with pytest.raises(ValueError, match="length must be in"):
+        crypto.hkdf_sha256(b"k", info=b"", length=255 * 32 + 1)
 
 
 def test_aead_round_trip_and_tamper_detection() -> None:

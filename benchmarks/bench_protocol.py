@@ -1,0 +1,114 @@
+"""Benchmark of a secure-aggregation round against the floor of its unavoidable work.
+
+For each (n, d, dropout) scenario, in a fresh subprocess (so peak memory is the round's own), it
+runs one in-process round (dropouts happen after share keys, the costliest point: the server must
+regenerate the dropped clients' pairwise masks), then times, in the same process, the floor:
+expanding the same number of d-long AES-256-CTR masks and summing the survivors' vectors. It
+prints round time, floor time, their ratio, bytes per client and peak RSS.
+
+    .venv/bin/python benchmarks/bench_protocol.py              # the two scenarios of issue 3
+    .venv/bin/python benchmarks/bench_protocol.py --quick      # a small smoke run
+    .venv/bin/python benchmarks/bench_protocol.py --one 100 100000 0.1 0   # one scenario, JSON
+
+Other work on the machine skews every figure; the load average is printed with the results.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from protocol import SecAggConfig, Stage, recommended_degree, run_round
+from protocol.masking import add_mask
+
+SCENARIOS: list[tuple[int, int, float, int | None]] = [
+    (100, 100_000, 0.1, None),  # complete graph
+    (1000, 100_000, 0.1, -1),  # -1: logarithmic degree (recommended_degree)
+]
+QUICK: list[tuple[int, int, float, int | None]] = [(20, 10_000, 0.1, None), (60, 10_000, 0.1, -1)]
+
+
+def measure_floor(masks: int, vectors: list[np.ndarray], dimension: int) -> float:
+    """Seconds to expand `masks` AES-CTR masks and add them and `vectors` into one sum."""
+    seeds = [os.urandom(32) for _ in range(masks)]
+    start = time.perf_counter()
+    total = np.zeros(dimension, dtype=np.uint32)
+    for seed in seeds:
+        add_mask(total, seed, +1)
+    for vector in vectors:
+        np.add(total, vector, out=total)
+    return time.perf_counter() - start
+
+
+def run_one(num_clients: int, dimension: int, dropout: float, neighbors: int | None) -> dict:
+    degree = recommended_degree(num_clients) if neighbors == -1 else neighbors
+    config = SecAggConfig(num_clients=num_clients, neighbors=degree, scale=2.0**16)
+    rng = np.random.default_rng(0)
+    inputs = [rng.uniform(-1, 1, dimension) for _ in range(num_clients)]
+    dropped = rng.choice(np.arange(1, num_clients + 1), round(dropout * num_clients), False)
+    schedule = {int(client): Stage.MASKED_INPUT for client in dropped}
+    result = run_round(config, inputs, dropout=schedule, rounding_seed=1)
+    survivors_quantized = [np.zeros(dimension, dtype=np.uint32) for _ in result.survivors]
+    floor = measure_floor(result.masks_expanded, survivors_quantized, dimension)
+    transcript = result.transcript
+    upload = sum(e.bytes for e in transcript.entries if e.sender != 0) / num_clients
+    download = sum(e.bytes for e in transcript.entries if e.sender == 0) / num_clients
+    return {
+        "n": num_clients,
+        "d": dimension,
+        "dropout": dropout,
+        "k": config.degree,
+        "t": config.reconstruction_threshold,
+        "exact": result.exact,
+        "survivors": len(result.survivors),
+        "masks_expanded": result.masks_expanded,
+        "round_seconds": round(result.seconds, 3),
+        "floor_seconds": round(floor, 3),
+        "ratio": round(result.seconds / floor, 2),
+        "upload_bytes_per_client": int(upload),
+        "download_bytes_per_client": int(download),
+        "expansion": round(upload / (4 * dimension), 4),
+        "peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="small scenarios only")
+    parser.add_argument("--one", nargs=4, metavar=("N", "D", "DROPOUT", "K"))
+    arguments = parser.parse_args()
+    if arguments.one:
+        n, d, dropout, k = arguments.one
+        neighbors = None if int(k) == 0 else int(k)
+        print(json.dumps(run_one(int(n), int(d), float(dropout), neighbors)))
+        return
+    rows = []
+    for n, d, dropout, k in QUICK if arguments.quick else SCENARIOS:
+        command = [sys.executable, str(Path(__file__)), "--one", str(n), str(d), str(dropout)]
+        command.append(str(0 if k is None else k))
+        output = subprocess.run(command, check=True, capture_output=True, text=True).stdout
+        rows.append(json.loads(output.strip().splitlines()[-1]))
+        print(json.dumps(rows[-1]), flush=True)
+    print(f"load average: {os.getloadavg()}, cpus: {os.cpu_count()}")
+    print(
+        "n      d        drop  k    t    exact  round_s  floor_s  ratio  up_MB   down_MB  peak_MiB"
+    )
+    for row in rows:
+        print(
+            f"{row['n']:<6} {row['d']:<8} {row['dropout']:<5} {row['k']:<4} {row['t']:<4} "
+            f"{row['exact']!s:<6} {row['round_seconds']:<8} {row['floor_seconds']:<8} "
+            f"{row['ratio']:<6} {row['upload_bytes_per_client'] / 1e6:<7.3f} "
+            f"{row['download_bytes_per_client'] / 1e6:<8.3f} {row['peak_rss_mib']}"
+        )
+
+
+if __name__ == "__main__":
+    main()
