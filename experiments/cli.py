@@ -53,6 +53,7 @@ def run(
 ) -> None:
     """Run every regime of an experiment config over its seeds; write results.json."""
     from experiments.harness import results_table, run_experiment
+    from experiments.report import write_report
 
     try:
         experiment = load_config(config)
@@ -61,7 +62,25 @@ def run(
         raise typer.Exit(2) from None
     results = run_experiment(experiment, out, console=_err)
     _out.print(results_table(results))
-    _err.print(f"[green]wrote[/] {out / 'results.json'}")
+    with _err.status("writing the report"):
+        report = write_report(results, out)
+    _err.print(f"[green]wrote[/] {out / 'results.json'}, {out / 'results.csv'}, {report}")
+
+
+@app.command()
+def report(
+    run_dir: Annotated[Path, typer.Argument(help="A run directory holding results.json.")],
+) -> None:
+    """Rebuild report.html and results.csv from a run's results.json."""
+    from experiments.report import write_report
+
+    path = run_dir / "results.json"
+    if not path.is_file():
+        _err.print(
+            f"[red]error:[/] no results.json in {run_dir}; run `fedscore run --out {run_dir}` first"
+        )
+        raise typer.Exit(2)
+    _err.print(f"[green]wrote[/] {write_report(json.loads(path.read_text()), run_dir)}")
 
 
 def main() -> None:
