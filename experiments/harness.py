@@ -79,6 +79,9 @@ def enabled_regimes(config: ExperimentConfig) -> dict[str, Regime]:
         regimes[UNIFIED] = run_unified
     if config.regimes.local_only:
         regimes[LOCAL_ONLY] = run_local_only
+    from experiments.federated import federated_regimes  # imports Flower only when asked
+
+    regimes.update(federated_regimes(config))
     return regimes
 
 
