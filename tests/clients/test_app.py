@@ -1,0 +1,108 @@
+"""The firm side: finding its own data, the contribution layout, DP accounting."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from flwr.app import Context, RecordDict
+
+from clients.app import firm_data
+from clients.participant import (
+    ModelSpec,
+    load_firm_data,
+    local_round,
+    read_contribution_sum,
+)
+from clients.training import DPSettings, TrainSettings
+from experiments.datasets import load_german_credit
+from experiments.tables import ID, write_world
+
+
+@pytest.fixture(scope="module")
+def world_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    directory = tmp_path_factory.mktemp("world")
+    write_world(load_german_credit(n_firms=3, seed=0), directory)
+    return directory
+
+
+def _context(node_config: dict[str, object]) -> Context:
+    return Context(
+        run_id=1,
+        node_id=7,
+        node_config=node_config,
+        state=RecordDict(),
+        run_config={},  # type: ignore[arg-type]
+    )
+
+
+def test_partition_id_picks_the_firm_and_held_out_rows_are_not_trained_on(
+    world_dir: Path, tmp_path: Path
+) -> None:
+    # Prepare
+    import pandas as pd
+
+    table = pd.read_parquet(world_dir / "firms" / "firm_1.parquet")
+    heldout = table[ID].to_numpy()[:10]
+    np.save(tmp_path / "heldout.npy", heldout)
+    context = _context({"partition-id": 1, "holdout-file": str(tmp_path / "heldout.npy")})
+    # Execute
+    data = firm_data(context, {"world-dir": str(world_dir)})
+    # Assert
+    assert data.firm == "firm_1"
+    assert len(data.train_labels) == len(table) - 10
+    assert len(data.eval_labels) == 10
+
+
+def test_a_node_without_a_firm_gets_a_clear_error(world_dir: Path) -> None:
+    # Prepare
+    context = _context({"partition-id": 9})
+    # Execute / Assert
+    with pytest.raises(ValueError, match="partition-id"):
+        firm_data(context, {"world-dir": str(world_dir)})
+
+
+def test_contribution_sums_back_to_the_weighted_mean_update(world_dir: Path) -> None:
+    # Prepare
+    spec = ModelSpec("logistic", 54, 8, 0)
+    start = spec.initial_weights()
+    firms = [load_firm_data(world_dir, f"firm_{i}", None) for i in range(3)]
+    settings = TrainSettings(epochs=1, batch_size=64)
+    # Execute
+    results = [local_round(d, spec, start, settings, 1000.0, seed=i) for i, d in enumerate(firms)]
+    update = read_contribution_sum(sum(r.contribution for r in results), 1000.0)
+    # Assert
+    sizes = np.array([r.n_examples for r in results], dtype=float)
+    deltas = np.stack(
+        [r.contribution[:-3] * 1000.0 / n for r, n in zip(results, sizes, strict=True)]
+    )
+    np.testing.assert_allclose(update.mean_update, sizes @ deltas / sizes.sum(), rtol=1e-9)
+    assert update.total_examples == pytest.approx(sizes.sum())
+    assert all(np.all(np.abs(r.contribution) <= 1.0) for r in results)
+
+
+def test_a_firm_larger_than_the_weight_scale_is_refused(world_dir: Path) -> None:
+    # Prepare
+    data = load_firm_data(world_dir, "firm_0", None)
+    spec = ModelSpec("logistic", 54, 8, 0)
+    # Execute / Assert
+    with pytest.raises(ValueError, match="weight_scale"):
+        local_round(data, spec, spec.initial_weights(), TrainSettings(epochs=1), 10.0, seed=0)
+
+
+def test_dp_budget_spent_over_all_rounds_meets_the_target(world_dir: Path) -> None:
+    # Prepare
+    data = load_firm_data(world_dir, "firm_2", None)
+    spec = ModelSpec("logistic", 54, 8, 0)
+    dp = DPSettings(target_epsilon=3.0, target_delta=1e-5, max_grad_norm=1.0, total_rounds=3)
+    settings = TrainSettings(epochs=1, batch_size=32)
+    # Execute: the last round, after a resume (two rounds already spent)
+    last = local_round(
+        data, spec, spec.initial_weights(), settings, 1000.0, seed=0, dp=dp, completed_rounds=2
+    )
+    first = local_round(data, spec, spec.initial_weights(), settings, 1000.0, seed=0, dp=dp)
+    # Assert
+    assert last.epsilon is not None and first.epsilon is not None
+    assert first.epsilon < last.epsilon <= 3.0 * 1.01
+    assert last.epsilon > 2.5
