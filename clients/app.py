@@ -17,7 +17,9 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 from flwr.app import (
@@ -172,22 +174,52 @@ class _FirmNumPyClient(NumPyClient):
         return get_weights(model), len(self.data.train_labels), {}
 
 
-def build_client_app(defaults: Mapping[str, UserConfigValue] | None = None) -> ClientApp:
+class Firm(Protocol):
+    """What a node does at each step; `TrainingFirm` is the real one (benchmarks plug in others)."""
+
+    def contribute(self, content: RecordDict, context: Context) -> LocalResult: ...
+
+    def legacy_client(self, context: Context) -> NumPyClient: ...
+
+    def evaluate(self, content: RecordDict, context: Context) -> dict[str, float]: ...
+
+
+@dataclass(frozen=True)
+class TrainingFirm:
+    """A pilot firm training on its own table; `defaults` fill in missing data settings."""
+
+    defaults: Mapping[str, UserConfigValue] = field(default_factory=dict)
+
+    def contribute(self, content: RecordDict, context: Context) -> LocalResult:
+        return train_locally(content, firm_data(context, self.defaults))
+
+    def legacy_client(self, context: Context) -> NumPyClient:
+        return _FirmNumPyClient(firm_data(context, self.defaults))
+
+    def evaluate(self, content: RecordDict, context: Context) -> dict[str, float]:
+        data = firm_data(context, self.defaults)
+        config = content.config_records[R.CONFIG_RECORD]
+        global_weights = content.array_records[R.GLOBAL_RECORD][R.WEIGHTS].numpy()
+        return evaluate_global(data, _spec(config), np.asarray(global_weights, dtype=np.float64))
+
+
+def build_client_app(
+    defaults: Mapping[str, UserConfigValue] | None = None, firm: Firm | None = None
+) -> ClientApp:
     """A ClientApp whose data settings fall back to `defaults` (what `fedscore run` passes)."""
-    fallback: Mapping[str, UserConfigValue] = dict(defaults or {})
+    behaviour: Firm = firm if firm is not None else TrainingFirm(dict(defaults or {}))
     app = ClientApp()
 
     @app.train()
     def train(msg: Message, context: Context) -> Message:
-        data = firm_data(context, fallback)
         if RECORD_KEY_CONFIGS in msg.content.config_records:
-            legacy = _FirmNumPyClient(data).to_client()
+            legacy = behaviour.legacy_client(context).to_client()
             return secaggplus_mod(
                 msg,
                 context,
                 lambda m, c: handle_legacy_message_from_msgtype(lambda _: legacy, m, c),
             )
-        result = train_locally(msg.content, data)
+        result = behaviour.contribute(msg.content, context)
         reply = RecordDict(
             {
                 R.CONTRIBUTION_RECORD: ArrayRecord({R.VECTOR: Array(result.contribution)}),
@@ -200,15 +232,11 @@ def build_client_app(defaults: Mapping[str, UserConfigValue] | None = None) -> C
     def secagg_stage(msg: Message, context: Context) -> Message:
         from clients.secagg import answer_stage
 
-        data = firm_data(context, fallback)
-        return answer_stage(msg, context, lambda: train_locally(msg.content, data))
+        return answer_stage(msg, context, lambda: behaviour.contribute(msg.content, context))
 
     @app.evaluate()
     def evaluate(msg: Message, context: Context) -> Message:
-        data = firm_data(context, fallback)
-        config = msg.content.config_records[R.CONFIG_RECORD]
-        global_weights = msg.content.array_records[R.GLOBAL_RECORD][R.WEIGHTS].numpy()
-        sums = evaluate_global(data, _spec(config), np.asarray(global_weights, dtype=np.float64))
+        sums = behaviour.evaluate(msg.content, context)
         return Message(RecordDict({R.METRICS_RECORD: MetricRecord(sums)}), reply_to=msg)
 
     return app
@@ -217,4 +245,4 @@ def build_client_app(defaults: Mapping[str, UserConfigValue] | None = None) -> C
 app = build_client_app()
 """What `flwr run .` and a SuperNode load (`clients.app:app`)."""
 
-__all__ = ["app", "build_client_app", "firm_data", "train_locally"]
+__all__ = ["Firm", "TrainingFirm", "app", "build_client_app", "firm_data", "train_locally"]
