@@ -1,0 +1,122 @@
+"""Figures of the leakage results, for the HTML report (embedded as PNG).
+
+Figures are built as `matplotlib.figure.Figure` on an Agg canvas, never through pyplot: no
+global figure registry, no display needed, and nothing leaks between calls.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import numpy as np
+import numpy.typing as npt
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+
+from experiments.leakage.attribute import AttributeResult
+from experiments.leakage.membership import FPR_LEVELS, MembershipResult
+
+Curve = tuple[npt.ArrayLike, npt.ArrayLike] | MembershipResult
+
+_AXIS_MARGIN = 2.0
+"""The log axes start this factor below the smallest reported FPR level, so its line shows."""
+
+
+def _new_figure(width: float, height: float) -> Figure:
+    figure = Figure(figsize=(width, height), layout="constrained")
+    FigureCanvasAgg(figure)
+    return figure
+
+
+def _curve_arrays(regime: str, curve: Curve) -> tuple[np.ndarray, np.ndarray]:
+    fpr, tpr = (curve.fpr, curve.tpr) if isinstance(curve, MembershipResult) else curve
+    fpr_array = np.asarray(fpr, dtype=np.float64)
+    tpr_array = np.asarray(tpr, dtype=np.float64)
+    if fpr_array.ndim != 1 or fpr_array.shape != tpr_array.shape:
+        raise ValueError(
+            f"curve {regime!r}: fpr and tpr must be 1-D of one length, "
+            f"got {fpr_array.shape} and {tpr_array.shape}"
+        )
+    return fpr_array, tpr_array
+
+
+def membership_roc_figure(curves: Mapping[str, Curve], title: str | None = None) -> Figure:
+    """Membership-inference ROC per regime on log-log axes, where low-FPR leakage is visible.
+
+    curves: regime -> (fpr, tpr) arrays of one length, or a `MembershipResult`. Points with a
+    zero rate cannot sit on a log axis and are left out; the diagonal is a guessing attacker and
+    the dotted verticals mark the reported 0.1 % and 1 % FPR. The axes start at the smallest
+    resolved FPR (one false positive) or just below 0.1 %, whichever is smaller.
+    """
+    if not curves:
+        raise ValueError("curves must name at least one regime")
+    arrays = {regime: _curve_arrays(regime, curve) for regime, curve in curves.items()}
+    smallest_positive = [float(fpr[fpr > 0].min()) for fpr, _ in arrays.values() if fpr.max() > 0]
+    left = min([min(FPR_LEVELS) / _AXIS_MARGIN, *smallest_positive])
+
+    figure = _new_figure(5.5, 5.0)
+    axes = figure.add_subplot()
+    for regime, (fpr, tpr) in arrays.items():
+        visible = (fpr > 0) & (tpr > 0)
+        axes.plot(fpr[visible], tpr[visible], label=regime, linewidth=1.5)
+    axes.plot([left, 1.0], [left, 1.0], color="grey", linestyle="--", linewidth=1, label="chance")
+    for level in FPR_LEVELS:
+        axes.axvline(level, color="lightgrey", linestyle=":", linewidth=1)
+    axes.set_xscale("log")
+    axes.set_yscale("log")
+    axes.set_xlim(left, 1.0)
+    axes.set_ylim(left, 1.0)
+    axes.set_xlabel("False positive rate")
+    axes.set_ylabel("True positive rate")
+    axes.set_title(title or "Membership inference (log-log ROC)")
+    axes.legend(loc="lower right")
+    return figure
+
+
+def attribute_bars_figure(results: Mapping[str, Mapping[str, AttributeResult]]) -> Figure:
+    """Attribute-inference AUC per sensitive attribute and regime, beside its advantage.
+
+    results: regime -> attribute -> result. Left panel: AUC from score + quasi-identifiers as
+    bars, the quasi-identifier-only baseline as a black tick on each bar. Right panel: the
+    advantage (the gap between the two). Attributes rarer than 10 % are labelled "(rare)": read
+    their G-mean and MCC in the table, not the AUC alone.
+    """
+    if not results or not any(results.values()):
+        raise ValueError("results must hold at least one regime with one attribute")
+    attributes: list[str] = list(dict.fromkeys(a for per in results.values() for a in per))
+    rare = {a for per in results.values() for a, r in per.items() if r.rare}
+    regimes = list(results)
+    positions = np.arange(len(attributes), dtype=np.float64)
+    width = 0.8 / len(regimes)
+
+    figure = _new_figure(max(7.0, 1.6 * len(attributes) * 2), 4.2)
+    auc_axes, advantage_axes = figure.subplots(1, 2)
+    for index, regime in enumerate(regimes):
+        per_attribute = results[regime]
+        auc = np.array([_field(per_attribute, a, "auc_score_and_qi") for a in attributes])
+        baseline = np.array([_field(per_attribute, a, "auc_qi_only") for a in attributes])
+        advantage = np.array([_field(per_attribute, a, "advantage") for a in attributes])
+        present = np.isfinite(auc)
+        x = (positions - 0.4 + width * (index + 0.5))[present]
+        colour = f"C{index % 10}"
+        auc_axes.bar(x, auc[present], width, label=regime, color=colour)
+        auc_axes.hlines(baseline[present], x - width / 2, x + width / 2, color="black", linewidth=2)
+        advantage_axes.bar(x, advantage[present], width, label=regime, color=colour)
+
+    labels = [f"{a}\n(rare)" if a in rare else a for a in attributes]
+    for axes in (auc_axes, advantage_axes):
+        axes.set_xticks(positions, labels, fontsize=8)
+    auc_axes.set_ylim(0.5, 1.0)
+    auc_axes.set_ylabel("AUC, score + quasi-identifiers (tick: QI only)")
+    auc_axes.set_title("Attribute inference")
+    auc_axes.legend(fontsize=8)
+    advantage_axes.axhline(0.0, color="black", linewidth=0.8)
+    advantage_axes.set_ylabel("Advantage over QI-only (AUC points)")
+    advantage_axes.set_title("What the score adds")
+    return figure
+
+
+def _field(per_attribute: Mapping[str, AttributeResult], attribute: str, name: str) -> float:
+    """A result's field, NaN where this regime did not attack this attribute (no bar drawn)."""
+    result = per_attribute.get(attribute)
+    return float("nan") if result is None else float(getattr(result, name))
