@@ -28,7 +28,7 @@ from protocol.errors import (
     UnexpectedStage,
     VectorLengthError,
 )
-from protocol.graph import graph_seed, neighbour_graph
+from protocol.graph import graph_seed, neighbours_of
 from protocol.masking import (
     PublicKeys,
     add_mask,
@@ -197,11 +197,14 @@ class SecAggClient:
             raise MalformedMessage(
                 f"participants must be sorted, distinct and include {self.client_id}"
             )
-        graph = neighbour_graph(
-            participants, self.config.degree, graph_seed(self.round_number, participants)
+        expected = neighbours_of(
+            self.client_id,
+            participants,
+            self.config.degree,
+            graph_seed(self.round_number, participants),
         )
         offered = {peer.client_id for peer in request.neighbors}
-        if offered != graph[self.client_id] or len(offered) != len(request.neighbors):
+        if offered != expected or len(offered) != len(request.neighbors):
             raise MalformedMessage(
                 f"neighbors must be exactly the graph neighbours of client {self.client_id}"
             )

@@ -12,6 +12,7 @@ import hmac
 import os
 import struct
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -139,17 +140,42 @@ def aead_decrypt(key: bytes, sealed: bytes, associated_data: bytes) -> bytes:
 _zero_buffers: dict[int, bytes] = {}
 
 
+def _zeros(byte_count: int) -> bytes:
+    zeros = _zero_buffers.get(byte_count)
+    if zeros is None:
+        if len(_zero_buffers) > 8:
+            _zero_buffers.clear()
+        zeros = _zero_buffers[byte_count] = bytes(byte_count)
+    return zeros
+
+
+def _keystream(seed: bytes) -> Any:
+    if len(seed) != KEY_BYTES:
+        raise ValueError(f"seed must be {KEY_BYTES} bytes, got {len(seed)}")
+    return Cipher(algorithms.AES(seed), modes.CTR(_CTR_ZERO_NONCE)).encryptor()
+
+
 def prg_uint32(seed: bytes, length: int) -> npt.NDArray[np.uint32]:
     """`length` pseudo-random uint32 words: the AES-256-CTR keystream under key `seed`.
 
     The keystream is the encryption of zeros, read into numpy without a copy (the array is
     read-only). A seed must be used for exactly one mask.
     """
-    if len(seed) != KEY_BYTES:
-        raise ValueError(f"seed must be {KEY_BYTES} bytes, got {len(seed)}")
-    byte_count = 4 * length
-    zeros = _zero_buffers.get(byte_count)
-    if zeros is None:
-        zeros = _zero_buffers.setdefault(byte_count, bytes(byte_count))
-    encryptor = Cipher(algorithms.AES(seed), modes.CTR(_CTR_ZERO_NONCE)).encryptor()
-    return np.frombuffer(encryptor.update(zeros), dtype="<u4")
+    return np.frombuffer(_keystream(seed).update(_zeros(4 * length)), dtype="<u4")
+
+
+def prg_uint32_into(seed: bytes, out: npt.NDArray[np.uint32]) -> npt.NDArray[np.uint32]:
+    """Like `prg_uint32`, written into `out` (a contiguous uint32 array) instead of a new one."""
+    if out.dtype != np.uint32 or not out.flags.c_contiguous or not out.flags.writeable:
+        raise ValueError("out must be a writeable, contiguous uint32 array")
+    # update_into wants block_size - 1 spare bytes, so write all but the last block directly
+    # and the tail through update().
+    words = out.shape[0]
+    head_words = max(words - 4, 0)
+    encryptor = _keystream(seed)
+    if head_words:
+        encryptor.update_into(_zeros(4 * head_words), out[:head_words].view(np.uint8))
+    if words > head_words:
+        tail = encryptor.update(_zeros(4 * (words - head_words)))
+        out[head_words:] = np.frombuffer(tail, dtype="<u4")
+    return out

@@ -184,3 +184,20 @@ def test_prg_depends_on_the_seed_and_refuses_short_seeds() -> None:
     assert not np.array_equal(first, second)
     with pytest.raises(ValueError, match="seed must be 32 bytes"):
         crypto.prg_uint32(bytes(16), 10)
+
+
+@pytest.mark.parametrize("length", [1, 3, 4, 5, 17, 4096])
+def test_prg_into_a_buffer_equals_the_fresh_keystream(length: int) -> None:
+    # Prepare
+    seed = bytes(range(32))
+    out = np.empty(length, dtype=np.uint32)
+    # Execute
+    crypto.prg_uint32_into(seed, out)
+    # Assert
+    np.testing.assert_array_equal(out, crypto.prg_uint32(seed, length))
+
+
+def test_prg_into_refuses_a_wrong_buffer() -> None:
+    # Execute / Assert
+    with pytest.raises(ValueError, match="contiguous uint32"):
+        crypto.prg_uint32_into(bytes(32), np.empty(4, dtype=np.int64))

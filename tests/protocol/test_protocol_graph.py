@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from protocol.graph import graph_seed, neighbour_graph
+from protocol.graph import graph_seed, neighbour_graph, neighbours_of
 
 
 @settings(max_examples=40, deadline=None)
@@ -53,3 +53,16 @@ def test_sparse_odd_degree_and_duplicates_are_refused() -> None:
         neighbour_graph(list(range(1, 11)), 3, b"s" * 32)
     with pytest.raises(ValueError, match="distinct"):
         neighbour_graph([1, 1, 2], 2, b"s" * 32)
+
+
+def test_one_clients_neighbours_match_the_whole_graph() -> None:
+    # Prepare
+    participants = [3, 8, 9, 15, 21, 40, 41, 77, 78, 90]
+    seed = graph_seed(2, participants)
+    # Execute
+    graph = neighbour_graph(participants, 4, seed)
+    # Assert
+    for client in participants:
+        assert neighbours_of(client, participants, 4, seed) == graph[client]
+    with pytest.raises(ValueError, match="not a participant"):
+        neighbours_of(5, participants, 4, seed)
