@@ -101,7 +101,7 @@ def _learner(kind: Learner, seed: int, n_quasi_identifiers: int) -> ClassifierMi
 
 def _quasi_identifier_text(quasi_identifiers: pd.DataFrame) -> npt.NDArray[np.str_]:
     """Every column read as strings, so categories, integer codes and ages encode alike."""
-    return quasi_identifiers.astype(str).to_numpy().astype(np.str_)
+    return np.asarray(quasi_identifiers.astype(str).to_numpy(), dtype=np.str_)
 
 
 def _score_design(scores: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
