@@ -1,0 +1,277 @@
+"""`fedscore bench federation`: seconds per round of plain, our SecAgg and Flower's SecAgg+.
+
+All three run in one invocation on one simulation engine (Ray backend, one Ray start), with the
+same nodes, the same vector length and the same neighbourhood size, interleaved round by round
+so a load spike from other processes hits all three alike. Firms send synthetic updates of
+`--dim` values instead of training, so the figures are the aggregation's cost alone. Peak
+memory is the largest sum of resident memory over this process and every process below it
+(Ray's head, raylet and workers), sampled every 0.2 s.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import statistics
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any
+
+import numpy as np
+import typer
+from flwr.app import Array, ArrayRecord, ConfigRecord, Context, RecordDict
+from flwr.client import NumPyClient
+from rich.console import Console
+from rich.table import Table
+
+from clients import records as R
+from clients.participant import LocalResult
+
+app = typer.Typer(help="Benchmarks.", no_args_is_help=True, add_completion=False)
+
+MODES = ("plain", "ours", "flower")
+
+
+@app.callback()
+def bench() -> None:
+    """Benchmarks (a group, so `fedscore bench federation` keeps its subcommand name)."""
+
+
+def _round_seed(context: Context, content: RecordDict) -> int:
+    round_number = int(content.config_records[R.CONFIG_RECORD][R.ROUND])  # type: ignore[arg-type]
+    return (context.node_id % 2**31) * 1009 + round_number
+
+
+class _SyntheticNumPyClient(NumPyClient):
+    def __init__(self, dimension: int, seed: int) -> None:
+        self.dimension, self.seed = dimension, seed
+
+    def fit(
+        self, parameters: list[np.ndarray], config: dict[str, Any]
+    ) -> tuple[list[np.ndarray], int, dict[str, float]]:
+        rng = np.random.default_rng(self.seed)
+        weights = parameters[0] + rng.uniform(-0.01, 0.01, self.dimension).astype(np.float32)
+        return [weights], 100, {}
+
+
+@dataclass(frozen=True)
+class SyntheticFirm:
+    """A node that answers every message like a firm but sends a random update of `dimension`."""
+
+    dimension: int
+
+    def contribute(self, content: RecordDict, context: Context) -> LocalResult:
+        rng = np.random.default_rng(_round_seed(context, content))
+        share = 100 / float(content.config_records[R.CONFIG_RECORD][R.WEIGHT_SCALE])  # type: ignore[arg-type]
+        update = rng.uniform(-0.01, 0.01, self.dimension)
+        vector = np.concatenate([share * update, [share, share * 0.5, share * 0.7]])
+        return LocalResult(vector, 100, 0.5, None, None)
+
+    def legacy_client(self, context: Context) -> NumPyClient:
+        return _SyntheticNumPyClient(self.dimension, context.node_id % 2**31)
+
+    def evaluate(self, content: RecordDict, context: Context) -> dict[str, float]:
+        del content, context
+        return {"n": 1.0, "loss_sum": 0.5, "correct": 1.0}
+
+
+def _tree_rss_bytes(root: int) -> int:
+    """Resident memory of `root` and all its live descendants, from /proc."""
+    parents: dict[int, int] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            parents[int(entry.name)] = int(fields[1])
+    tree, grew = {root}, True
+    while grew:
+        grew = False
+        for pid, parent in parents.items():
+            if parent in tree and pid not in tree:
+                tree.add(pid)
+                grew = True
+    total = 0
+    for pid in tree:
+        try:
+            for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    total += int(line.split()[1]) * 1024
+        except OSError:
+            continue
+    return total
+
+
+class PeakMemory:
+    """Samples the process tree's resident memory in a thread; `peak` is the largest sum seen."""
+
+    def __init__(self, interval: float = 0.2) -> None:
+        self.interval, self.peak = interval, 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self.peak = max(self.peak, _tree_rss_bytes(os.getpid()))
+            self._stop.wait(self.interval)
+
+    def __enter__(self) -> PeakMemory:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+def run_benchmark(
+    clients: int, dim: int, rounds: int, degree: int = 0, timeout: float = 600.0
+) -> dict[str, Any]:
+    """Seconds per round of each mode (first, warm-up round excluded) and peak memory."""
+    from flwr.common import ndarrays_to_parameters
+    from flwr.server import LegacyContext, ServerConfig
+    from flwr.server.strategy import FedAvg
+    from flwr.server.workflow import DefaultWorkflow
+    from flwr.serverapp import Grid, ServerApp
+    from flwr.simulation import run_simulation
+
+    from clients.app import build_client_app
+    from protocol import recommended_degree, recommended_threshold
+    from server.federation import aggregate_in_the_clear
+    from server.flower_secaggplus import flower_workflow
+    from server.messaging import wait_for_nodes
+    from server.secagg_workflow import aggregate_securely
+    from server.settings import FederationSettings
+
+    if clients < 3:
+        raise typer.BadParameter(f"--clients must be >= 3, got {clients}")
+    neighbours = degree or recommended_degree(clients)
+    settings = FederationSettings(
+        secagg="ours",
+        neighbours=0 if neighbours >= clients - 1 else neighbours,
+        threshold=recommended_threshold(neighbours),
+        clip=1.0,
+        scale_bits=16,
+        weight_scale=1000.0,
+        timeout=timeout,
+        min_clients=clients,
+        n_features=1,
+    )
+    seconds: dict[str, list[float]] = {mode: [] for mode in MODES}
+    server_app = ServerApp()
+
+    @server_app.main()
+    def main(grid: Grid, context: Context) -> None:
+        nodes = wait_for_nodes(grid, clients, timeout)
+        weights = np.zeros(dim)
+
+        def content(round_number: int) -> RecordDict:
+            config = {**settings.train_config(settings.model_spec(), round_number)}
+            return RecordDict(
+                {
+                    R.GLOBAL_RECORD: ArrayRecord({R.WEIGHTS: Array(weights)}),
+                    R.CONFIG_RECORD: ConfigRecord(config),  # type: ignore[arg-type]
+                }
+            )
+
+        def flower_round(round_number: int) -> float:
+            timed: list[float] = []
+            inner = flower_workflow(settings, clients)
+
+            def fit(grid: Grid, legacy: Context) -> None:
+                start = time.perf_counter()
+                inner(grid, legacy)  # type: ignore[arg-type]
+                timed.append(time.perf_counter() - start)
+
+            strategy = FedAvg(
+                fraction_evaluate=0.0,
+                min_fit_clients=clients,
+                min_available_clients=clients,
+                initial_parameters=ndarrays_to_parameters([np.zeros(dim, dtype=np.float32)]),
+                on_fit_config_fn=lambda r: {R.ROUND: round_number},
+            )
+            legacy = LegacyContext(context, config=ServerConfig(num_rounds=1), strategy=strategy)
+            DefaultWorkflow(fit_workflow=fit)(grid, legacy)
+            return timed[0]
+
+        aggregate_in_the_clear(grid, nodes, content(0), 0, settings, dim + 3)  # warm-up
+        for round_number in range(1, rounds + 1):
+            start = time.perf_counter()
+            aggregate_in_the_clear(
+                grid, nodes, content(round_number), round_number, settings, dim + 3
+            )
+            seconds["plain"].append(time.perf_counter() - start)
+            start = time.perf_counter()
+            aggregate_securely(grid, nodes, content(round_number), round_number, settings, dim + 3)
+            seconds["ours"].append(time.perf_counter() - start)
+            seconds["flower"].append(flower_round(round_number))
+
+    import logging
+    import warnings
+
+    with warnings.catch_warnings(), PeakMemory() as memory:
+        warnings.simplefilter("ignore")
+        logging.getLogger("flwr").setLevel(logging.ERROR)
+        run_simulation(
+            server_app=server_app,
+            client_app=build_client_app(firm=SyntheticFirm(dim)),
+            num_supernodes=clients,
+            backend_config={
+                "client_resources": {"num_cpus": 1, "num_gpus": 0.0},
+                "init_args": {"logging_level": "ERROR", "log_to_driver": False},
+            },
+        )
+    if any(len(v) != rounds for v in seconds.values()):
+        raise RuntimeError(f"the benchmark did not finish every round: {seconds}")
+    median = {mode: statistics.median(values) for mode, values in seconds.items()}
+    return {
+        "clients": clients,
+        "dim": dim,
+        "rounds": rounds,
+        "neighbours": neighbours,
+        "threshold": settings.threshold,
+        "seconds": seconds,
+        "median_seconds": median,
+        "ours_over_plain": median["ours"] / median["plain"],
+        "flower_over_ours": median["flower"] / median["ours"],
+        "peak_memory_gib": memory.peak / 2**30,
+        "cpus": os.cpu_count(),
+        "load_average": os.getloadavg(),
+    }
+
+
+@app.command("federation")
+def federation(
+    clients: Annotated[int, typer.Option(min=3, help="Simulated SuperNodes.")] = 100,
+    dim: Annotated[int, typer.Option(min=1, help="Length of each update vector.")] = 100_000,
+    rounds: Annotated[int, typer.Option(min=1, help="Timed rounds per mode.")] = 3,
+    degree: Annotated[int, typer.Option(min=0, help="Neighbours; 0: SecAgg+ default.")] = 0,
+    out: Annotated[Path | None, typer.Option(help="Also write the figures as JSON.")] = None,
+) -> None:
+    """Median seconds per round: plain vs our SecAgg vs Flower's SecAgg+, and peak memory."""
+    figures = run_benchmark(clients, dim, rounds, degree)
+    table = Table(
+        title=f"federation round, n = {clients}, d = {dim:,}, k = {figures['neighbours']}, "
+        f"t = {figures['threshold']} ({rounds} rounds, load {figures['load_average'][0]:.2f})"
+    )
+    table.add_column("mode")
+    table.add_column("median s / round", justify="right")
+    table.add_column("all rounds (s)")
+    for mode, label in zip(MODES, ("plain", "ours (SecAgg+)", "Flower SecAgg+"), strict=True):
+        table.add_row(
+            label,
+            f"{figures['median_seconds'][mode]:.3f}",
+            " ".join(f"{s:.2f}" for s in figures["seconds"][mode]),
+        )
+    console = Console()
+    console.print(table)
+    console.print(
+        f"ours / plain = {figures['ours_over_plain']:.2f} (target <= 1.5); "
+        f"Flower / ours = {figures['flower_over_ours']:.2f} (target >= 3); "
+        f"peak memory {figures['peak_memory_gib']:.2f} GiB (target < 2)"
+    )
+    if out is not None:
+        out.write_text(json.dumps(figures, indent=2) + "\n")
