@@ -12,6 +12,7 @@ import hmac
 import os
 import struct
 from collections.abc import Sequence
+from functools import lru_cache
 from typing import Any
 
 import numpy as np
@@ -116,8 +117,12 @@ def pair_session_id(
     (fcp `compute_session_id`; Flower passes `info=None`).
     """
     low, high = (first, second) if first[0] < second[0] else (second, first)
-    header = _length_prefixed([DOMAIN, struct.pack("<Q", round_number), purpose.encode()])
-    return hashlib.sha256(header + low[1] + high[1]).digest()
+    return hashlib.sha256(_session_header(round_number, purpose) + low[1] + high[1]).digest()
+
+
+@lru_cache(maxsize=64)
+def _session_header(round_number: int, purpose: str) -> bytes:
+    return _length_prefixed([DOMAIN, struct.pack("<Q", round_number), purpose.encode()])
 
 
 def aead_encrypt(key: bytes, plaintext: bytes, associated_data: bytes) -> bytes:

@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import hashlib
 import struct
-from typing import Annotated, ClassVar, Literal, Self
+from collections.abc import Mapping
+from typing import Annotated, Any, ClassVar, Literal, Self
 
 import numpy as np
 import numpy.typing as npt
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, TypeAdapter, ValidationError
 
 from protocol.config import SecAggConfig
 from protocol.crypto import DOMAIN
@@ -59,14 +60,28 @@ class Message(_Model):
     receiver: int = Field(ge=0, lt=2**32)
     """Party the message is addressed to (0 is the server)."""
 
+    _wire: bytes | None = PrivateAttr(default=None)
+    """The exact bytes this message was parsed from or encoded to (models are frozen)."""
+
     def to_bytes(self) -> bytes:
-        """Compact wire encoding: header length, JSON header, raw tail (if the type has one)."""
-        if self.raw_field is None:
-            header, tail = self.model_dump_json().encode(), b""
-        else:
-            header = self.model_dump_json(exclude={self.raw_field}).encode()
-            tail = getattr(self, self.raw_field)
-        return _HEADER_LENGTH.pack(len(header)) + header + tail
+        """Compact wire encoding: header length, JSON header, raw tail (if the type has one).
+
+        A parsed message returns the bytes it arrived as, so digests name what was received.
+        """
+        if self._wire is None:
+            if self.raw_field is None:
+                header, tail = self.model_dump_json().encode(), b""
+            else:
+                header = self.model_dump_json(exclude={self.raw_field}).encode()
+                tail = getattr(self, self.raw_field)
+            self._wire = _HEADER_LENGTH.pack(len(header)) + header + tail
+        return self._wire
+
+    def model_copy(self, *, update: Mapping[str, Any] | None = None, deep: bool = False) -> Self:
+        """A copy (with `update` applied) that forgets the cached wire bytes of the original."""
+        copy = super().model_copy(update=update, deep=deep)
+        copy._wire = None
+        return copy
 
     @classmethod
     def from_bytes(cls, data: bytes) -> Self:
@@ -286,10 +301,12 @@ def parse_message(data: bytes) -> AnyRequest | AnyResponse:
     if raw_field is None:
         if header_end != len(data):
             raise MalformedMessage("unexpected bytes after the JSON header")
-        return message
-    if getattr(message, raw_field):
-        raise MalformedMessage(f"{raw_field} must travel as the raw tail, not in the header")
-    return message.model_copy(update={raw_field: bytes(data[header_end:])})
+    else:
+        if getattr(message, raw_field):
+            raise MalformedMessage(f"{raw_field} must travel as the raw tail, not in the header")
+        message = message.model_copy(update={raw_field: bytes(data[header_end:])})
+    message._wire = bytes(data)
+    return message
 
 
 def share_commitment(

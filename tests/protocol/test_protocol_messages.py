@@ -103,3 +103,15 @@ def test_every_field_is_documented_in_the_schema(message_type: type) -> None:
     assert schema["properties"]
     for name, field in schema["properties"].items():
         assert field.get("description"), f"{message_type.__name__}.{name} has no description"
+
+
+def test_a_parsed_message_keeps_its_bytes_and_an_edited_copy_does_not() -> None:
+    # Prepare
+    original = UnmaskResponse(round=2, sender=1, receiver=0, shares=[])
+    payload = original.to_bytes()
+    parsed = parse_message(payload)
+    # Execute
+    edited = parsed.model_copy(update={"round": 3})
+    # Assert
+    assert parsed.to_bytes() is not None and parsed.to_bytes() == payload
+    assert parse_message(edited.to_bytes()).round == 3
