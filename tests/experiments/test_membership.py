@@ -6,9 +6,12 @@ logistic models (< 0.1 s each).
 
 import json
 import math
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import numpy as np
 import pytest
+import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
@@ -29,6 +32,18 @@ from experiments.leakage.membership import (
     shadow_membership,
     tpr_at_fpr,
 )
+
+
+@contextmanager
+def one_torch_thread() -> Iterator[None]:
+    """Tiny models train fastest on one thread: on a loaded 2-core machine, torch's second
+    thread busy-waits and made 16 shadow trainings take a minute instead of a second."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
 
 
 def null_auc_tolerance(n_members: int, n_nonmembers: int, sigmas: float = 4.5) -> float:
@@ -53,9 +68,10 @@ class MemorisingWorld:
 
     def train(self, member_mask: np.ndarray, seed: int):
         model = make_model("logistic", self.dimensions, seed=seed)
-        train_model(
-            model, self.features[member_mask], self.labels[member_mask], self.recipe, seed=seed
-        )
+        with one_torch_thread():
+            train_model(
+                model, self.features[member_mask], self.labels[member_mask], self.recipe, seed=seed
+            )
         return model
 
     def shadow(self, member_mask: np.ndarray, shadow_index: int) -> np.ndarray:
@@ -76,9 +92,10 @@ class LearnableWorld:
 
     def train(self, member_mask: np.ndarray, seed: int):
         model = make_model("logistic", self.dimensions, seed=seed)
-        train_model(
-            model, self.features[member_mask], self.labels[member_mask], self.recipe, seed=seed
-        )
+        with one_torch_thread():
+            train_model(
+                model, self.features[member_mask], self.labels[member_mask], self.recipe, seed=seed
+            )
         return model
 
     def shadow(self, member_mask: np.ndarray, shadow_index: int) -> np.ndarray:
