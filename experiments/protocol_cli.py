@@ -1,0 +1,217 @@
+"""`fedscore protocol`: simulate a secure-aggregation round, export its schemas, read a transcript.
+
+Registered in the main CLI as a sub-command group; usable alone as `experiments.protocol_cli.app`.
+Machine-readable output goes to stdout (`--json`); progress bars and notes go to stderr.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Any
+
+import numpy as np
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from protocol import (
+    ProtocolAbort,
+    SecAggConfig,
+    Stage,
+    Transcript,
+    error_bound,
+    run_round,
+)
+from protocol.schema import export_schemas
+
+app = typer.Typer(
+    help="Secure aggregation (SecAgg+): simulate a round, export message schemas, inspect a "
+    "transcript.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_show_locals=False,
+)
+_out = Console()
+_err = Console(stderr=True)
+
+
+def _dropout_schedule(
+    clients: int, dropout: float, stage: Stage, rng: np.random.Generator
+) -> dict[int, Stage]:
+    count = round(dropout * clients)
+    dropped = rng.choice(np.arange(1, clients + 1), size=count, replace=False)
+    return {int(client): stage for client in dropped}
+
+
+@app.command()
+def simulate(
+    clients: Annotated[int, typer.Option("--clients", min=2, help="Number of clients n.")] = 10,
+    dim: Annotated[int, typer.Option("--dim", min=1, help="Vector length d.")] = 1000,
+    dropout: Annotated[
+        float,
+        typer.Option("--dropout", min=0.0, max=1.0, help="Fraction of clients that drop out."),
+    ] = 0.0,
+    neighbors: Annotated[
+        int | None,
+        typer.Option("--neighbors", min=1, help="Neighbour degree k (default: complete graph)."),
+    ] = None,
+    threshold: Annotated[
+        int | None, typer.Option("--threshold", min=1, help="Threshold t (default: ~2/3 of k+1).")
+    ] = None,
+    drop_stage: Annotated[
+        Stage, typer.Option("--drop-stage", help="Stage at which the dropped clients go silent.")
+    ] = Stage.MASKED_INPUT,
+    seed: Annotated[int, typer.Option("--seed", min=0, help="Seed for inputs and dropout.")] = 0,
+    transcript: Annotated[
+        Path | None, typer.Option("--transcript", help="Write the message transcript (JSONL).")
+    ] = None,
+    view: Annotated[
+        Path | None, typer.Option("--view", help="Write the server's view of the round (JSON).")
+    ] = None,
+    json_output: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+) -> None:
+    """Play one round in process with random inputs in [-1, 1] and report exactness and cost."""
+    try:
+        config = SecAggConfig(num_clients=clients, neighbors=neighbors, threshold=threshold)
+    except ValueError as error:
+        _err.print(f"[red]invalid parameters:[/] {error}", soft_wrap=True)
+        raise typer.Exit(2) from error
+    rng = np.random.default_rng(seed)
+    inputs = rng.uniform(-1.0, 1.0, size=(clients, dim))
+    schedule = _dropout_schedule(clients, dropout, drop_stage, rng)
+    with Progress(
+        TextColumn("{task.description:<14}"),
+        BarColumn(),
+        TextColumn("{task.completed}/{task.total} clients"),
+        TimeElapsedColumn(),
+        console=_err,
+        transient=True,
+        disable=not _err.is_terminal,
+    ) as progress:
+        tasks = {stage: progress.add_task(stage.value, total=clients) for stage in Stage}
+
+        def advance(stage: Stage, done: int, total: int) -> None:
+            progress.update(tasks[stage], completed=done, total=total)
+
+        try:
+            result = run_round(
+                config, list(inputs), dropout=schedule, rounding_seed=seed, progress=advance
+            )
+        except ProtocolAbort as abort:
+            report: dict[str, Any] = {
+                "exact": False,
+                "aborted": True,
+                "stage": abort.stage.value,
+                "reason": abort.reason,
+                "clients": clients,
+                "dropped": len(schedule),
+                "threshold": config.reconstruction_threshold,
+            }
+            if json_output:
+                print(json.dumps(report))
+            else:
+                _out.print_json(json.dumps(report))
+            raise typer.Exit(1) from abort
+    entries = result.transcript.entries
+    upload = sum(e.bytes for e in entries if e.sender != 0) / clients
+    download = sum(e.bytes for e in entries if e.sender == 0) / clients
+    report = {
+        "exact": result.exact,
+        "max_abs_error": result.max_abs_error,
+        "error_bound": error_bound(config, len(result.survivors)),
+        "seconds": round(result.seconds, 4),
+        "survivors": len(result.survivors),
+        "survivor_ids": list(result.survivors),
+        "clients": clients,
+        "dim": dim,
+        "dropout": dropout,
+        "drop_stage": drop_stage.value,
+        "neighbors": config.degree,
+        "threshold": config.reconstruction_threshold,
+        "upload_bytes_per_client": round(upload),
+        "download_bytes_per_client": round(download),
+        "expansion": upload / (4 * dim),
+        "messages": len(entries),
+        "masks_expanded": result.masks_expanded,
+        "client_errors": {str(c): type(e).__name__ for c, e in result.client_errors.items()},
+    }
+    if transcript is not None:
+        result.transcript.to_jsonl(transcript)
+    if view is not None:
+        view.write_text(result.aggregate.view.to_json())
+    if json_output:
+        print(json.dumps(report))
+        return
+    table = Table(title=f"secure aggregation: n={clients}, d={dim}, dropout={dropout}")
+    table.add_column("measure")
+    table.add_column("value", justify="right")
+    for key, value in report.items():
+        if key != "survivor_ids":
+            table.add_row(key, f"{value:.3g}" if isinstance(value, float) else str(value))
+    _out.print(table)
+    if transcript is not None:
+        _err.print(f"[green]wrote[/] {transcript}")
+
+
+@app.command()
+def schema(
+    out: Annotated[Path, typer.Option("--out", help="Directory for the *.schema.json files.")],
+) -> None:
+    """Write the JSON Schema of the config, every message, transcript entries and the view."""
+    written = export_schemas(out)
+    for path in written:
+        _out.print(str(path))
+
+
+@app.command()
+def inspect(
+    transcript: Annotated[
+        Path, typer.Argument(exists=True, dir_okay=False, help="Transcript JSONL from simulate.")
+    ],
+    json_output: Annotated[
+        bool, typer.Option("--json", help="Print JSON instead of tables.")
+    ] = False,
+) -> None:
+    """Print what the server saw, stage by stage: who sent what, how big, which digest."""
+    try:
+        loaded = Transcript.from_jsonl(transcript.read_text())
+    except ValueError as error:
+        _err.print(f"[red]{transcript} is not a transcript:[/] {error}", soft_wrap=True)
+        raise typer.Exit(2) from error
+    received = loaded.received_by_server()
+    sent_by_server = [e for e in loaded.entries if e.sender == 0]
+    summary: dict[str, Any] = {}
+    for stage in Stage:
+        entries = received.get(stage, [])
+        requests = [e for e in sent_by_server if e.stage is stage]
+        summary[stage.value] = {
+            "requests_sent": len(requests),
+            "responses_received": len(entries),
+            "bytes_received": sum(e.bytes for e in entries),
+            "senders": [e.sender for e in entries],
+            "silent": sorted({e.receiver for e in requests} - {e.sender for e in entries}),
+            "messages": [e.model_dump(mode="json") for e in entries],
+        }
+    if json_output:
+        print(json.dumps(summary))
+        return
+    for stage in Stage:
+        stage_summary = summary[stage.value]
+        table = Table(
+            title=f"{stage.value}: {stage_summary['responses_received']} of "
+            f"{stage_summary['requests_sent']} clients answered, "
+            f"{stage_summary['bytes_received']:,} bytes; silent: {stage_summary['silent']}"
+        )
+        for column in ("round", "sender", "message", "bytes", "sha256"):
+            table.add_column(column, justify="right" if column in ("bytes", "round") else "left")
+        for entry in received.get(stage, []):
+            table.add_row(
+                str(entry.round),
+                str(entry.sender),
+                entry.message_type,
+                f"{entry.bytes:,}",
+                entry.sha256[:16] + "…",
+            )
+        _out.print(table)

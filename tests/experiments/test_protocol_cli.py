@@ -1,0 +1,104 @@
+"""`fedscore protocol` commands, driven through typer's CliRunner against the sub-app."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from typer.testing import CliRunner
+
+from experiments.protocol_cli import app
+from protocol import MESSAGE_TYPES, Transcript
+
+runner = CliRunner()
+
+
+def test_simulate_json_reports_an_exact_round_with_its_costs(tmp_path: Path) -> None:
+    # Prepare
+    transcript = tmp_path / "round.jsonl"
+    arguments = ["simulate", "--clients", "12", "--dim", "300", "--dropout", "0.25"]
+    arguments += ["--seed", "4", "--json", "--transcript", str(transcript)]
+    # Execute
+    result = runner.invoke(app, arguments)
+    # Assert
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert report["exact"] is True
+    assert report["survivors"] == 9
+    assert 0 <= report["max_abs_error"] < report["error_bound"]
+    for key in ("seconds", "upload_bytes_per_client", "download_bytes_per_client", "expansion"):
+        assert report[key] > 0
+    assert len(Transcript.from_jsonl(transcript.read_text()).entries) == report["messages"]
+
+
+def test_simulate_with_a_sparse_graph(tmp_path: Path) -> None:
+    # Execute
+    result = runner.invoke(
+        app, ["simulate", "--clients", "16", "--dim", "50", "--neighbors", "6", "--json"]
+    )
+    # Assert
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert report["neighbors"] == 6 and report["exact"] is True
+
+
+def test_simulate_below_threshold_exits_non_zero_naming_the_stage() -> None:
+    # Execute
+    result = runner.invoke(
+        app,
+        ["simulate", "--clients", "5", "--dropout", "0.6", "--drop-stage", "share_keys", "--json"],
+    )
+    # Assert
+    assert result.exit_code == 1
+    report = json.loads(result.stdout)
+    assert report["aborted"] is True and report["stage"] == "share_keys"
+    assert "fewer than t" in report["reason"]
+
+
+def test_simulate_rejects_an_unsafe_configuration() -> None:
+    # Execute
+    result = runner.invoke(app, ["simulate", "--clients", "10", "--neighbors", "3", "--json"])
+    # Assert
+    assert result.exit_code == 2
+    assert result.stdout == ""
+    assert "neighbors must be even" in result.stderr
+
+
+def test_schema_writes_one_schema_per_model(tmp_path: Path) -> None:
+    # Execute
+    result = runner.invoke(app, ["schema", "--out", str(tmp_path)])
+    # Assert
+    assert result.exit_code == 0, result.output
+    names = {path.name for path in tmp_path.glob("*.schema.json")}
+    assert {f"{message.__name__}.schema.json" for message in MESSAGE_TYPES} <= names
+    assert "SecAggConfig.schema.json" in names
+    masked = json.loads((tmp_path / "MaskedInputResponse.schema.json").read_text())
+    assert masked["properties"]["masked_vector"]["description"]
+
+
+def test_inspect_shows_what_the_server_received_stage_by_stage(tmp_path: Path) -> None:
+    # Prepare
+    transcript = tmp_path / "round.jsonl"
+    arguments = ["simulate", "--clients", "6", "--dim", "20", "--dropout", "0.34", "--json"]
+    runner.invoke(app, [*arguments, "--transcript", str(transcript)])
+    # Execute
+    as_json = runner.invoke(app, ["inspect", str(transcript), "--json"])
+    as_tables = runner.invoke(app, ["inspect", str(transcript)])
+    # Assert
+    assert as_json.exit_code == 0 and as_tables.exit_code == 0
+    summary = json.loads(as_json.stdout)
+    assert summary["advertise_keys"]["responses_received"] == 6
+    assert summary["masked_input"]["responses_received"] == 4
+    assert len(summary["masked_input"]["silent"]) == 2
+    assert "masked_input: 4 of 6 clients answered" in as_tables.stdout
+
+
+def test_inspect_refuses_a_file_that_is_not_a_transcript(tmp_path: Path) -> None:
+    # Prepare
+    bogus = tmp_path / "bogus.jsonl"
+    bogus.write_text('{"hello": 1}\n')
+    # Execute
+    result = runner.invoke(app, ["inspect", str(bogus)])
+    # Assert
+    assert result.exit_code == 2
+    assert "not a transcript" in result.stderr
