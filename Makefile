@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test install lint bench-world bench-protocol clean
+.PHONY: run test install lint bench-world bench-protocol deploy-demo clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -35,6 +35,11 @@ bench-world: $(STAMP)
 
 bench-protocol: $(STAMP)
 	$(BIN)/python benchmarks/bench_protocol.py
+
+# SuperLink with TLS and SuperNode authentication, one SuperNode per firm on 127.0.0.1, our
+# secure aggregation through `flwr run`; stops every process it started (docs/DEPLOY.md).
+deploy-demo: $(STAMP)
+	$(BIN)/python -m experiments.deploy --work runs/deploy-demo
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache .mypy_cache .ruff_cache
