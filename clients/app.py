@@ -19,7 +19,7 @@ import functools
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 from flwr.app import (
@@ -40,7 +40,6 @@ from flwr.common.secure_aggregation.secaggplus_constants import RECORD_KEY_CONFI
 
 from clients import records as R
 from clients.data import read_manifest
-from clients.model import get_weights, set_weights
 from clients.participant import (
     FirmData,
     LocalResult,
@@ -49,7 +48,9 @@ from clients.participant import (
     load_firm_data,
     local_round,
 )
-from clients.training import DPSettings, TrainSettings, train_model
+
+if TYPE_CHECKING:
+    from clients.training import DPSettings, TrainSettings
 
 
 @functools.lru_cache(maxsize=64)
@@ -98,6 +99,8 @@ def _spec(config: ConfigRecord) -> ModelSpec:
 
 
 def _train_settings(config: ConfigRecord) -> TrainSettings:
+    from clients.training import TrainSettings
+
     return TrainSettings(
         epochs=int(config[R.EPOCHS]),  # type: ignore[arg-type]
         batch_size=int(config[R.BATCH_SIZE]),  # type: ignore[arg-type]
@@ -107,6 +110,8 @@ def _train_settings(config: ConfigRecord) -> TrainSettings:
 
 
 def _dp_settings(config: ConfigRecord) -> DPSettings | None:
+    from clients.training import DPSettings
+
     epsilon = float(config.get(R.DP_EPSILON, 0.0))  # type: ignore[arg-type]
     if epsilon <= 0:
         return None
@@ -159,6 +164,9 @@ class _FirmNumPyClient(NumPyClient):
     def fit(
         self, parameters: list[np.ndarray], config: Mapping[str, object]
     ) -> tuple[list[np.ndarray], int, dict[str, float]]:
+        from clients.model import get_weights, set_weights
+        from clients.training import train_model
+
         record = ConfigRecord(dict(config))  # type: ignore[arg-type]
         spec = _spec(record)
         model = spec.build()

@@ -19,14 +19,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-from torch import nn
 
 from clients.data import ID, LABEL, ColumnInfo, firm_columns, load_firm_table, read_manifest
-from clients.model import flatten_weights, get_weights, make_model, set_weights, unflatten_weights
 from clients.scaling import FeatureScaler
-from clients.training import DPSettings, TrainSettings, predict_default, train_model, train_model_dp
+
+if TYPE_CHECKING:  # torch is imported where a model is built, so aggregation-only code
+    from torch import nn  # (the server's sums, benchmarks) runs without its memory cost
+
+    from clients.training import DPSettings, TrainSettings
 
 COMMON_ROLE = "common"
 CONTRIBUTION_TAIL = ("weight", "loss", "correct")
@@ -43,12 +46,16 @@ class ModelSpec:
     seed: int
 
     def build(self) -> nn.Module:
+        from clients.model import make_model
+
         if self.kind not in ("logistic", "mlp"):
             raise ValueError(f"model kind must be 'logistic' or 'mlp', got {self.kind!r}")
         return make_model(self.kind, self.n_features, self.hidden, seed=self.seed)  # type: ignore[arg-type]
 
     def initial_weights(self) -> np.ndarray:
         """The agreed starting point: same spec, same flat weights at every party."""
+        from clients.model import flatten_weights, get_weights
+
         return flatten_weights(get_weights(self.build()))
 
 
@@ -129,6 +136,9 @@ def local_round(
     `completed_rounds` tells a DP firm how many rounds it has already spent budget on, so its
     accountant is rebuilt exactly after a resumed run.
     """
+    from clients.model import flatten_weights, get_weights, set_weights, unflatten_weights
+    from clients.training import predict_default, train_model, train_model_dp
+
     n_examples = len(data.train_labels)
     if n_examples > weight_scale:
         raise ValueError(
@@ -186,6 +196,9 @@ def evaluate_global(
     data: FirmData, spec: ModelSpec, global_weights: np.ndarray
 ) -> dict[str, float]:
     """Sums (not means) so the server can pool firms: rows, loss sum, correct predictions."""
+    from clients.model import get_weights, set_weights, unflatten_weights
+    from clients.training import predict_default
+
     model = spec.build()
     set_weights(model, unflatten_weights(global_weights, get_weights(model)))
     probabilities = np.clip(predict_default(model, data.eval_features), 1e-7, 1 - 1e-7)

@@ -20,7 +20,6 @@ from flwr.server.strategy import FedAvg
 from flwr.server.workflow import DefaultWorkflow, SecAggPlusWorkflow
 from flwr.serverapp import Grid
 
-from clients.model import flatten_weights, get_weights, unflatten_weights
 from server.federation import FederationResult, _evaluate, wait_for_nodes
 from server.settings import FederationSettings
 
@@ -43,6 +42,8 @@ def flower_workflow(settings: FederationSettings, num_nodes: int) -> SecAggPlusW
 
 
 def run_flower_secaggplus(grid: Grid, settings: FederationSettings) -> FederationResult:
+    from clients.model import flatten_weights, get_weights, unflatten_weights
+
     spec = settings.model_spec()
     template = get_weights(spec.build())
     initial = unflatten_weights(spec.initial_weights(), template)
