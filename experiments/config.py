@@ -141,6 +141,26 @@ class RegimesSection(_Section):
     federated_dp: bool = False
 
 
+class MembershipSection(_Section):
+    """Membership inference on every released model: the loss attack and online LiRA."""
+
+    pool: int = Field(
+        default=2000, ge=20, description="Candidates per regime: half members, half held out."
+    )
+    shadows: int = Field(
+        default=16,
+        ge=0,
+        description="LiRA shadow models (even, >= 4); 0 runs the loss attack alone.",
+    )
+
+    @field_validator("shadows")
+    @classmethod
+    def _even_shadows(cls, shadows: int) -> int:
+        if shadows and (shadows < 4 or shadows % 2):
+            raise ValueError(f"shadows must be 0 or an even number >= 4, got {shadows}")
+        return shadows
+
+
 class FederationSection(_Section):
     """Federated regimes: FedAvg on the Flower simulation engine, one node per firm."""
 
@@ -177,6 +197,7 @@ class ExperimentConfig(_Section):
     scorecard: ScorecardSection = ScorecardSection()
     regimes: RegimesSection = RegimesSection()
     federation: FederationSection = FederationSection()
+    membership: MembershipSection = MembershipSection()
 
 
 _SOURCE_TAGS = {"synthetic", "lending_club", "german_credit", "file"}

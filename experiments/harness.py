@@ -12,10 +12,12 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from experiments.attacks import attribute_figures, membership_figures, membership_surface
 from experiments.config import DataSection, ExperimentConfig
 from experiments.leakage.decisions import decision_metrics, protected_groups
 from experiments.leakage.exposure import world_exposure
@@ -162,16 +164,31 @@ def _summarise_tree(per_seed: list[dict[str, Any]]) -> dict[str, Any]:
     first = per_seed[0]
     if isinstance(first, dict):
         return {key: _summarise_tree([seed[key] for seed in per_seed]) for key in first}
-    return summarise(per_seed)
+    if isinstance(first, str):  # a label (e.g. the learner), the same in every seed
+        return first
+    return summarise([float("nan") if v is None else float(v) for v in per_seed])
+
+
+def privacy_spent(dp: dict[str, Any]) -> dict[str, float]:
+    """The largest ε any firm spent (its guarantee is the weakest), with the target and δ."""
+    spent = [float(firm["epsilon"]) for firm in dp["per_firm"].values() if firm.get("epsilon")]
+    return {
+        "target_epsilon": float(dp["target_epsilon"]),
+        "epsilon": max(spent) if spent else float("nan"),
+        "delta": float(dp["delta"]),
+    }
 
 
 def run_experiment(
     config: ExperimentConfig, out_dir: Path, console: Console | None = None
 ) -> dict[str, Any]:
     """Every enabled regime for every seed; writes and returns results.json's content."""
+    # Small models train fastest on one thread; idle torch threads busy-wait on a loaded machine.
+    torch.set_num_threads(1)
     console = console or Console(stderr=True)
     regimes = enabled_regimes(config)
     per_seed: dict[str, list[dict[str, Any]]] = {name: [] for name in regimes}
+    curves: dict[str, dict[str, list[dict[str, Any]]]] = {name: {} for name in regimes}
     exposure_per_seed: list[dict[str, Any]] = []
     server_view_per_seed: list[dict[str, Any]] = []
     holdout_sizes = []
@@ -196,6 +213,7 @@ def run_experiment(
             server_view_per_seed.append(server_view_figures(world, holdout, seed))
             progress.advance(task)
             reference: RegimeOutput | None = None
+            shadows: dict[tuple[str, int], np.ndarray] = {}  # shared by regimes of one recipe
             for name, regime in regimes.items():
                 progress.update(task, description=f"seed {seed}: {name}")
                 output = regime(world, holdout, config, seed)
@@ -203,7 +221,17 @@ def run_experiment(
                     raise RuntimeError(f"regime {name} left held-out pairs unscored")
                 if name == UNIFIED:
                     reference = output
-                per_seed[name].append(evaluate(world, holdout, output, config, groups, reference))
+                figures = evaluate(world, holdout, output, config, groups, reference)
+                progress.update(task, description=f"seed {seed}: {name}: attacks")
+                surface = membership_surface(world, holdout, config, seed, output)
+                membership = membership_figures(surface, config, seed, shadows)
+                for attack, result in membership.items():
+                    curves[name].setdefault(attack, []).append(result.pop("roc"))
+                figures["membership"] = membership
+                figures["attribute_inference"] = attribute_figures(world, holdout, output, seed)
+                if "dp" in output.info:
+                    figures["privacy"] = privacy_spent(output.info["dp"])
+                per_seed[name].append(figures)
                 progress.advance(task)
     results = {
         "schema_version": RESULTS_SCHEMA_VERSION,
@@ -213,6 +241,7 @@ def run_experiment(
         "regimes": {name: _summarise_tree(values) for name, values in per_seed.items()},
         "exposure": _summarise_tree(exposure_per_seed),
         "server_view": _summarise_tree(server_view_per_seed),
+        "curves": curves,
     }
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)

@@ -57,7 +57,7 @@ class RegimeOutput:
     info: dict[str, object] = field(default_factory=dict)
 
 
-def _settings(config: ExperimentConfig) -> TrainSettings:
+def settings_of(config: ExperimentConfig) -> TrainSettings:
     t = config.training
     return TrainSettings(
         epochs=t.epochs,
@@ -67,17 +67,17 @@ def _settings(config: ExperimentConfig) -> TrainSettings:
     )
 
 
-def _scaler(columns: list[ColumnInfo], local: pd.DataFrame) -> FeatureScaler:
+def scaler_for(columns: list[ColumnInfo], local: pd.DataFrame) -> FeatureScaler:
     return FeatureScaler.from_ranges(
         [c.name for c in columns], [c.low for c in columns], [c.high for c in columns], local
     )
 
 
-def _fit(
+def fit_model(
     config: ExperimentConfig, features: np.ndarray, labels: np.ndarray, seed: int
 ) -> nn.Module:
     model = make_model(config.model.kind, features.shape[1], config.model.hidden, seed=seed)
-    train_model(model, features, labels, _settings(config), seed=seed)
+    train_model(model, features, labels, settings_of(config), seed=seed)
     return model
 
 
@@ -140,11 +140,11 @@ def run_unified(
 ) -> RegimeOutput:
     """One central model on the national database, trained on every non-held-out citizen."""
     table, columns = national_database(world)
-    scaler = _scaler(columns, table)
+    scaler = scaler_for(columns, table)
     features = scaler.transform(table)
     labels = table[LABEL].to_numpy()
     train = ~holdout.is_test(table[ID].to_numpy())
-    model = _fit(config, features[train], labels[train], seed)
+    model = fit_model(config, features[train], labels[train], seed)
     pd_by_citizen = pd.Series(predict_default(model, features), index=table[ID].to_numpy())
     probabilities = pd_by_citizen.reindex(holdout.pairs[ID].to_numpy()).to_numpy()
     return RegimeOutput(
@@ -157,12 +157,12 @@ def run_unified(
 
 def firm_features(world: World, firm: str, table: pd.DataFrame) -> np.ndarray:
     """A firm's scaled feature matrix, from its own columns and the declared ranges only."""
-    return _scaler(world.feature_columns(firm), table).transform(table)
+    return scaler_for(world.feature_columns(firm), table).transform(table)
 
 
 def common_features(world: World, firm: str, table: pd.DataFrame) -> np.ndarray:
     """A firm's scaled common-schema columns: the features a shared (federated) model sees."""
-    return _scaler(world.columns_of(firm, {"common"}), table).transform(table)
+    return scaler_for(world.columns_of(firm, {"common"}), table).transform(table)
 
 
 def run_local_only(
@@ -184,7 +184,7 @@ def run_local_only(
             models[firm] = BaseRateScore((labels.sum() + 1.0) / (len(labels) + 2.0))
             base_rate_only.append(firm)
         else:
-            models[firm] = _fit(config, features[train], labels, seed + 1000 * (index + 1))
+            models[firm] = fit_model(config, features[train], labels, seed + 1000 * (index + 1))
         n_train[firm] = int(train.sum())
         rows = (holdout.pairs["firm"] == firm).to_numpy()
         pd_by_id = pd.Series(predict_default(models[firm], features), index=ids)
