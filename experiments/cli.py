@@ -83,6 +83,11 @@ def report(
     _err.print(f"[green]wrote[/] {write_report(json.loads(path.read_text()), run_dir)}")
 
 
+from experiments.bench import app as bench_app  # noqa: E402 (sub-app registered after commands)
+
+app.add_typer(bench_app, name="bench")
+
+
 def main() -> None:
     app()
 
