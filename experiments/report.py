@@ -14,13 +14,13 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt
+import numpy as np
+from matplotlib import colormaps
 from matplotlib.figure import Figure
 
 from clients.scorecard import tier_names
+from experiments.leakage.attribute import AttributeResult
+from experiments.leakage.plots import attribute_bars_figure, membership_roc_figure, new_figure
 
 REGIME_LABELS = {
     "unified": "Unified national score",
@@ -103,7 +103,6 @@ def write_csv(results: dict[str, Any], path: Path) -> None:
 def _png(figure: Figure) -> str:
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png", dpi=110, bbox_inches="tight")
-    plt.close(figure)
     return base64.b64encode(buffer.getvalue()).decode("ascii")
 
 
@@ -118,7 +117,8 @@ def _mean_and_error(summary: dict[str, Any]) -> tuple[float, float]:
 def utility_figure(results: dict[str, Any]) -> Figure:
     """AUC and KS per regime, mean with the 95 % interval over seeds."""
     names = ordered_regimes(results)
-    figure, axes = plt.subplots(1, 2, figsize=(10, 0.5 * len(names) + 1.5), sharey=True)
+    figure = new_figure(10, 0.5 * len(names) + 1.5)
+    axes = figure.subplots(1, 2, sharey=True)
     for axis, metric in zip(axes, ("auc", "ks"), strict=True):
         stats = [_mean_and_error(results["regimes"][n]["utility"][metric]) for n in names]
         axis.barh(
@@ -139,7 +139,8 @@ def exposure_figure(results: dict[str, Any]) -> Figure:
     """Raw cells each party holds (log scale) and the share of its citizens unique on QIs."""
     exposure = results["exposure"]
     parties = list(exposure)
-    figure, axes = plt.subplots(1, 2, figsize=(10, 0.35 * len(parties) + 1.5), sharey=True)
+    figure = new_figure(10, 0.35 * len(parties) + 1.5)
+    axes = figure.subplots(1, 2, sharey=True)
     cells = [max(exposure[p]["cells"]["mean"] or 0, 1) for p in parties]
     axes[0].barh(parties, cells, color="#c44e52")
     axes[0].set_xscale("log")
@@ -156,9 +157,10 @@ def tiers_figure(results: dict[str, Any]) -> Figure:
     """Share of held-out customers in each privilege tier, per regime."""
     names = ordered_regimes(results)
     tiers = ordered_tiers(results)
-    figure, axis = plt.subplots(figsize=(10, 0.5 * len(names) + 1.5))
+    figure = new_figure(10, 0.5 * len(names) + 1.5)
+    axis = figure.subplots()
     left = [0.0] * len(names)
-    colours = plt.get_cmap("viridis")([i / max(len(tiers) - 1, 1) for i in range(len(tiers))])
+    colours = colormaps["viridis"]([i / max(len(tiers) - 1, 1) for i in range(len(tiers))])
     for tier, colour in zip(tiers, colours, strict=True):
         shares = [
             results["regimes"][n]["decisions"]["tier_share"][tier]["mean"] or 0 for n in names
@@ -182,7 +184,8 @@ def frontier_figure(results: dict[str, Any]) -> Figure | None:
         return None
     epsilons = sorted(dp)
     stats = [_mean_and_error(dp[e]["utility"]["auc"]) for e in epsilons]
-    figure, axis = plt.subplots(figsize=(7, 4))
+    figure = new_figure(7, 4)
+    axis = figure.subplots()
     axis.errorbar(
         epsilons,
         [s[0] for s in stats],
@@ -204,6 +207,50 @@ def frontier_figure(results: dict[str, Any]) -> Figure | None:
     axis.set_ylabel("AUC")
     axis.legend(fontsize=8)
     return figure
+
+
+ROC_GRID = np.logspace(-4, 0, 200)
+"""Common FPR grid on which the per-seed ROC curves are averaged."""
+
+
+def mean_roc(curves: list[dict[str, list[float | None]]]) -> tuple[np.ndarray, np.ndarray]:
+    """Average per-seed ROC curves (each on its own points) on one log-FPR grid."""
+    tprs = [
+        np.interp(ROC_GRID, np.asarray(c["fpr"], dtype=float), np.asarray(c["tpr"], dtype=float))
+        for c in curves
+    ]
+    return ROC_GRID, np.mean(tprs, axis=0)
+
+
+def membership_figure(results: dict[str, Any], attack: str) -> Figure | None:
+    """Log-log ROC of one membership attack per regime, averaged over seeds."""
+    curves = {
+        regime_label(n): mean_roc(results["curves"][n][attack])
+        for n in ordered_regimes(results)
+        if attack in results.get("curves", {}).get(n, {})
+    }
+    if not curves:
+        return None
+    return membership_roc_figure(curves, title=f"Membership inference ({attack}), mean over seeds")
+
+
+def attribute_figure(results: dict[str, Any]) -> Figure | None:
+    """AUC of each sensitive attribute from score + QIs against QIs alone, per regime."""
+    per_regime: dict[str, dict[str, AttributeResult]] = {}
+    for name in ordered_regimes(results):
+        attributes = results["regimes"][name].get("attribute_inference", {})
+        per_regime[regime_label(name)] = {
+            attribute: AttributeResult(
+                **{
+                    key: (value["mean"] if isinstance(value, dict) else value)
+                    for key, value in figures.items()
+                }
+            )
+            for attribute, figures in attributes.items()
+        }
+    if not any(per_regime.values()):
+        return None
+    return attribute_bars_figure(per_regime)
 
 
 # --- tables ------------------------------------------------------------------------------------
@@ -299,6 +346,67 @@ def server_view_table(results: dict[str, Any]) -> str:
         "Disaggregation across rounds (Lam et al. 2021): individual vectors from sums",
     )
     return first + second
+
+
+def membership_table(results: dict[str, Any]) -> str:
+    rows = []
+    for n in ordered_regimes(results):
+        membership = results["regimes"][n].get("membership", {})
+        for attack, figures in membership.items():
+            rows.append(
+                [
+                    html.escape(f"{regime_label(n)} — {attack}"),
+                    _cell(figures["auc"]),
+                    _cell(figures["tpr_at_0_1_percent_fpr"], 4),
+                    _cell(figures["tpr_at_1_percent_fpr"], 4),
+                    _cell(figures["n_nonmembers"], 0),
+                ]
+            )
+    return _table(
+        ["regime — attack", "AUC", "TPR at 0.1 % FPR", "TPR at 1 % FPR", "non-members"],
+        rows,
+        "Membership inference on the released model (0.5 AUC and TPR = FPR: nothing learnt)",
+    )
+
+
+def attribute_table(results: dict[str, Any]) -> str:
+    rows = []
+    for n in ordered_regimes(results):
+        for attribute, f in results["regimes"][n].get("attribute_inference", {}).items():
+            rows.append(
+                [
+                    html.escape(f"{regime_label(n)} — {attribute}"),
+                    _cell(f["auc_score_and_qi"]),
+                    _cell(f["auc_qi_only"]),
+                    _cell(f["advantage"], 4),
+                    _cell(f["g_mean_score_and_qi"]),
+                    _cell(f["mcc_score_and_qi"]),
+                ]
+            )
+    return _table(
+        ["regime — attribute", "AUC score + QIs", "AUC QIs only", "advantage", "G-mean", "MCC"],
+        rows,
+        "Attribute inference from the released score (advantage over the QI-only baseline)",
+    )
+
+
+def privacy_table(results: dict[str, Any]) -> str:
+    rows = [
+        [
+            html.escape(regime_label(n)),
+            _cell(results["regimes"][n]["privacy"]["target_epsilon"], 2),
+            _cell(results["regimes"][n]["privacy"]["epsilon"], 2),
+            f"{results['regimes'][n]['privacy']['delta']['mean']:.0e}",
+            _cell(results["regimes"][n]["utility"]["auc"]),
+        ]
+        for n in ordered_regimes(results)
+        if "privacy" in results["regimes"][n]
+    ]
+    return _table(
+        ["regime", "target ε", "ε spent (worst firm)", "δ", "AUC"],
+        rows,
+        "Privacy budget of the DP regimes (Opacus RDP accountant, over all rounds)",
+    )
 
 
 def gaps_table(results: dict[str, Any]) -> str:
@@ -404,9 +512,26 @@ def render_html(results: dict[str, Any]) -> str:
         )
     if "server_view" in results:
         sections.append("<h2>Server view</h2>" + server_view_table(results))
+    if any("membership" in r for r in results["regimes"].values()):
+        sections.append(
+            "<h2>Membership inference</h2>"
+            + membership_table(results)
+            + _figure("Loss-threshold attack, log-scale ROC", membership_figure(results, "loss"))
+            + _figure("LiRA (online), log-scale ROC", membership_figure(results, "lira"))
+        )
+    if any(r.get("attribute_inference") for r in results["regimes"].values()):
+        sections.append(
+            "<h2>Attribute inference</h2>"
+            + _figure("Sensitive attributes from the released score", attribute_figure(results))
+            + attribute_table(results)
+        )
     frontier = frontier_figure(results)
     if frontier is not None:
-        sections.append("<h2>Privacy–utility frontier</h2>" + _figure("AUC against ε", frontier))
+        sections.append(
+            "<h2>Privacy–utility frontier</h2>"
+            + privacy_table(results)
+            + _figure("AUC against ε", frontier)
+        )
     sections.append(
         "<h2>Decisions</h2>"
         + _figure("Privilege tiers per regime", tiers_figure(results))

@@ -22,7 +22,7 @@ _AXIS_MARGIN = 2.0
 """The log axes start this factor below the smallest reported FPR level, so its line shows."""
 
 
-def _new_figure(width: float, height: float) -> Figure:
+def new_figure(width: float, height: float) -> Figure:
     figure = Figure(figsize=(width, height), layout="constrained")
     FigureCanvasAgg(figure)
     return figure
@@ -54,7 +54,7 @@ def membership_roc_figure(curves: Mapping[str, Curve], title: str | None = None)
     smallest_positive = [float(fpr[fpr > 0].min()) for fpr, _ in arrays.values() if fpr.max() > 0]
     left = min([min(FPR_LEVELS) / _AXIS_MARGIN, *smallest_positive])
 
-    figure = _new_figure(5.5, 5.0)
+    figure = new_figure(5.5, 5.0)
     axes = figure.add_subplot()
     for regime, (fpr, tpr) in arrays.items():
         visible = (fpr > 0) & (tpr > 0)
@@ -89,7 +89,7 @@ def attribute_bars_figure(results: Mapping[str, Mapping[str, AttributeResult]]) 
     positions = np.arange(len(attributes), dtype=np.float64)
     width = 0.8 / len(regimes)
 
-    figure = _new_figure(max(7.0, 1.6 * len(attributes) * 2), 4.2)
+    figure = new_figure(max(7.0, 1.6 * len(attributes) * 2), 4.2)
     auc_axes, advantage_axes = figure.subplots(1, 2)
     for index, regime in enumerate(regimes):
         per_attribute = results[regime]
