@@ -1,14 +1,16 @@
 """Benchmark of a secure-aggregation round against the floor of its unavoidable work.
 
-For each (n, d, dropout) scenario, in a fresh subprocess (so peak memory is the round's own), it
-runs one in-process round (dropouts happen after share keys, the costliest point: the server must
-regenerate the dropped clients' pairwise masks), then times, in the same process, the floor:
-expanding the same number of d-long AES-256-CTR masks and summing the survivors' vectors. It
-prints round time, floor time, their ratio, bytes per client and peak RSS.
+For each (n, d, dropout, k, workers) scenario, in a fresh subprocess (so peak memory is the
+round's own), it runs one round (clients in this process, or in `workers` forked processes;
+dropouts happen after share keys, the costliest point: the server must regenerate the dropped
+clients' pairwise masks), then times, in the same process, the floor: expanding the same number
+of d-long AES-256-CTR masks and summing the survivors' vectors, on one core. It prints round
+time, floor time, their ratio, CPU seconds (this process plus its workers), bytes per client and
+peak RSS (this process; largest worker).
 
-    .venv/bin/python benchmarks/bench_protocol.py              # the two scenarios of issue 3
+    .venv/bin/python benchmarks/bench_protocol.py              # issue 3's two scenarios, 1 and 2 workers
     .venv/bin/python benchmarks/bench_protocol.py --quick      # a small smoke run
-    .venv/bin/python benchmarks/bench_protocol.py --one 100 100000 0.1 0   # one scenario, JSON
+    .venv/bin/python benchmarks/bench_protocol.py --one 100 100000 0.1 0 1  # n d drop k workers
 
 Other work on the machine skews every figure; the load average is printed with the results, and
 CPU seconds (time.process_time) are reported beside wall seconds because they suffer less from
@@ -31,11 +33,15 @@ import numpy as np
 from protocol import SecAggConfig, Stage, recommended_degree, run_round
 from protocol.masking import add_mask
 
-SCENARIOS: list[tuple[int, int, float, int | None]] = [
-    (100, 100_000, 0.1, None),  # complete graph
-    (1000, 100_000, 0.1, -1),  # -1: logarithmic degree (recommended_degree)
+Scenario = tuple[int, int, float, int | None, int]
+"""(n, d, dropout, k, workers); k None is the complete graph, -1 the logarithmic degree."""
+SCENARIOS: list[Scenario] = [
+    (100, 100_000, 0.1, None, 1),
+    (100, 100_000, 0.1, None, 2),
+    (1000, 100_000, 0.1, -1, 1),
+    (1000, 100_000, 0.1, -1, 2),
 ]
-QUICK: list[tuple[int, int, float, int | None]] = [(20, 10_000, 0.1, None), (60, 10_000, 0.1, -1)]
+QUICK: list[Scenario] = [(20, 10_000, 0.1, None, 1), (60, 10_000, 0.1, -1, 2)]
 
 
 def measure_floor(masks: int, vectors: list[np.ndarray], dimension: int) -> tuple[float, float]:
@@ -50,16 +56,19 @@ def measure_floor(masks: int, vectors: list[np.ndarray], dimension: int) -> tupl
     return time.perf_counter() - wall, time.process_time() - cpu
 
 
-def run_one(num_clients: int, dimension: int, dropout: float, neighbors: int | None) -> dict:
+def run_one(
+    num_clients: int, dimension: int, dropout: float, neighbors: int | None, workers: int
+) -> dict:
     degree = recommended_degree(num_clients) if neighbors == -1 else neighbors
     config = SecAggConfig(num_clients=num_clients, neighbors=degree, scale=2.0**16)
     rng = np.random.default_rng(0)
     inputs = [rng.uniform(-1, 1, dimension) for _ in range(num_clients)]
     dropped = rng.choice(np.arange(1, num_clients + 1), round(dropout * num_clients), False)
     schedule = {int(client): Stage.MASKED_INPUT for client in dropped}
-    cpu = time.process_time()
-    result = run_round(config, inputs, dropout=schedule, rounding_seed=1)
-    round_cpu = time.process_time() - cpu
+    before = os.times()
+    result = run_round(config, inputs, dropout=schedule, rounding_seed=1, workers=workers)
+    after = os.times()
+    round_cpu = sum(after[:4]) - sum(before[:4])  # this process and its (joined) workers
     survivors_quantized = [np.zeros(dimension, dtype=np.uint32) for _ in result.survivors]
     floor, floor_cpu = measure_floor(result.masks_expanded, survivors_quantized, dimension)
     transcript = result.transcript
@@ -70,6 +79,7 @@ def run_one(num_clients: int, dimension: int, dropout: float, neighbors: int | N
         "d": dimension,
         "dropout": dropout,
         "k": config.degree,
+        "workers": workers,
         "t": config.reconstruction_threshold,
         "exact": result.exact,
         "survivors": len(result.survivors),
@@ -84,37 +94,43 @@ def run_one(num_clients: int, dimension: int, dropout: float, neighbors: int | N
         "download_bytes_per_client": int(download),
         "expansion": round(upload / (4 * dimension), 4),
         "peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+        "peak_rss_worker_mib": round(
+            resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024, 1
+        ),
     }
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="small scenarios only")
-    parser.add_argument("--one", nargs=4, metavar=("N", "D", "DROPOUT", "K"))
+    parser.add_argument("--one", nargs=5, metavar=("N", "D", "DROPOUT", "K", "WORKERS"))
     arguments = parser.parse_args()
     if arguments.one:
-        n, d, dropout, k = arguments.one
+        n, d, dropout, k, workers = arguments.one
         neighbors = None if int(k) == 0 else int(k)
-        print(json.dumps(run_one(int(n), int(d), float(dropout), neighbors)))
+        print(json.dumps(run_one(int(n), int(d), float(dropout), neighbors, int(workers))))
         return
     rows = []
-    for n, d, dropout, k in QUICK if arguments.quick else SCENARIOS:
+    for n, d, dropout, k, workers in QUICK if arguments.quick else SCENARIOS:
         command = [sys.executable, str(Path(__file__)), "--one", str(n), str(d), str(dropout)]
-        command.append(str(0 if k is None else k))
+        command += [str(0 if k is None else k), str(workers)]
         output = subprocess.run(command, check=True, capture_output=True, text=True).stdout
         rows.append(json.loads(output.strip().splitlines()[-1]))
         print(json.dumps(rows[-1]), flush=True)
     print(f"load average: {os.getloadavg()}, cpus: {os.cpu_count()}")
     print(
-        "n      d        drop  k    t    exact  round_s  floor_s  ratio  up_MB   down_MB  peak_MiB"
+        "n      d        drop  k    t    w  exact  round_s  floor_s  ratio  cpu_s    floor_cpu "
+        "cpu_ratio  up_MB   down_MB  peak_MiB worker_MiB"
     )
     for row in rows:
         print(
             f"{row['n']:<6} {row['d']:<8} {row['dropout']:<5} {row['k']:<4} {row['t']:<4} "
+            f"{row['workers']:<2} "
             f"{row['exact']!s:<6} {row['round_seconds']:<8} {row['floor_seconds']:<8} "
             f"{row['ratio']:<6} {row['round_cpu_seconds']:<8} {row['floor_cpu_seconds']:<9} "
             f"{row['cpu_ratio']:<10} {row['upload_bytes_per_client'] / 1e6:<7.3f} "
-            f"{row['download_bytes_per_client'] / 1e6:<8.3f} {row['peak_rss_mib']}"
+            f"{row['download_bytes_per_client'] / 1e6:<8.3f} {row['peak_rss_mib']:<8} "
+            f"{row['peak_rss_worker_mib']}"
         )
 
 

@@ -234,9 +234,7 @@ class SecAggClient:
         for holder in holders:
             seed_value = shamir.encode_share(seed_shares[holder])
             key_value = shamir.encode_share(key_shares[holder])
-            # model_construct: these values are computed right here, validating them again
-            # cost ~10% of a round at n = 100.
-            commitments = ShareCommitments.model_construct(
+            commitments = ShareCommitments(
                 self_mask=share_commitment(
                     self.round_number, "self_mask", self.client_id, holder, seed_value
                 ),
@@ -256,7 +254,7 @@ class SecAggClient:
                 share_associated_data(session, self.client_id, holder),
             )
             sealed.append(
-                SealedShares.model_construct(
+                SealedShares(
                     dealer=self.client_id,
                     holder=holder,
                     ciphertext=ciphertext,
@@ -302,15 +300,12 @@ class SecAggClient:
         if len(plaintext) != 2 * shamir.SHARE_BYTES:
             raise InvalidShare(f"shares from {sealed.dealer} have the wrong length")
         seed_value, key_value = plaintext[: shamir.SHARE_BYTES], plaintext[shamir.SHARE_BYTES :]
-        expected = ShareCommitments(
-            self_mask=share_commitment(
-                self.round_number, "self_mask", sealed.dealer, self.client_id, seed_value
-            ),
-            masking_key=share_commitment(
-                self.round_number, "masking_key", sealed.dealer, self.client_id, key_value
-            ),
-        )
-        if expected != sealed.commitments:
+        committed = sealed.commitments
+        if committed.self_mask != share_commitment(
+            self.round_number, "self_mask", sealed.dealer, self.client_id, seed_value
+        ) or committed.masking_key != share_commitment(
+            self.round_number, "masking_key", sealed.dealer, self.client_id, key_value
+        ):
             raise InvalidShare(f"shares from {sealed.dealer} do not match their commitments")
         try:
             self._held_self_mask_shares[sealed.dealer] = shamir.decode_share(seed_value)

@@ -31,6 +31,10 @@ class ProtocolAbort(ProtocolError):
         self.view = view
         """The server's view at the abort (None when a client aborts)."""
 
+    def __reduce__(self) -> tuple[type[ProtocolAbort], tuple[Stage, str, ServerView | None]]:
+        """Pickle with the constructor's arguments (a worker process sends aborts back)."""
+        return (type(self), (self.stage, self.reason, self.view))
+
 
 class UnexpectedStage(ProtocolError):
     """A message arrived for a stage other than the one the state machine expects next."""

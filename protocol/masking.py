@@ -56,7 +56,10 @@ def share_channel(
 def share_associated_data(session: bytes, dealer: int, holder: int) -> bytes:
     """AES-GCM associated data: session id, stage, dealer and holder (a sealed share is useless
     anywhere else)."""
-    return session + Stage.SHARE_KEYS.value.encode() + struct.pack("<II", dealer, holder)
+    return session + _SHARE_STAGE_TAG + struct.pack("<II", dealer, holder)
+
+
+_SHARE_STAGE_TAG = Stage.SHARE_KEYS.value.encode()
 
 
 def pairwise_mask_seed(

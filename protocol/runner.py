@@ -7,9 +7,13 @@ silent from which stage on. Nothing here is a shortcut the federation would not 
 
 from __future__ import annotations
 
+import multiprocessing
 import time
+import traceback
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from multiprocessing.connection import Connection, wait
+from multiprocessing.process import BaseProcess
 
 import numpy as np
 import numpy.typing as npt
@@ -63,9 +67,10 @@ class RoundResult:
         return float(np.max(np.abs(self.aggregate.float_sum - self.expected_float_sum)))
 
 
-def _deliver(
+def _intercepted(
     message: Message, transcript: Transcript, intercept: Intercept | None
-) -> Message | None:
+) -> tuple[Message, bytes] | None:
+    """Pass a message through the adversary (if any), log its wire bytes, return both."""
     if intercept is not None:
         altered = intercept(message)
         if altered is None:
@@ -73,7 +78,131 @@ def _deliver(
         message = altered
     payload = message.to_bytes()
     transcript.record(message, payload)
-    return parse_message(payload)
+    return message, payload
+
+
+ClientResult = bytes | ProtocolError
+"""A client's wire response, or the protocol error it raised instead of answering."""
+
+
+class _LocalClients:
+    """Clients in this process: each request is decoded from, and answered in, wire bytes."""
+
+    def __init__(self, clients: Mapping[int, SecAggClient]) -> None:
+        self._clients = clients
+
+    def handle(
+        self, batch: list[tuple[int, bytes]], on_result: Callable[[int, ClientResult], None]
+    ) -> None:
+        for client_id, payload in batch:
+            on_result(client_id, _answer(self._clients[client_id], payload))
+
+    def close(self) -> int:
+        return sum(client.masks_expanded for client in self._clients.values())
+
+
+def _answer(client: SecAggClient, payload: bytes) -> ClientResult:
+    try:
+        request = parse_message(payload)
+        return client.handle(request).to_bytes()  # type: ignore[arg-type]
+    except ProtocolError as error:
+        return error
+
+
+_BATCH_DONE = -1
+
+
+def _serve(connection: Connection, clients: dict[int, SecAggClient]) -> None:
+    """Worker loop: answer batches of (client id, request bytes) until told to stop."""
+    while True:
+        batch = connection.recv()
+        if batch is None:
+            connection.send(sum(client.masks_expanded for client in clients.values()))
+            return
+        for client_id, payload in batch:
+            try:
+                result: ClientResult | str = _answer(clients[client_id], payload)
+            except Exception:  # a bug, not a protocol fault: report it to the parent
+                result = traceback.format_exc()
+            connection.send((client_id, result))
+        connection.send((_BATCH_DONE, b""))
+
+
+class _ClientProcesses:
+    """Clients spread over forked worker processes, reached only through wire bytes.
+
+    This is how the federation runs them (one process per node); here it also lets a round use
+    every core. Each worker owns a fixed shard of clients for the whole round.
+    """
+
+    def __init__(self, clients: Mapping[int, SecAggClient], workers: int) -> None:
+        if "fork" not in multiprocessing.get_all_start_methods():
+            raise ValueError("workers > 1 needs the 'fork' start method (Linux, macOS)")
+        context = multiprocessing.get_context("fork")
+        ids = sorted(clients)
+        self._shard_of: dict[int, int] = {}
+        self._connections: list[Connection] = []
+        self._processes: list[BaseProcess] = []
+        for shard in range(workers):
+            members = {client_id: clients[client_id] for client_id in ids[shard::workers]}
+            self._shard_of.update(dict.fromkeys(members, shard))
+            parent_end, child_end = context.Pipe()
+            process = context.Process(target=_serve, args=(child_end, members), daemon=True)
+            process.start()
+            child_end.close()
+            self._connections.append(parent_end)
+            self._processes.append(process)
+
+    def handle(
+        self, batch: list[tuple[int, bytes]], on_result: Callable[[int, ClientResult], None]
+    ) -> None:
+        shards: list[list[tuple[int, bytes]]] = [[] for _ in self._connections]
+        for client_id, payload in batch:
+            shards[self._shard_of[client_id]].append((client_id, payload))
+        for connection, shard in zip(self._connections, shards, strict=True):
+            connection.send(shard)
+        pending = set(self._connections)
+        while pending:
+            for ready in wait(list(pending)):
+                assert isinstance(ready, Connection)
+                client_id, result = ready.recv()
+                if client_id == _BATCH_DONE:
+                    pending.discard(ready)
+                elif isinstance(result, str):
+                    raise RuntimeError(f"client {client_id} crashed in its worker:\n{result}")
+                else:
+                    on_result(client_id, result)
+
+    def close(self) -> int:
+        masks = 0
+        for connection, process in zip(self._connections, self._processes, strict=True):
+            try:
+                connection.send(None)
+                masks += connection.recv()
+            except (EOFError, OSError):
+                pass
+            connection.close()
+            process.join(timeout=5)
+            if process.is_alive():
+                process.kill()
+        return masks
+
+
+def _answer_batch(
+    host: _LocalClients | _ClientProcesses,
+    stage: Stage,
+    batch: list[tuple[int, bytes]],
+    progress: Progress | None,
+) -> dict[int, ClientResult]:
+    results: dict[int, ClientResult] = {}
+
+    def collect(client_id: int, result: ClientResult) -> None:
+        results[client_id] = result
+        if progress is not None:
+            progress(stage, len(results), len(batch))
+
+    host.handle(batch, collect)
+    return results
 
 
 def run_round(
@@ -85,11 +214,13 @@ def run_round(
     rounding_seed: int | None = None,
     intercept: Intercept | None = None,
     progress: Progress | None = None,
+    workers: int = 1,
 ) -> RoundResult:
     """Run one round for the given inputs (a sequence gets ids 1..n).
 
-    `dropout[client] = stage` makes the client silent from that stage on. Raises
-    `ProtocolAbort` when fewer than t clients remain.
+    `dropout[client] = stage` makes the client silent from that stage on. `workers` > 1 hosts
+    the clients in that many forked processes (the server stays here). Raises `ProtocolAbort`
+    when fewer than t clients remain.
     """
     start = time.perf_counter()
     by_id = dict(inputs) if isinstance(inputs, Mapping) else dict(enumerate(inputs, start=1))
@@ -112,6 +243,8 @@ def run_round(
         )
         for client_id, vector in vectors.items()
     }
+    if workers < 1:
+        raise ValueError(f"workers must be >= 1, got {workers}")
     server = SecAggServer(config, dimension, round_number)
     transcript = Transcript()
     client_errors: dict[int, ProtocolError] = {}
@@ -122,30 +255,32 @@ def run_round(
         Stage.UNMASK: server.unmask,
     }
     requests: Mapping[int, Message] = server.start(sorted(clients))
+    host = _LocalClients(clients) if workers == 1 else _ClientProcesses(clients, workers)
     outcome: object = None
-    for stage in STAGE_ORDER:
-        responses: dict[int, Message] = {}
-        for done, (client_id, request) in enumerate(sorted(requests.items()), start=1):
-            if progress is not None:
-                progress(stage, done, len(requests))
-            delivered = _deliver(request, transcript, intercept)
-            dropped_at = schedule.get(client_id)
-            if delivered is None or (
-                dropped_at is not None and dropped_at.position <= stage.position
-            ):
-                continue
-            try:
-                response = clients[client_id].handle(delivered)  # type: ignore[arg-type]
-            except ProtocolError as error:
-                client_errors[client_id] = error
-                continue
-            received = _deliver(response, transcript, intercept)
-            if received is not None:
-                responses[client_id] = received
-        outcome = stage_methods[stage](responses)
-        if stage is not Stage.UNMASK:
-            assert isinstance(outcome, dict)
-            requests = outcome
+    try:
+        for stage in STAGE_ORDER:
+            batch: list[tuple[int, bytes]] = []
+            for client_id, request in sorted(requests.items()):
+                sent = _intercepted(request, transcript, intercept)
+                dropped_at = schedule.get(client_id)
+                silent = dropped_at is not None and dropped_at.position <= stage.position
+                if sent is not None and not silent:
+                    batch.append((client_id, sent[1]))
+            results = _answer_batch(host, stage, batch, progress)
+            responses: dict[int, Message] = {}
+            for client_id, result in sorted(results.items()):
+                if isinstance(result, ProtocolError):
+                    client_errors[client_id] = result
+                    continue
+                received = _intercepted(parse_message(result), transcript, intercept)
+                if received is not None:
+                    responses[client_id] = parse_message(received[1])
+            outcome = stage_methods[stage](responses)
+            if stage is not Stage.UNMASK:
+                assert isinstance(outcome, dict)
+                requests = outcome
+    finally:
+        client_masks = host.close()
     assert isinstance(outcome, AggregateResult)
     survivors = list(outcome.survivors)
     expected_words = np.zeros(dimension, dtype=np.uint32)
@@ -160,6 +295,5 @@ def run_round(
         expected_float_sum=expected_float,
         seconds=time.perf_counter() - start,
         client_errors=client_errors,
-        masks_expanded=server.masks_expanded
-        + sum(client.masks_expanded for client in clients.values()),
+        masks_expanded=server.masks_expanded + client_masks,
     )
