@@ -8,7 +8,7 @@ of d-long AES-256-CTR masks and summing the survivors' vectors, on one core. It 
 time, floor time, their ratio, CPU seconds (this process plus its workers), bytes per client and
 peak RSS (this process; largest worker).
 
-    .venv/bin/python benchmarks/bench_protocol.py              # issue 3's two scenarios, 1 and 2 workers
+    .venv/bin/python benchmarks/bench_protocol.py          # issue 3's scenarios, 1 and 2 workers
     .venv/bin/python benchmarks/bench_protocol.py --quick      # a small smoke run
     .venv/bin/python benchmarks/bench_protocol.py --one 100 100000 0.1 0 1  # n d drop k workers
 
