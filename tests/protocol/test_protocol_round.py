@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pickle
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -9,6 +11,8 @@ from hypothesis import strategies as st
 
 from protocol import (
     STAGE_ORDER,
+    DecryptionError,
+    MaskedInputRequest,
     MaskedInputResponse,
     Message,
     ProtocolAbort,
@@ -182,3 +186,63 @@ def test_server_view_matches_the_transcript() -> None:
     assert view.outcome == "completed"
     assert view.revealed_masking_key_shares == {}
     assert ServerView.model_validate_json(view.to_json()) == view
+
+
+def test_clients_in_worker_processes_give_the_same_round() -> None:
+    # Prepare
+    config = SecAggConfig(num_clients=7)
+    inputs = list(np.random.default_rng(2).uniform(-1, 1, (7, 40)))
+    schedule = {2: Stage.MASKED_INPUT, 5: Stage.UNMASK}
+    # Execute
+    local = run_round(config, inputs, dropout=schedule, rounding_seed=9)
+    forked = run_round(config, inputs, dropout=schedule, rounding_seed=9, workers=2)
+    # Assert
+    assert forked.exact and local.exact
+    np.testing.assert_array_equal(forked.aggregate.integer_sum, local.aggregate.integer_sum)
+    assert forked.survivors == local.survivors
+    assert forked.masks_expanded == local.masks_expanded
+    shape = [(e.stage, e.sender, e.receiver, e.message_type) for e in forked.transcript.entries]
+    assert shape == [
+        (e.stage, e.sender, e.receiver, e.message_type) for e in local.transcript.entries
+    ]
+
+
+def test_a_client_error_in_a_worker_process_reaches_the_runner() -> None:
+    # Prepare: tamper with the shares sent to client 1, which lives in a worker.
+    config = SecAggConfig(num_clients=5)
+    inputs = [np.full(6, 0.1 * i) for i in range(5)]
+
+    def tamper(message: Message) -> Message:
+        if isinstance(message, MaskedInputRequest) and message.receiver == 1:
+            first = message.shares[0]
+            broken = first.model_copy(update={"ciphertext": first.ciphertext[:-1] + b"\x00"})
+            return message.model_copy(update={"shares": [broken, *message.shares[1:]]})
+        return message
+
+    # Execute
+    result = run_round(config, inputs, intercept=tamper, workers=2)
+    # Assert
+    assert isinstance(result.client_errors[1], DecryptionError)
+    assert result.exact and result.survivors == (2, 3, 4, 5)
+
+
+def test_protocol_abort_survives_pickling() -> None:
+    # Prepare
+    abort = ProtocolAbort(Stage.UNMASK, "too few shares")
+    # Execute
+    copy = pickle.loads(pickle.dumps(abort))
+    # Assert
+    assert isinstance(copy, ProtocolAbort)
+    assert (copy.stage, copy.reason, str(copy)) == (abort.stage, abort.reason, str(abort))
+
+
+def test_run_round_refuses_bad_arguments() -> None:
+    # Prepare
+    config = SecAggConfig(num_clients=3)
+    # Execute / Assert
+    with pytest.raises(ValueError, match="workers must be >= 1"):
+        run_round(config, [np.zeros(2)] * 3, workers=0)
+    with pytest.raises(ValueError, match="share one length"):
+        run_round(config, [np.zeros(2), np.zeros(2), np.zeros(3)])
+    with pytest.raises(ValueError, match="without an input"):
+        run_round(config, [np.zeros(2)] * 3, dropout={9: Stage.UNMASK})
