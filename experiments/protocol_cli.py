@@ -64,6 +64,9 @@ def simulate(
         Stage, typer.Option("--drop-stage", help="Stage at which the dropped clients go silent.")
     ] = Stage.MASKED_INPUT,
     seed: Annotated[int, typer.Option("--seed", min=0, help="Seed for inputs and dropout.")] = 0,
+    workers: Annotated[
+        int, typer.Option("--workers", min=1, help="Processes hosting the clients (1: in process).")
+    ] = 1,
     transcript: Annotated[
         Path | None, typer.Option("--transcript", help="Write the message transcript (JSONL).")
     ] = None,
@@ -97,7 +100,12 @@ def simulate(
 
         try:
             result = run_round(
-                config, list(inputs), dropout=schedule, rounding_seed=seed, progress=advance
+                config,
+                list(inputs),
+                dropout=schedule,
+                rounding_seed=seed,
+                progress=advance,
+                workers=workers,
             )
         except ProtocolAbort as abort:
             report: dict[str, Any] = {
@@ -129,6 +137,7 @@ def simulate(
         "dropout": dropout,
         "drop_stage": drop_stage.value,
         "neighbors": config.degree,
+        "workers": workers,
         "threshold": config.reconstruction_threshold,
         "upload_bytes_per_client": round(upload),
         "download_bytes_per_client": round(download),

@@ -31,15 +31,16 @@ def test_simulate_json_reports_an_exact_round_with_its_costs(tmp_path: Path) -> 
     assert len(Transcript.from_jsonl(transcript.read_text()).entries) == report["messages"]
 
 
-def test_simulate_with_a_sparse_graph(tmp_path: Path) -> None:
+def test_simulate_with_a_sparse_graph_and_worker_processes() -> None:
+    # Prepare
+    arguments = ["simulate", "--clients", "16", "--dim", "50", "--neighbors", "6"]
     # Execute
-    result = runner.invoke(
-        app, ["simulate", "--clients", "16", "--dim", "50", "--neighbors", "6", "--json"]
-    )
+    result = runner.invoke(app, [*arguments, "--workers", "2", "--dropout", "0.1", "--json"])
     # Assert
     assert result.exit_code == 0, result.output
     report = json.loads(result.stdout)
-    assert report["neighbors"] == 6 and report["exact"] is True
+    assert report["neighbors"] == 6 and report["workers"] == 2
+    assert report["exact"] is True and report["survivors"] == 14
 
 
 def test_simulate_below_threshold_exits_non_zero_naming_the_stage() -> None:
