@@ -6,7 +6,7 @@ import contextlib
 import os
 import signal
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -57,13 +57,18 @@ def stop_pids(pids: set[int], grace: float = 5.0) -> None:
 
 
 @pytest.fixture
-def reap_started_processes() -> Iterator[None]:
+def reap_started_processes() -> Iterator[Callable[[], set[int]]]:
+    """Yields a function listing processes started since the test began; stops them after."""
     before = descendants(os.getpid())
+
+    def started() -> set[int]:
+        return descendants(os.getpid()) - before
+
     try:
-        yield
+        yield started
     finally:
         import ray
 
         if ray.is_initialized():
             ray.shutdown()
-        stop_pids(descendants(os.getpid()) - before)
+        stop_pids(started())
