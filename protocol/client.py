@@ -85,7 +85,7 @@ class SecAggClient:
         self.client_id = client_id
         self.config = config
         self.round_number = round_number
-        rng = np.random.default_rng(rounding_seed if rounding_seed is not None else None)
+        rng = np.random.default_rng(rounding_seed)
         self.quantized_input: npt.NDArray[np.uint32] = quantize(check_input(vector), config, rng)
         """The client's own encoded input (its data, kept for local checks and simulations)."""
         self.next_stage: Stage | None = Stage.ADVERTISE_KEYS
@@ -98,7 +98,6 @@ class SecAggClient:
         self._my_keys: PublicKeys | None = None
         self._neighbours: dict[int, PublicKeys] = {}
         self._channels: dict[int, tuple[bytes, bytes]] = {}
-        self._pending_commitments: dict[int, ShareCommitments] = {}
         self._held_self_mask_shares: dict[int, int] = {}
         self._held_key_shares: dict[int, int] = {}
 

@@ -228,21 +228,18 @@ class SecAggServer:
             raise ValueError(
                 f"num_clients is {self.config.num_clients}, cannot invite {len(invited)} clients"
             )
+        if len(invited) < self.threshold:
+            raise ValueError(f"invite at least t = {self.threshold} clients, got {len(invited)}")
         self._active = set(invited)
         self.statuses = dict.fromkeys(invited, ClientStatus.INVITED)
         self.next_stage = Stage.ADVERTISE_KEYS
         self._logs = {}
-        self._require_survivors_before_start(invited)
         return {
             client_id: AdvertiseKeysRequest(
                 **self._header(client_id), config=self.config, dimension=self.dimension
             )
             for client_id in invited
         }
-
-    def _require_survivors_before_start(self, invited: list[int]) -> None:
-        if len(invited) < self.threshold:
-            raise ValueError(f"invite at least t = {self.threshold} clients, got {len(invited)}")
 
     # -- stage 1 ------------------------------------------------------------------------------
 

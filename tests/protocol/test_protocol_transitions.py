@@ -6,7 +6,14 @@ import itertools
 
 import pytest
 
-from protocol import ClientStatus, RoundMismatch, Stage, UnexpectedStage
+from protocol import (
+    ClientStatus,
+    RoundMismatch,
+    SecAggConfig,
+    SecAggServer,
+    Stage,
+    UnexpectedStage,
+)
 
 STATES = range(len(Stage) + 1)
 """Number of stages a client has completed: 0 (fresh) to 4 (round over)."""
@@ -72,3 +79,17 @@ def test_client_refuses_a_request_from_another_round(manual_round) -> None:  # t
     # Execute / Assert
     with pytest.raises(RoundMismatch):
         round_.clients[1].handle(request)
+
+
+def test_server_refuses_bad_invitations_and_stays_unstarted() -> None:
+    # Prepare
+    server = SecAggServer(SecAggConfig(num_clients=4, threshold=3), dimension=2)
+    # Execute / Assert
+    with pytest.raises(ValueError, match="at least t = 3"):
+        server.start([1, 2])
+    with pytest.raises(ValueError, match="cannot invite 5"):
+        server.start([1, 2, 3, 4, 5])
+    with pytest.raises(ValueError, match=r"\[1, 2\^32\)"):
+        server.start([0, 1, 2])
+    assert server.next_stage is None and server.statuses == {}
+    assert set(server.start([1, 2, 3])) == {1, 2, 3}
