@@ -45,6 +45,7 @@ from protocol.messages import (
 )
 from protocol.quantize import dequantize, error_bound, quantize, to_signed
 from protocol.runner import RoundResult, run_round
+from protocol.schema import export_schemas
 from protocol.server import AggregateResult, SecAggServer
 from protocol.stages import STAGE_ORDER, ClientStatus, DropReason, Stage
 from protocol.transcript import (
@@ -107,6 +108,7 @@ __all__ = [
     "VectorLengthError",
     "dequantize",
     "error_bound",
+    "export_schemas",
     "parse_message",
     "quantize",
     "recommended_degree",
