@@ -272,9 +272,14 @@ def run_round(
                 if isinstance(result, ProtocolError):
                     client_errors[client_id] = result
                     continue
-                received = _intercepted(parse_message(result), transcript, intercept)
+                response = parse_message(result)
+                received = _intercepted(response, transcript, intercept)
                 if received is not None:
-                    responses[client_id] = parse_message(received[1])
+                    message, payload = received
+                    # An altered message goes through the wire encoding once more.
+                    responses[client_id] = (
+                        message if message is response else parse_message(payload)
+                    )
             outcome = stage_methods[stage](responses)
             if stage is not Stage.UNMASK:
                 assert isinstance(outcome, dict)
