@@ -321,3 +321,19 @@ def test_client_refuses_neighbours_that_are_not_its_graph_neighbours(manual_roun
     # Execute / Assert
     with pytest.raises(MalformedMessage, match="graph neighbours"):
         round_.clients[1].share_keys(fewer)
+
+
+def test_a_late_masked_input_is_refused_and_its_self_mask_never_asked_for(manual_round) -> None:  # type: ignore[no-untyped-def]
+    # Prepare: client 4 is slow; its masked input arrives with the unmask answers.
+    round_ = manual_round(num_clients=5)
+    round_.play_until(Stage.MASKED_INPUT)
+    late = round_.clients[4].handle(round_.requests[Stage.MASKED_INPUT][4])
+    round_.deliver(Stage.MASKED_INPUT, round_.answer(Stage.MASKED_INPUT, silent=[4]))
+    answers = round_.answer(Stage.UNMASK)
+    # Execute
+    round_.deliver(Stage.UNMASK, [*answers.items(), (4, late)])
+    # Assert
+    assert isinstance(round_.server.rejections[0][1], UnknownSender)
+    assert 4 not in round_.result.view.revealed_self_mask_shares
+    assert round_.result.view.revealed_masking_key_shares[4] >= round_.server.threshold
+    _assert_exact_without(round_, {4})
