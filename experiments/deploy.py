@@ -8,9 +8,10 @@ What it does, in order (every file under the work directory, default `runs/deplo
 3. starts a SuperLink with TLS and SuperNode authentication, registers each SuperNode's public
    key through the Control API (`flwr supernode register`), starts one SuperNode per firm with
    its own data directory and private key;
-4. runs the federation with our secure aggregation through `flwr run`, waits for
+4. starts one more SuperNode whose key was never registered, which the SuperLink must refuse;
+5. runs the federation with our secure aggregation through `flwr run`, waits for
    `federation.json`, and prints the final metrics;
-5. stops every process it started, by PID (process groups, SIGTERM then SIGKILL), also when a
+6. stops every process it started, by PID (process groups, SIGTERM then SIGKILL), also when a
    step fails.
 docs/DEPLOY.md shows the same steps across machines.
 """
@@ -306,6 +307,26 @@ def run_demo(
                     str(free_port()),
                 ],
             )
+        # A SuperNode whose key was never registered: SuperNode authentication must refuse it.
+        intruder_key, _ = make_node_keys(work / "node-keys", "intruder")
+        intruder = processes.start(
+            "supernode-intruder",
+            [
+                str(bin_dir / "flower-supernode"),
+                "--superlink",
+                address,
+                "--root-certificates",
+                str(tls["ca"]),
+                "--auth-supernode-private-key",
+                str(intruder_key),
+                "--node-config",
+                f"world-dir='{firms[0][1]}' firm='{firms[0][0]}'",
+                "--port",
+                str(free_port()),
+                "--max-retries",
+                "2",
+            ],
+        )
         run_config = (
             f"world-dir='{public}' run-dir='{run_dir}' rounds={rounds} secagg='ours' "
             f"min-clients={len(firms)} timeout=60.0 weight-scale=10000.0"
@@ -326,6 +347,10 @@ def run_demo(
                 raise RuntimeError(f"the SuperLink exited; see {work / 'logs' / 'superlink.log'}")
             time.sleep(0.5)
         result: dict[str, Any] = json.loads(result_file.read_text())
+        intruder_log = (work / "logs" / "supernode-intruder.log").read_text(errors="replace")
+        result["intruder_refused"] = (
+            intruder.poll() is not None and intruder.returncode != 0
+        ) or "Failed to activate SuperNode" in intruder_log
         return result
     finally:
         processes.stop_all()
@@ -346,7 +371,8 @@ def main(
         f"[bold green]deployment demo done[/]: {rounds} round(s), "
         f"{last['contributors']}/{last['invited']} firms in the secure sum, "
         f"held-out loss {evaluation.get('loss', float('nan')):.4f}, "
-        f"accuracy {evaluation.get('accuracy', float('nan')):.3f}; "
+        f"accuracy {evaluation.get('accuracy', float('nan')):.3f}; unregistered SuperNode "
+        f"{'refused' if result['intruder_refused'] else 'NOT REFUSED'}; "
         f"transcript in {work / 'run' / 'transcript.jsonl'}"
     )
 

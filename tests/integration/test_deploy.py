@@ -20,6 +20,7 @@ def test_deployment_demo_runs_a_secure_round_and_leaves_no_process(
     # Assert: one round, every firm in the secure sum, a transcript of four stages
     (last,) = result["history"]
     assert (last["invited"], last["contributors"]) == (3, 3)
+    assert result["intruder_refused"]  # SuperNode authentication kept the unregistered key out
     assert last["evaluation"]["n"] > 0
     entries = [
         json.loads(line)
