@@ -75,6 +75,7 @@ def test_results_json_has_every_regime_metric_and_firm_and_is_reproducible(tmp_p
         "experiment": {"name": "tiny", "seeds": [0, 1]},
         "data": {"source": "synthetic", "citizens": 3000},
         "training": {"epochs": 2},
+        "membership": {"pool": 400, "shadows": 4},
     }
     config = parse_config(raw)
 

@@ -31,6 +31,7 @@ def run_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
             "experiment": {"name": "report-test", "seeds": [0, 1]},
             "data": {"source": "synthetic", "citizens": 3000},
             "training": {"epochs": 2},
+            "membership": {"pool": 400, "shadows": 4},
         }
     )
     write_report(run_experiment(config, out), out)
