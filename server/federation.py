@@ -179,6 +179,19 @@ def _aggregator(settings: FederationSettings) -> Aggregate:
     return aggregate_securely
 
 
+def _check_same_run(saved: dict[str, Any], settings: FederationSettings) -> None:
+    """Resuming with other settings would mix two experiments in one model: refuse it."""
+    current = settings.to_run_config()
+    changed = sorted(
+        key
+        for key in set(saved) | set(current)
+        if key not in ("resume", "timeout") and saved.get(key) != current.get(key)
+    )
+    if changed:
+        details = ", ".join(f"{k}: {saved.get(k)!r} -> {current.get(k)!r}" for k in changed)
+        raise ValueError(f"cannot resume: the checkpoint was made with other settings ({details})")
+
+
 def run_federation(
     grid: Grid, settings: FederationSettings, stop_after: int | None = None
 ) -> FederationResult:
@@ -200,6 +213,7 @@ def run_federation(
     if settings.resume and checkpoints is not None:
         checkpoint = latest_checkpoint(checkpoints)
         if checkpoint is not None:
+            _check_same_run(checkpoint.settings, settings)
             weights, history, accountant = (
                 checkpoint.weights,
                 checkpoint.history,

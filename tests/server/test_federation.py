@@ -84,3 +84,14 @@ def test_secure_modes_reach_the_plain_fedavg_model(
     # Assert: two rounds of quantisation noise, each well below 1e-3 per weight
     np.testing.assert_allclose(secure.weights, plain.weights, rtol=0, atol=1e-3)
     assert not np.allclose(plain.weights, settings.model_spec().initial_weights())
+
+
+def test_resume_with_other_settings_is_refused(
+    make_grid: Callable[..., InProcessGrid], settings: FederationSettings
+) -> None:
+    # Prepare
+    first = replace(settings, secagg="none", rounds=2)
+    run_federation(make_grid(), first, stop_after=1)
+    # Execute / Assert
+    with pytest.raises(ValueError, match=r"learning-rate: 0\.02 -> 0\.5"):
+        run_federation(make_grid(), replace(first, resume=True, learning_rate=0.5))
