@@ -187,6 +187,10 @@ class FederationSection(_Section):
         default=None,
         description="Where transcripts and checkpoints go; default runs/<experiment>/federation.",
     )
+    resume: bool = Field(
+        default=False,
+        description="Continue each federated run after its last checkpointed round.",
+    )
 
 
 class ExperimentConfig(_Section):

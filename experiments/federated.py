@@ -110,6 +110,7 @@ def federation_settings(
         timeout=f.timeout,
         world_dir=str(world_dir),
         run_dir=str(run_dir),
+        resume=f.resume,
     )
 
 
