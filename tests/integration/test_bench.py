@@ -1,0 +1,23 @@
+"""The federation benchmark end to end, tiny: three modes on one simulation engine."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pytest
+
+from experiments.bench import MODES, run_benchmark
+
+
+@pytest.mark.slow
+def test_benchmark_times_every_mode_and_measures_memory(
+    reap_started_processes: Callable[[], set[int]],
+) -> None:
+    # Execute
+    figures = run_benchmark(clients=3, dim=20, rounds=1)
+    # Assert
+    assert set(figures["median_seconds"]) == set(MODES)
+    assert all(seconds > 0 for seconds in figures["median_seconds"].values())
+    assert figures["ours_over_plain"] > 0 and figures["flower_over_ours"] > 0
+    assert figures["peak_memory_gib"] > 0
+    assert figures["threshold"] == 2  # k = 2 neighbours among three firms
