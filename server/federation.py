@@ -24,6 +24,7 @@ from rich.console import Console
 
 from clients import records as R
 from clients.participant import ModelSpec, read_contribution_sum
+from protocol import ProtocolAbort, Stage
 from server.checkpoint import Checkpoint, latest_checkpoint, save_checkpoint
 from server.messaging import exchange, wait_for_nodes
 from server.optimiser import FedAdam, FedAvg
@@ -238,19 +239,31 @@ def run_federation(
                 R.CONFIG_RECORD: ConfigRecord(config),
             }
         )
-        result = aggregate(grid, nodes, content, round_number, settings, dimension)
-        update = read_contribution_sum(result.total, settings.weight_scale)
-        weights = optimiser.step(weights, update.mean_update)
-        record: dict[str, Any] = {
-            "round": round_number,
-            "invited": len(nodes),
-            "contributors": len(result.contributors),
-            "dropped": {str(k): v for k, v in result.dropped.items()},
-            "train_loss": update.mean_train_loss,
-            "train_accuracy": update.train_accuracy,
-            "train_examples": update.total_examples,
-            **result.info,
-        }
+        try:
+            result = aggregate(grid, nodes, content, round_number, settings, dimension)
+            if not result.contributors:
+                raise ProtocolAbort(Stage.MASKED_INPUT, "no firm contributed to the round")
+        except ProtocolAbort as abort:
+            # Too few firms left: nothing was revealed, the global model stays as it was.
+            Console(stderr=True).print(f"[bold yellow]round {round_number} aborted:[/] {abort}")
+            history.append({"round": round_number, "invited": len(nodes), "aborted": str(abort)})
+            result = RoundAggregate(np.zeros(dimension), [], {})
+        else:
+            update = read_contribution_sum(result.total, settings.weight_scale)
+            weights = optimiser.step(weights, update.mean_update)
+            history.append(
+                {
+                    "round": round_number,
+                    "invited": len(nodes),
+                    "contributors": len(result.contributors),
+                    "dropped": {str(k): v for k, v in result.dropped.items()},
+                    "train_loss": update.mean_train_loss,
+                    "train_accuracy": update.train_accuracy,
+                    "train_examples": update.total_examples,
+                    **result.info,
+                }
+            )
+        record = history[-1]
         if settings.evaluate:
             record["evaluation"] = _evaluate(
                 grid, nodes, weights, config, round_number, settings.timeout
@@ -263,7 +276,6 @@ def run_federation(
                     "delta": settings.dp_delta,
                     "rounds": round_number,
                 }
-        history.append(record)
         if run_dir is not None and checkpoints is not None:
             with open(run_dir / TRANSCRIPT_FILE, "a") as handle:
                 handle.writelines(json.dumps(e, sort_keys=True) + "\n" for e in result.transcript)
@@ -307,9 +319,12 @@ def print_summary(result: FederationResult, file: Any = sys.stderr) -> None:
     console = Console(file=file)
     for record in result.history:
         evaluation = record.get("evaluation", {})
+        if "aborted" in record:
+            console.print(f"round {record['round']}: aborted ({record['aborted']})")
+            continue
         console.print(
-            f"round {record['round']}: {record['contributors']}/{record['invited']} firms, "
-            f"train loss {record['train_loss']:.4f}, "
+            f"round {record['round']}: {record.get('contributors', '?')}/{record['invited']} "
+            f"firms, train loss {record.get('train_loss', float('nan')):.4f}, "
             f"held-out loss {evaluation.get('loss', float('nan')):.4f}, "
             f"accuracy {evaluation.get('accuracy', float('nan')):.3f}"
         )

@@ -9,7 +9,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from flwr.app import Message
 
+from clients import records as R
 from server.checkpoint import latest_checkpoint
 from server.federation import (
     RESULT_FILE,
@@ -95,3 +97,22 @@ def test_resume_with_other_settings_is_refused(
     # Execute / Assert
     with pytest.raises(ValueError, match=r"learning-rate: 0\.02 -> 0\.5"):
         run_federation(make_grid(), replace(first, resume=True, learning_rate=0.5))
+
+
+def test_an_aborted_round_leaves_the_model_unchanged_and_the_run_goes_on(
+    make_grid: Callable[..., InProcessGrid], settings: FederationSettings
+) -> None:
+    # Prepare: in round 1 only one firm survives key sharing (t = 3); round 2 is healthy
+    def intercept(node: int, request: Message, reply: Message) -> Message | None:
+        stage = request.content.config_records.get(R.SECAGG_RECORD, {}).get(R.STAGE)
+        silent = request.metadata.group_id == "1" and stage == "masked_input" and node != 101
+        return None if silent else reply
+
+    secure = replace(settings, secagg="ours", rounds=2, threshold=3)
+    # Execute
+    result = run_federation(make_grid(intercept), secure)
+    # Assert
+    first, second = result.history
+    assert "fewer than t" in first["aborted"]
+    assert second["contributors"] == 4
+    assert latest_checkpoint(Path(secure.run_dir) / "checkpoints").round_number == 2  # type: ignore[union-attr]
