@@ -1,8 +1,9 @@
-"""Play a whole round in one process, through the same state machines and wire encoding.
+"""Play a whole round on one machine, through the same state machines and wire encoding.
 
 Every message is encoded with `to_bytes`, logged in the transcript, and decoded again on the
 other side, exactly as a network transport would; a dropout schedule says which client stays
-silent from which stage on. Nothing here is a shortcut the federation would not take.
+silent from which stage on. Clients live in this process or, with `workers`, in forked worker
+processes that see only bytes. Nothing here is a shortcut the federation would not take.
 """
 
 from __future__ import annotations
