@@ -3,6 +3,8 @@ and the sum is never wrong."""
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 import pytest
 
@@ -34,19 +36,24 @@ from protocol import (
     run_round,
 )
 
+if TYPE_CHECKING:
+    from conftest import ManualRound
 
-def _finish(round_, from_stage: Stage) -> None:  # type: ignore[no-untyped-def]
+
+def _finish(round_: ManualRound, from_stage: Stage) -> None:
     for stage in list(Stage)[from_stage.position :]:
         round_.play(stage)
 
 
-def _assert_exact_without(round_, excluded: set[int]) -> None:  # type: ignore[no-untyped-def]
+def _assert_exact_without(round_: ManualRound, excluded: set[int]) -> None:
     survivors = set(round_.clients) - excluded
     assert set(round_.result.survivors) == survivors
     np.testing.assert_array_equal(round_.result.integer_sum, round_.expected_sum(survivors))
 
 
-def test_wrong_vector_length_from_a_client_drops_it_and_the_sum_stays_exact(manual_round) -> None:  # type: ignore[no-untyped-def]
+def test_wrong_vector_length_from_a_client_drops_it_and_the_sum_stays_exact(
+    manual_round: type[ManualRound],
+) -> None:
     # Prepare
     round_ = manual_round(num_clients=5)
     round_.play_until(Stage.MASKED_INPUT)
@@ -71,7 +78,7 @@ def test_client_refuses_a_dimension_other_than_its_vector_length() -> None:
         client.advertise_keys(server.start([1, 2, 3])[1])
 
 
-def test_response_for_the_wrong_stage_drops_its_sender(manual_round) -> None:  # type: ignore[no-untyped-def]
+def test_response_for_the_wrong_stage_drops_its_sender(manual_round: type[ManualRound]) -> None:
     # Prepare
     round_ = manual_round(num_clients=5)
     round_.play_until(Stage.SHARE_KEYS)
@@ -86,7 +93,7 @@ def test_response_for_the_wrong_stage_drops_its_sender(manual_round) -> None:  #
     _assert_exact_without(round_, {4})
 
 
-def test_two_different_responses_from_one_sender_drop_it(manual_round) -> None:  # type: ignore[no-untyped-def]
+def test_two_different_responses_from_one_sender_drop_it(manual_round: type[ManualRound]) -> None:
     # Prepare
     round_ = manual_round(num_clients=5)
     round_.play_until(Stage.MASKED_INPUT)
@@ -104,7 +111,7 @@ def test_two_different_responses_from_one_sender_drop_it(manual_round) -> None: 
     _assert_exact_without(round_, {3})
 
 
-def test_an_identical_retransmission_is_harmless(manual_round) -> None:  # type: ignore[no-untyped-def]
+def test_an_identical_retransmission_is_harmless(manual_round: type[ManualRound]) -> None:
     # Prepare
     round_ = manual_round(num_clients=4)
     round_.play_until(Stage.MASKED_INPUT)
@@ -118,7 +125,9 @@ def test_an_identical_retransmission_is_harmless(manual_round) -> None:  # type:
     _assert_exact_without(round_, set())
 
 
-def test_unknown_sender_is_refused_without_touching_the_round(manual_round) -> None:  # type: ignore[no-untyped-def]
+def test_unknown_sender_is_refused_without_touching_the_round(
+    manual_round: type[ManualRound],
+) -> None:
     # Prepare
     round_ = manual_round(num_clients=4)
     responses = round_.answer(Stage.ADVERTISE_KEYS)
@@ -132,7 +141,9 @@ def test_unknown_sender_is_refused_without_touching_the_round(manual_round) -> N
     _assert_exact_without(round_, set())
 
 
-def test_message_claiming_another_sender_drops_the_transport_sender(manual_round) -> None:  # type: ignore[no-untyped-def]
+def test_message_claiming_another_sender_drops_the_transport_sender(
+    manual_round: type[ManualRound],
+) -> None:
     # Prepare
     round_ = manual_round(num_clients=4)
     responses = round_.answer(Stage.ADVERTISE_KEYS)
@@ -145,7 +156,7 @@ def test_message_claiming_another_sender_drops_the_transport_sender(manual_round
     _assert_exact_without(round_, {2})
 
 
-def test_a_message_replayed_from_another_round_is_refused(manual_round) -> None:  # type: ignore[no-untyped-def]
+def test_a_message_replayed_from_another_round_is_refused(manual_round: type[ManualRound]) -> None:
     # Prepare: client 2's masked input from round 0 replayed into round 1.
     old = manual_round(num_clients=4, round_number=0)
     old.play_until(Stage.MASKED_INPUT)
@@ -163,7 +174,7 @@ def test_a_message_replayed_from_another_round_is_refused(manual_round) -> None:
     _assert_exact_without(round_, {2})
 
 
-def test_a_replayed_request_is_refused_by_the_client(manual_round) -> None:  # type: ignore[no-untyped-def]
+def test_a_replayed_request_is_refused_by_the_client(manual_round: type[ManualRound]) -> None:
     # Prepare
     old = manual_round(num_clients=3, round_number=0)
     old.play_until(Stage.SHARE_KEYS)
@@ -176,7 +187,9 @@ def test_a_replayed_request_is_refused_by_the_client(manual_round) -> None:  # t
 
 
 @pytest.mark.parametrize("bad_key", [bytes(32), (1).to_bytes(32, "little")])
-def test_low_order_public_key_drops_its_sender(manual_round, bad_key: bytes) -> None:  # type: ignore[no-untyped-def]
+def test_low_order_public_key_drops_its_sender(
+    manual_round: type[ManualRound], bad_key: bytes
+) -> None:
     # Prepare
     round_ = manual_round(num_clients=4)
     responses = round_.answer(Stage.ADVERTISE_KEYS)
@@ -190,7 +203,7 @@ def test_low_order_public_key_drops_its_sender(manual_round, bad_key: bytes) -> 
     _assert_exact_without(round_, {3})
 
 
-def test_reused_public_key_drops_the_copier(manual_round) -> None:  # type: ignore[no-untyped-def]
+def test_reused_public_key_drops_the_copier(manual_round: type[ManualRound]) -> None:
     # Prepare
     round_ = manual_round(num_clients=4)
     responses = round_.answer(Stage.ADVERTISE_KEYS)
@@ -225,7 +238,9 @@ def test_tampered_share_ciphertext_makes_the_holder_drop_and_the_sum_stays_exact
     assert result.exact
 
 
-def test_tampered_revealed_share_is_caught_by_its_commitment(manual_round) -> None:  # type: ignore[no-untyped-def]
+def test_tampered_revealed_share_is_caught_by_its_commitment(
+    manual_round: type[ManualRound],
+) -> None:
     # Prepare
     round_ = manual_round(num_clients=5)
     round_.play_until(Stage.UNMASK)
@@ -243,7 +258,7 @@ def test_tampered_revealed_share_is_caught_by_its_commitment(manual_round) -> No
     _assert_exact_without(round_, set())  # 2's input is in; its own seed rebuilt from others
 
 
-def test_revealing_the_wrong_kind_of_share_is_refused(manual_round) -> None:  # type: ignore[no-untyped-def]
+def test_revealing_the_wrong_kind_of_share_is_refused(manual_round: type[ManualRound]) -> None:
     # Prepare: client 3 answers with a masking-key share where a self-mask share was asked.
     round_ = manual_round(num_clients=5)
     round_.play_until(Stage.UNMASK)
@@ -261,7 +276,7 @@ def test_revealing_the_wrong_kind_of_share_is_refused(manual_round) -> None:  # 
     _assert_exact_without(round_, set())
 
 
-def test_honest_client_refuses_both_shares_of_one_peer(manual_round) -> None:  # type: ignore[no-untyped-def]
+def test_honest_client_refuses_both_shares_of_one_peer(manual_round: type[ManualRound]) -> None:
     # Prepare: a server that lists client 2 as both survivor and dropped.
     round_ = manual_round(num_clients=4)
     round_.play_until(Stage.UNMASK)
@@ -302,7 +317,7 @@ def test_too_few_unmask_answers_abort_before_any_sum_is_formed() -> None:
     assert caught.value.view is not None and caught.value.view.aggregate_sha256 is None
 
 
-def test_client_refuses_a_server_config_other_than_its_own(manual_round) -> None:  # type: ignore[no-untyped-def]
+def test_client_refuses_a_server_config_other_than_its_own(manual_round: type[ManualRound]) -> None:
     # Prepare
     round_ = manual_round(num_clients=3)
     request = round_.requests[Stage.ADVERTISE_KEYS][1]
@@ -312,7 +327,9 @@ def test_client_refuses_a_server_config_other_than_its_own(manual_round) -> None
         round_.clients[1].advertise_keys(other)
 
 
-def test_client_refuses_neighbours_that_are_not_its_graph_neighbours(manual_round) -> None:  # type: ignore[no-untyped-def]
+def test_client_refuses_neighbours_that_are_not_its_graph_neighbours(
+    manual_round: type[ManualRound],
+) -> None:
     # Prepare
     round_ = manual_round(num_clients=4)
     round_.play(Stage.ADVERTISE_KEYS)
@@ -323,7 +340,9 @@ def test_client_refuses_neighbours_that_are_not_its_graph_neighbours(manual_roun
         round_.clients[1].share_keys(fewer)
 
 
-def test_a_late_masked_input_is_refused_and_its_self_mask_never_asked_for(manual_round) -> None:  # type: ignore[no-untyped-def]
+def test_a_late_masked_input_is_refused_and_its_self_mask_never_asked_for(
+    manual_round: type[ManualRound],
+) -> None:
     # Prepare: client 4 is slow; its masked input arrives with the unmask answers.
     round_ = manual_round(num_clients=5)
     round_.play_until(Stage.MASKED_INPUT)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 import pytest
 
@@ -15,8 +17,11 @@ from protocol import (
     parse_message,
 )
 
+if TYPE_CHECKING:
+    from conftest import ManualRound
 
-def test_every_message_of_a_real_round_round_trips(manual_round) -> None:  # type: ignore[no-untyped-def]
+
+def test_every_message_of_a_real_round_round_trips(manual_round: type[ManualRound]) -> None:
     # Prepare
     round_ = manual_round(num_clients=3)
     for stage in Stage:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pickle
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -147,7 +148,7 @@ def test_the_server_only_ever_receives_masked_vectors() -> None:
         assert np.count_nonzero(vector) > 60  # uniformly masked words, not the zeros sent
 
 
-def test_transcript_records_every_message_and_round_trips_through_jsonl(tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_transcript_records_every_message_and_round_trips_through_jsonl(tmp_path: Path) -> None:
     # Prepare
     config = SecAggConfig(num_clients=5)
     inputs = [np.ones(8) for _ in range(5)]

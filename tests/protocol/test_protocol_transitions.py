@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+from typing import TYPE_CHECKING
 
 import pytest
 
@@ -18,9 +19,14 @@ from protocol import (
 STATES = range(len(Stage) + 1)
 """Number of stages a client has completed: 0 (fresh) to 4 (round over)."""
 
+if TYPE_CHECKING:
+    from conftest import ManualRound
+
 
 @pytest.mark.parametrize(("completed", "offered"), list(itertools.product(STATES, list(Stage))))
-def test_client_accepts_only_the_next_stage(manual_round, completed: int, offered: Stage) -> None:  # type: ignore[no-untyped-def]
+def test_client_accepts_only_the_next_stage(
+    manual_round: type[ManualRound], completed: int, offered: Stage
+) -> None:
     # Prepare: a full round gives a real request of every stage for client 1.
     full = manual_round(num_clients=3)
     for stage in Stage:
@@ -44,7 +50,9 @@ def test_client_accepts_only_the_next_stage(manual_round, completed: int, offere
 
 
 @pytest.mark.parametrize(("reached", "called"), list(itertools.product(list(Stage), list(Stage))))
-def test_server_accepts_only_the_current_stage(manual_round, reached: Stage, called: Stage) -> None:  # type: ignore[no-untyped-def]
+def test_server_accepts_only_the_current_stage(
+    manual_round: type[ManualRound], reached: Stage, called: Stage
+) -> None:
     # Prepare
     round_ = manual_round(num_clients=3)
     round_.play_until(reached)
@@ -58,7 +66,9 @@ def test_server_accepts_only_the_current_stage(manual_round, reached: Stage, cal
             round_.server_method(called)({})
 
 
-def test_server_refuses_everything_after_the_round_and_a_second_start(manual_round) -> None:  # type: ignore[no-untyped-def]
+def test_server_refuses_everything_after_the_round_and_a_second_start(
+    manual_round: type[ManualRound],
+) -> None:
     # Prepare
     round_ = manual_round(num_clients=3)
     for stage in Stage:
@@ -72,7 +82,7 @@ def test_server_refuses_everything_after_the_round_and_a_second_start(manual_rou
     assert set(round_.server.statuses.values()) == {ClientStatus.UNMASKED}
 
 
-def test_client_refuses_a_request_from_another_round(manual_round) -> None:  # type: ignore[no-untyped-def]
+def test_client_refuses_a_request_from_another_round(manual_round: type[ManualRound]) -> None:
     # Prepare
     round_ = manual_round(num_clients=3)
     request = round_.requests[Stage.ADVERTISE_KEYS][1].model_copy(update={"round": 5})
