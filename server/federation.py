@@ -200,7 +200,10 @@ def run_federation(
     if settings.secagg == "flower":
         from server.flower_secaggplus import run_flower_secaggplus
 
-        return run_flower_secaggplus(grid, settings)
+        flower = run_flower_secaggplus(grid, settings)
+        if settings.run_dir:
+            write_result(Path(settings.run_dir), flower, settings)
+        return flower
     if settings.secagg == "none":
         warn_insecure()
     spec = settings.model_spec()

@@ -9,7 +9,9 @@ evaluation is run over our own `evaluate` messages after the last round.
 
 from __future__ import annotations
 
+import json
 import logging
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -20,7 +22,8 @@ from flwr.server.strategy import FedAvg
 from flwr.server.workflow import DefaultWorkflow, SecAggPlusWorkflow
 from flwr.serverapp import Grid
 
-from server.federation import FederationResult, _evaluate, wait_for_nodes
+from server.federation import TRANSCRIPT_FILE, FederationResult, _evaluate, wait_for_nodes
+from server.recording import RecordingGrid
 from server.settings import FederationSettings
 
 MAIN_PARAMS_RECORD = "parameters"  # where Flower's DefaultWorkflow keeps the global weights
@@ -44,6 +47,8 @@ def flower_workflow(settings: FederationSettings, num_nodes: int) -> SecAggPlusW
 def run_flower_secaggplus(grid: Grid, settings: FederationSettings) -> FederationResult:
     from clients.model import flatten_weights, get_weights, unflatten_weights
 
+    recording = RecordingGrid(grid)
+    grid = recording
     spec = settings.model_spec()
     template = get_weights(spec.build())
     initial = unflatten_weights(spec.initial_weights(), template)
@@ -80,5 +85,11 @@ def run_flower_secaggplus(grid: Grid, settings: FederationSettings) -> Federatio
             settings.train_config(spec, settings.rounds),
             settings.rounds,
             settings.timeout,
+        )
+    if settings.run_dir:
+        run_dir = Path(settings.run_dir)
+        run_dir.mkdir(parents=True, exist_ok=True)
+        (run_dir / TRANSCRIPT_FILE).write_text(
+            "".join(json.dumps(e, sort_keys=True) + "\n" for e in recording.entries)
         )
     return FederationResult(weights, spec, history, {})

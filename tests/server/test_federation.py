@@ -80,12 +80,16 @@ def test_secure_modes_reach_the_plain_fedavg_model(
     make_grid: Callable[..., InProcessGrid], settings: FederationSettings, mode: str
 ) -> None:
     # Prepare
-    plain = run_federation(make_grid(), replace(settings, secagg="none"))
+    plain = run_federation(make_grid(), replace(settings, secagg="none", run_dir=""))
     # Execute
     secure = run_federation(make_grid(), replace(settings, secagg=mode))  # type: ignore[arg-type]
     # Assert: two rounds of quantisation noise, each well below 1e-3 per weight
     np.testing.assert_allclose(secure.weights, plain.weights, rtol=0, atol=1e-3)
     assert not np.allclose(plain.weights, settings.model_spec().initial_weights())
+    transcript = (Path(settings.run_dir) / TRANSCRIPT_FILE).read_text().splitlines()
+    stages = {json.loads(line)["stage"] for line in transcript}
+    assert {"unmask", "secaggplus.unmask"} & stages  # ours or Flower's last stage is recorded
+    assert (Path(settings.run_dir) / RESULT_FILE).is_file()
 
 
 def test_resume_with_other_settings_is_refused(
