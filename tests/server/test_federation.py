@@ -12,6 +12,7 @@ import pytest
 from flwr.app import Message
 
 from clients import records as R
+from protocol import Transcript
 from server.checkpoint import latest_checkpoint
 from server.federation import (
     RESULT_FILE,
@@ -67,6 +68,7 @@ def test_every_real_run_writes_its_transcript(
     assert {e["round"] for e in entries} == {1, 2}
     assert len(entries) == 2 * 4 * 2 * 4  # rounds × stages × directions × firms
     assert all(len(e["sha256"]) == 64 for e in entries)
+    assert len(Transcript.from_jsonl("\n".join(lines)).entries) == len(entries)  # protocol reads it
 
 
 def test_unknown_run_config_key_is_named() -> None:
