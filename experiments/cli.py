@@ -9,7 +9,9 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
+from experiments.bench import app as bench_app
 from experiments.config import DEFAULT_CONFIG, ConfigError, load_config
+from experiments.protocol_cli import app as protocol_app
 
 app = typer.Typer(
     help="fedscore: a unified national credit score vs federated scores under secure aggregation.",
@@ -17,6 +19,8 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_show_locals=False,
 )
+app.add_typer(protocol_app, name="protocol")
+app.add_typer(bench_app, name="bench")
 _out = Console()
 _err = Console(stderr=True)
 
@@ -81,11 +85,6 @@ def report(
         )
         raise typer.Exit(2)
     _err.print(f"[green]wrote[/] {write_report(json.loads(path.read_text()), run_dir)}")
-
-
-from experiments.bench import app as bench_app  # noqa: E402 (sub-app registered after commands)
-
-app.add_typer(bench_app, name="bench")
 
 
 def main() -> None:

@@ -11,7 +11,16 @@ runner = CliRunner()
 
 
 def test_every_command_has_help() -> None:
-    for args in (["--help"], ["run", "--help"], ["world", "--help"]):
+    for args in (
+        ["--help"],
+        ["run", "--help"],
+        ["world", "--help"],
+        ["report", "--help"],
+        ["protocol", "simulate", "--help"],
+        ["protocol", "schema", "--help"],
+        ["protocol", "inspect", "--help"],
+        ["bench", "--help"],
+    ):
         result = runner.invoke(app, args)
         assert result.exit_code == 0, result.output
         assert "Usage" in result.output
