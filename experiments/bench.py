@@ -142,7 +142,7 @@ def run_benchmark(
     from protocol import recommended_degree, recommended_threshold
     from server.federation import aggregate_in_the_clear
     from server.flower_secaggplus import flower_workflow
-    from server.messaging import wait_for_nodes
+    from server.messaging import poll_faster, wait_for_nodes
     from server.secagg_workflow import aggregate_securely
     from server.settings import FederationSettings
 
@@ -165,6 +165,7 @@ def run_benchmark(
 
     @server_app.main()
     def main(grid: Grid, context: Context) -> None:
+        poll_faster(grid)  # the same for all three modes
         nodes = wait_for_nodes(grid, clients, timeout)
         weights = np.zeros(dim)
 

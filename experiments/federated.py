@@ -28,6 +28,7 @@ from experiments.config import ExperimentConfig
 from experiments.regimes import Holdout, RegimeOutput
 from experiments.tables import ID, World, load_firm_table, write_world
 from server.federation import FederationResult, run_federation
+from server.messaging import poll_faster
 from server.settings import FederationSettings, SecAggMode
 
 FEDERATED_SECAGG = "federated_secagg"
@@ -61,6 +62,7 @@ def simulate(
     @server_app.main()
     def main(grid: Grid, context: Context) -> None:
         del context  # the settings come from the experiment config, not from a FAB
+        poll_faster(grid)
         outcome.append(run_federation(grid, settings))
 
     with warnings.catch_warnings():
