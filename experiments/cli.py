@@ -21,7 +21,7 @@ app = typer.Typer(
 )
 app.add_typer(protocol_app, name="protocol")
 app.add_typer(bench_app, name="bench")
-_out = Console()
+_out = Console(width=max(Console().width, 120))  # regime names stay whole when piped
 _err = Console(stderr=True)
 
 
