@@ -161,6 +161,7 @@ def run_benchmark(
         n_features=1,
     )
     seconds: dict[str, list[float]] = {mode: [] for mode in MODES}
+    stage_seconds: list[dict[str, float]] = []
     server_app = ServerApp()
 
     @server_app.main()
@@ -206,8 +207,11 @@ def run_benchmark(
             )
             seconds["plain"].append(time.perf_counter() - start)
             start = time.perf_counter()
-            aggregate_securely(grid, nodes, content(round_number), round_number, settings, dim + 3)
+            secure = aggregate_securely(
+                grid, nodes, content(round_number), round_number, settings, dim + 3
+            )
             seconds["ours"].append(time.perf_counter() - start)
+            stage_seconds.append(secure.info["secagg"]["seconds"])
             seconds["flower"].append(flower_round(round_number))
 
     import logging
@@ -238,6 +242,9 @@ def run_benchmark(
         "median_seconds": median,
         "ours_over_plain": median["ours"] / median["plain"],
         "flower_over_ours": median["flower"] / median["ours"],
+        "ours_stage_median_seconds": {
+            key: statistics.median(r[key] for r in stage_seconds) for key in stage_seconds[0]
+        },
         "peak_memory_gib": memory.peak / 2**30,
         "cpus": os.cpu_count(),
         "load_average": os.getloadavg(),
@@ -273,6 +280,11 @@ def federation(
         f"ours / plain = {figures['ours_over_plain']:.2f} (target <= 1.5); "
         f"Flower / ours = {figures['flower_over_ours']:.2f} (target >= 3); "
         f"peak memory {figures['peak_memory_gib']:.2f} GiB (target < 2)"
+    )
+    stages = figures["ours_stage_median_seconds"]
+    console.print(
+        "ours by stage (median s; exchange = messages and firms' work, server = state machine): "
+        + ", ".join(f"{k} {v:.2f}" for k, v in stages.items())
     )
     if out is not None:
         out.write_text(json.dumps(figures, indent=2) + "\n")

@@ -14,6 +14,7 @@ uses them as Shamir x-coordinates.
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import numpy as np
@@ -69,6 +70,7 @@ def aggregate_securely(
     transport_drops: dict[int, str] = {}
     public_metrics: dict[int, dict[str, float]] = {}
     outcome: AggregateResult | None = None
+    seconds: dict[str, float] = {}
     for position, stage in enumerate(STAGE_ORDER):
         contents: dict[int, RecordDict] = {}
         for client_id, request in requests.items():
@@ -81,9 +83,12 @@ def aggregate_securely(
                 record[R.GLOBAL_RECORD] = content.array_records[R.GLOBAL_RECORD]
                 record[R.CONFIG_RECORD] = content.config_records[R.CONFIG_RECORD]
             contents[node_of[client_id]] = record
+        started = time.perf_counter()
         replies = exchange(
             grid, contents, R.SECAGG_MESSAGE_TYPE, str(round_number), settings.timeout
         )
+        seconds[f"{stage.value}.exchange"] = time.perf_counter() - started
+        started = time.perf_counter()
         for node, reason in replies.dropped.items():
             transport_drops.setdefault(node, f"{stage.value}: {reason}")
         responses = {}
@@ -102,6 +107,7 @@ def aggregate_securely(
                     for k, v in reply.content.metric_records[R.METRICS_RECORD].items()
                 }
         result = stage_handlers[stage.value](responses)
+        seconds[f"{stage.value}.server"] = time.perf_counter() - started
         if isinstance(result, AggregateResult):
             outcome = result
         else:
@@ -120,5 +126,11 @@ def aggregate_securely(
         dropped=dropped,
         public_metrics={n: m for n, m in public_metrics.items() if n in contributors},
         transcript=[entry.model_dump(mode="json") for entry in transcript.entries],
-        info={"secagg": {"threshold": server.threshold, "masks_expanded": server.masks_expanded}},
+        info={
+            "secagg": {
+                "threshold": server.threshold,
+                "masks_expanded": server.masks_expanded,
+                "seconds": seconds,
+            }
+        },
     )
