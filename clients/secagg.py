@@ -1,12 +1,24 @@
 """A firm's side of our secure aggregation over Flower messages: one message per stage.
 
-The first stage (advertise keys) also carries the global weights: the firm trains, fixes its
-contribution vector (layout in `clients/participant.py`) as the protocol input, and answers.
+The firm trains at the masked-input stage (as in Flower's SecAgg+): that request carries the
+global weights, the firm trains, quantises its contribution vector (layout in
+`clients/participant.py`) and masks it. Before that, it only exchanges keys, so a firm that
+drops out early never trains for nothing.
+
 Between stages the `protocol.SecAggClient` state machine is kept in the node's own Context
 (`context.state`), which never leaves the node: in the simulation engine a node's messages may
 be served by different worker processes, and a SuperNode may run each message in a fresh
 ClientApp process, so the state has to be bytes. It holds the round's private keys; they are
-pickled only into that node-local record, and dropped once the round is over.
+pickled only into that node-local record, and dropped once the round is over. The state stays
+small (a few kB) because the d-long input does not exist yet between stages 1 and 3: the
+simulation engine ships a node's Context with every message, and a 400 kB state would cost
+about a second per stage at 100 nodes.
+
+`SecAggClient` takes its input at construction; until the protocol offers a way to give it at
+the masked-input stage, the client is built with zeros of the announced dimension, its encoded
+input is emptied before the state is stored, and the real input is quantised into
+`SecAggClient.quantized_input` (the attribute documented as the client's encoded input) right
+before `masked_input` runs.
 """
 
 from __future__ import annotations
@@ -15,12 +27,20 @@ import copyreg
 import pickle
 from collections.abc import Callable
 
+import numpy as np
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 from flwr.app import ConfigRecord, Context, Message, MetricRecord, RecordDict
 
 from clients import records as R
 from clients.participant import LocalResult
-from protocol import AdvertiseKeysRequest, SecAggClient, parse_message
+from protocol import (
+    AdvertiseKeysRequest,
+    MaskedInputRequest,
+    SecAggClient,
+    Stage,
+    parse_message,
+)
+from protocol.quantize import check_input, quantize
 
 
 def _reduce_x25519(key: X25519PrivateKey) -> tuple[object, tuple[bytes]]:
@@ -31,6 +51,7 @@ def _reduce_x25519(key: X25519PrivateKey) -> tuple[object, tuple[bytes]]:
 copyreg.pickle(type(X25519PrivateKey.generate()), _reduce_x25519)  # type: ignore[arg-type]
 
 _STATE_KEY = "client"
+_DIMENSION_KEY = "dimension"
 
 
 def _load_client(context: Context) -> SecAggClient:
@@ -46,12 +67,17 @@ def _load_client(context: Context) -> SecAggClient:
     return client
 
 
-def _store_client(context: Context, client: SecAggClient) -> None:
+def _load_dimension(context: Context) -> int:
+    return int(context.state.config_records[R.CLIENT_STATE_RECORD][_DIMENSION_KEY])  # type: ignore[arg-type]
+
+
+def _store_client(context: Context, client: SecAggClient, dimension: int) -> None:
     if client.next_stage is None:  # round over or aborted: keep no secret around
         context.state.config_records.pop(R.CLIENT_STATE_RECORD, None)
         return
+    client.quantized_input = client.quantized_input[:0]  # not needed again (see module doc)
     context.state.config_records[R.CLIENT_STATE_RECORD] = ConfigRecord(
-        {_STATE_KEY: pickle.dumps(client)}
+        {_STATE_KEY: pickle.dumps(client), _DIMENSION_KEY: dimension}
     )
 
 
@@ -63,19 +89,26 @@ def answer_stage(msg: Message, context: Context, train: Callable[[], LocalResult
     request = parse_message(payload)
     metrics = MetricRecord()
     if isinstance(request, AdvertiseKeysRequest):
-        result = train()
+        dimension = request.dimension
         client = SecAggClient(
-            request.receiver, request.config, result.contribution, round_number=request.round
+            request.receiver, request.config, np.zeros(dimension), round_number=request.round
+        )
+    else:
+        client, dimension = _load_client(context), _load_dimension(context)
+    if isinstance(request, MaskedInputRequest) and client.next_stage is Stage.MASKED_INPUT:
+        result = train()
+        client.quantized_input = quantize(
+            check_input(result.contribution, dimension),
+            client.config,
+            np.random.default_rng(),
         )
         if result.epsilon is not None and result.noise_multiplier is not None:
             metrics["dp-epsilon-spent"] = result.epsilon
             metrics["dp-noise-multiplier"] = result.noise_multiplier
-    else:
-        client = _load_client(context)
     try:
         response = client.handle(request)  # type: ignore[arg-type]
     finally:
-        _store_client(context, client)
+        _store_client(context, client, dimension)
     content = RecordDict(
         {
             R.SECAGG_RECORD: ConfigRecord(

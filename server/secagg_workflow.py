@@ -5,8 +5,9 @@ Each protocol stage is a single `send_and_receive` to the nodes still in the rou
 into it, and the next stage goes only to the clients it kept. A node that answers with an error,
 answers garbage or stays silent past the timeout is a dropout the round survives while at
 least t clients remain (below t, `ProtocolAbort`: the round stops and nothing is revealed). The
-first request also carries the global weights and training config, so a firm trains once and
-masks its contribution vector (layout in `clients/participant.py`).
+masked-input request also carries the global weights and training config: a firm trains then,
+once its keys are shared, and masks its contribution vector (layout in
+`clients/participant.py`).
 
 Node ids (64-bit) map to protocol client ids 1..n per round, in sorted node order: the protocol
 uses them as Shamir x-coordinates.
@@ -29,6 +30,7 @@ from protocol import (
     ProtocolError,
     SecAggConfig,
     SecAggServer,
+    Stage,
     Transcript,
     parse_message,
 )
@@ -71,7 +73,7 @@ def aggregate_securely(
     public_metrics: dict[int, dict[str, float]] = {}
     outcome: AggregateResult | None = None
     seconds: dict[str, float] = {}
-    for position, stage in enumerate(STAGE_ORDER):
+    for stage in STAGE_ORDER:
         contents: dict[int, RecordDict] = {}
         for client_id, request in requests.items():
             payload = request.to_bytes()
@@ -79,7 +81,7 @@ def aggregate_securely(
             record = RecordDict(
                 {R.SECAGG_RECORD: ConfigRecord({R.STAGE: stage.value, R.PAYLOAD: payload})}
             )
-            if position == 0:
+            if stage is Stage.MASKED_INPUT:  # firms train now, then mask (clients/secagg.py)
                 record[R.GLOBAL_RECORD] = content.array_records[R.GLOBAL_RECORD]
                 record[R.CONFIG_RECORD] = content.config_records[R.CONFIG_RECORD]
             contents[node_of[client_id]] = record
@@ -101,7 +103,7 @@ def aggregate_securely(
                 continue
             transcript.record(response, payload)  # type: ignore[arg-type]
             responses[client_of[node]] = response
-            if position == 0 and R.METRICS_RECORD in reply.content.metric_records:
+            if stage is Stage.MASKED_INPUT and R.METRICS_RECORD in reply.content.metric_records:
                 public_metrics[node] = {
                     k: float(v)  # type: ignore[arg-type]
                     for k, v in reply.content.metric_records[R.METRICS_RECORD].items()

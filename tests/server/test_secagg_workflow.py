@@ -149,3 +149,28 @@ def test_client_state_between_stages_holds_no_secret_after_the_round(
     # Assert
     for context in grid.contexts.values():
         assert R.CLIENT_STATE_RECORD not in context.state.config_records
+
+
+def test_between_stages_a_node_keeps_keys_but_not_its_d_long_input(
+    make_grid: Callable[..., InProcessGrid], settings: FederationSettings
+) -> None:
+    # Prepare: look into node 101's own state whenever the server asks it for something
+    import pickle
+
+    seen: dict[str, int] = {}
+    holder: list[InProcessGrid] = []
+
+    def intercept(node: int, request: Message, reply: Message) -> Message | None:
+        record = holder[0].contexts[node].state.config_records.get(R.CLIENT_STATE_RECORD)
+        if node == 101 and record is not None:
+            client = pickle.loads(record["client"])  # type: ignore[arg-type]
+            seen[_stage_of(request)] = client.quantized_input.size
+        return reply
+
+    grid = make_grid(intercept)
+    holder.append(grid)
+    content, dimension = _round_content(settings)
+    # Execute
+    aggregate_securely(grid, sorted(grid.get_node_ids()), content, 1, settings, dimension)
+    # Assert: state after stages 1-3 exists and never holds the input
+    assert seen == {"advertise_keys": 0, "share_keys": 0, "masked_input": 0}
