@@ -122,3 +122,19 @@ def test_an_aborted_round_leaves_the_model_unchanged_and_the_run_goes_on(
     assert "fewer than t" in first["aborted"]
     assert second["contributors"] == 4
     assert latest_checkpoint(Path(secure.run_dir) / "checkpoints").round_number == 2  # type: ignore[union-attr]
+
+
+def test_dp_budget_of_every_firm_is_accounted_through_secure_rounds(
+    make_grid: Callable[..., InProcessGrid], settings: FederationSettings
+) -> None:
+    # Prepare
+    private = replace(settings, secagg="ours", rounds=2, dp_epsilon=2.0, batch_size=64)
+    # Execute
+    result = run_federation(make_grid(), private)
+    # Assert: one entry per firm, each at most the target after the last round
+    assert len(result.accountant) == 4
+    for firm in result.accountant.values():
+        assert firm["rounds"] == 2
+        assert 1.0 < firm["epsilon"] <= 2.0 * 1.01
+    saved = json.loads((Path(private.run_dir) / RESULT_FILE).read_text())
+    assert saved["dp"] == result.accountant
