@@ -3,8 +3,9 @@
 Membership: the candidates are training rows (members) and held-out rows (non-members) of the
 regime; the loss attack reads the released model's loss, online LiRA compares it with shadow
 models trained by the same recipe on the rows outside the pool plus a random half of it.
-Regimes whose recipes coincide (federated with and without secure aggregation: the sum is the
-same) share their shadows, so the costly part runs once.
+The k shadows of a recipe train side by side (`experiments.shadows`), and regimes whose recipes
+coincide (every federated regime: see `federated_surface`) share them, so the costly part runs
+once per seed.
 
 Attribute: one held-out row per citizen, the released score plus the quasi-identifiers an
 outsider knows, against the quasi-identifiers alone.
@@ -20,9 +21,8 @@ import numpy as np
 import pandas as pd
 from torch import nn
 
-from clients.model import BaseRateScore, get_weights, set_weights, unflatten_weights
-from clients.participant import FirmData, ModelSpec, local_round, read_contribution_sum
-from clients.training import DPSettings, predict_default
+from clients.participant import ModelSpec
+from clients.training import predict_default
 from experiments.config import ExperimentConfig
 from experiments.leakage.attribute import attribute_inference
 from experiments.leakage.decisions import protected_groups
@@ -31,6 +31,7 @@ from experiments.leakage.membership import (
     binary_cross_entropy,
     lira_online,
     roc_summary,
+    shadow_membership,
 )
 from experiments.regimes import (
     LOCAL_ONLY,
@@ -39,15 +40,22 @@ from experiments.regimes import (
     RegimeOutput,
     common_features,
     firm_features,
-    fit_model,
     national_database,
     scaler_for,
     settings_of,
 )
+from experiments.shadows import (
+    FirmShard,
+    fedavg_stacked,
+    predict_stacked,
+    shadow_models,
+    train_stacked,
+)
 from experiments.tables import ID, LABEL, World
-from server.optimiser import FedAdam, FedAvg
 
-ShadowTrainer = Callable[[np.ndarray, int], np.ndarray]
+ShadowBatch = Callable[[np.ndarray], np.ndarray]
+"""`train_all(membership (pool, k) bool) -> (pool, k)`: k shadows of the recipe, model j on the
+rows outside the pool plus the pool rows where membership[:, j], each predicting the pool."""
 
 
 @dataclass
@@ -55,18 +63,18 @@ class MembershipSurface:
     """A released model laid open for membership inference on a pool of candidate rows.
 
     labels, is_member, target_probabilities: (pool,). `recipe` names the training procedure:
-    surfaces with the same recipe (and pool) can share shadow models.
+    surfaces with the same recipe draw the same pool and share their shadow models.
     """
 
     labels: np.ndarray
     is_member: np.ndarray
     target_probabilities: np.ndarray
-    train_and_score: ShadowTrainer
+    train_all: ShadowBatch
     recipe: str
 
 
 def _pool(is_member_universe: np.ndarray, size: int, rng: np.random.Generator) -> np.ndarray:
-    """Indices of a balanced pool: up to size/2 members and as many non-members."""
+    """Sorted indices of a balanced pool: up to size/2 members and as many non-members."""
     members = np.flatnonzero(is_member_universe)
     others = np.flatnonzero(~is_member_universe)
     half = min(size // 2, len(members), len(others))
@@ -77,14 +85,13 @@ def _pool(is_member_universe: np.ndarray, size: int, rng: np.random.Generator) -
     )
 
 
-def _fit_predict(
-    config: ExperimentConfig,
-    features: np.ndarray,
-    labels: np.ndarray,
-    pool_x: np.ndarray,
-    seed: int,
-) -> np.ndarray:
-    return predict_default(fit_model(config, features, labels, seed), pool_x)
+def _include(rest: np.ndarray, membership: np.ndarray) -> np.ndarray:
+    """(rest + pool, k) training masks: every shadow has the rest, each its half of the pool."""
+    return np.vstack([np.ones((len(rest), membership.shape[1]), dtype=bool), membership])
+
+
+def _spec(config: ExperimentConfig, n_features: int, seed: int) -> ModelSpec:
+    return ModelSpec(config.model.kind, n_features, config.model.hidden, seed)
 
 
 def unified_surface(
@@ -98,30 +105,41 @@ def unified_surface(
     pool = _pool(train, config.membership.pool, np.random.default_rng([seed, 0x3E3B]))
     rest = np.setdiff1d(np.flatnonzero(train), pool)
 
-    def train_and_score(mask: np.ndarray, shadow: int) -> np.ndarray:
-        rows = np.concatenate([rest, pool[mask]])
-        return _fit_predict(
-            config, features[rows], labels[rows], features[pool], seed + 7919 * (shadow + 1)
+    def train_all(membership: np.ndarray) -> np.ndarray:
+        rows = np.concatenate([rest, pool])
+        shadows = shadow_models(_spec(config, features.shape[1], seed), membership.shape[1], seed)
+        train_stacked(
+            shadows,
+            features[rows],
+            labels[rows],
+            _include(rest, membership),
+            settings_of(config),
+            seed,
         )
+        return predict_stacked(shadows, features[pool])
 
     return MembershipSurface(
         labels=labels[pool],
         is_member=train[pool],
         target_probabilities=predict_default(model, features[pool]),
-        train_and_score=train_and_score,
+        train_all=train_all,
         recipe=UNIFIED,
     )
 
 
 @dataclass(frozen=True)
 class _FirmRows:
-    """All rows of all firms, flattened: which firm, which features, member or not."""
+    """All rows of all firms, flattened firm after firm: features, labels, member or not."""
 
     firm: np.ndarray  # (rows,) firm index
     features: list[np.ndarray]  # per firm (firm rows, d)
     offsets: np.ndarray  # first flat row of each firm
     labels: np.ndarray  # (rows,)
     train: np.ndarray  # (rows,) bool
+
+    def of(self, flat: np.ndarray, firm: int) -> np.ndarray:
+        """The firm's own row numbers of the flat rows in `flat` that belong to it."""
+        return flat[self.firm[flat] == firm] - self.offsets[firm]
 
 
 def _firm_rows(
@@ -140,8 +158,22 @@ def _firm_rows(
     )
 
 
-def _rows_of(rows: _FirmRows, flat: np.ndarray, firm: int) -> np.ndarray:
-    return flat[rows.firm[flat] == firm] - rows.offsets[firm]
+def _firm_shards(
+    rows: _FirmRows, rest: np.ndarray, pool: np.ndarray, membership: np.ndarray
+) -> list[FirmShard]:
+    """Each firm's training rows for k shadows: its rest rows, and its pool rows where chosen."""
+    shards = []
+    for firm in range(len(rows.features)):
+        own_rest, own_pool = rows.of(rest, firm), rows.of(pool, firm)
+        local = np.concatenate([own_rest, own_pool])
+        shards.append(
+            FirmShard(
+                features=rows.features[firm][local],
+                labels=rows.labels[rows.offsets[firm] + local],
+                include=_include(own_rest, membership[rows.firm[pool] == firm]),
+            )
+        )
+    return shards
 
 
 def local_surface(
@@ -156,149 +188,111 @@ def local_surface(
     pool = _pool(rows.train, config.membership.pool, np.random.default_rng([seed, 0x10CA]))
     rest = np.setdiff1d(np.flatnonzero(rows.train), pool)
     firms = list(world.firms)
+    in_firm = [rows.firm[pool] == index for index in range(len(firms))]
 
-    def predict_pool(predict: Callable[[int, np.ndarray], np.ndarray]) -> np.ndarray:
-        out = np.empty(len(pool))
-        for index in range(len(firms)):
-            in_firm = rows.firm[pool] == index
-            out[in_firm] = predict(index, rows.features[index][pool[in_firm] - rows.offsets[index]])
+    def train_all(membership: np.ndarray) -> np.ndarray:
+        out = np.empty(membership.shape)
+        for index, shard in enumerate(_firm_shards(rows, rest, pool, membership)):
+            pool_x = rows.features[index][rows.of(pool, index)]
+            if len(np.unique(shard.labels)) < 2:  # as the regime: the base rate of its rows
+                counts = shard.include.sum(0)
+                out[in_firm[index]] = (shard.labels @ shard.include + 1.0) / (counts + 2.0)
+                continue
+            spec = _spec(config, shard.features.shape[1], seed + index)
+            shadows = shadow_models(spec, membership.shape[1], seed + index)
+            train_stacked(
+                shadows,
+                shard.features,
+                shard.labels,
+                shard.include,
+                settings_of(config),
+                seed + index,
+            )
+            out[in_firm[index]] = predict_stacked(shadows, pool_x)
         return out
 
-    def train_and_score(mask: np.ndarray, shadow: int) -> np.ndarray:
-        chosen = np.concatenate([rest, pool[mask]])
-        shadows: dict[int, nn.Module] = {}
-        for index in range(len(firms)):
-            local = _rows_of(rows, chosen, index)
-            y = rows.labels[rows.offsets[index] + local]
-            if len(np.unique(y)) < 2:
-                shadows[index] = BaseRateScore((y.sum() + 1.0) / (len(y) + 2.0))
-            else:
-                shadows[index] = fit_model(
-                    config, rows.features[index][local], y, seed + 104729 * (shadow + 1) + index
-                )
-        return predict_pool(lambda i, x: predict_default(shadows[i], x))
-
+    target = np.empty(len(pool))
+    for index, firm in enumerate(firms):
+        target[in_firm[index]] = predict_default(
+            models[firm], rows.features[index][rows.of(pool, index)]
+        )
     return MembershipSurface(
         labels=rows.labels[pool],
         is_member=rows.train[pool],
-        target_probabilities=predict_pool(lambda i, x: predict_default(models[firms[i]], x)),
-        train_and_score=train_and_score,
+        target_probabilities=target,
+        train_all=train_all,
         recipe=LOCAL_ONLY,
     )
 
 
-def fedavg_in_process(
-    firm_data: list[FirmData],
-    spec: ModelSpec,
-    config: ExperimentConfig,
-    seed: int,
-    dp_epsilon: float = 0.0,
-) -> np.ndarray:
-    """FedAvg with the federation's settings, without a transport: for shadow models only.
-
-    Secure aggregation returns the same sum (up to quantisation), so one recipe serves the
-    regimes with and without it.
-    """
-    f = config.federation
-    settings = replace(settings_of(config), epochs=f.local_epochs)
-    optimiser: FedAvg | FedAdam = (
-        FedAvg(f.server_learning_rate)
-        if f.optimiser == "fedavg"
-        else FedAdam(f.server_learning_rate)
-    )
-    dp = (
-        DPSettings(dp_epsilon, f.dp_delta, f.dp_max_grad_norm, f.rounds) if dp_epsilon > 0 else None
-    )
-    weights = spec.initial_weights()
-    for round_number in range(f.rounds):
-        total = sum(
-            local_round(
-                data,
-                spec,
-                weights,
-                settings,
-                f.weight_scale,
-                seed=seed + 1009 * round_number + index,
-                dp=dp,
-                completed_rounds=round_number,
-            ).contribution
-            for index, data in enumerate(firm_data)
-        )
-        weights = optimiser.step(weights, read_contribution_sum(total, f.weight_scale).mean_update)
-    return weights
-
-
 def federated_surface(
-    world: World,
-    holdout: Holdout,
-    config: ExperimentConfig,
-    seed: int,
-    model: nn.Module,
-    dp_epsilon: float,
+    world: World, holdout: Holdout, config: ExperimentConfig, seed: int, model: nn.Module
 ) -> MembershipSurface:
-    """Candidates are (firm, citizen) rows; the recipe is FedAvg over the firms' common columns."""
+    """Candidates are (firm, citizen) rows; the recipe is FedAvg over the firms' common columns.
+
+    Every federated regime shares this recipe's shadows: secure aggregation returns the same
+    sum, and a DP regime is attacked with non-private shadows (the attacker cannot replay the
+    noise; DP bounds every attack, this one included), so its figures are a lower bound on
+    what the best attack learns.
+    """
     rows = _firm_rows(world, holdout, common_features)
     pool = _pool(rows.train, config.membership.pool, np.random.default_rng([seed, 0xFEDA]))
     rest = np.setdiff1d(np.flatnonzero(rows.train), pool)
-    firms = list(world.firms)
-    spec = ModelSpec(config.model.kind, rows.features[0].shape[1], config.model.hidden, seed)
     # Flat rows are grouped by firm in firm order, so a sorted pool concatenates per firm.
-    pool_x = np.concatenate([rows.features[i][_rows_of(rows, pool, i)] for i in range(len(firms))])
+    pool_x = np.concatenate([rows.features[i][rows.of(pool, i)] for i in range(len(world.firms))])
+    f = config.federation
 
-    def train_and_score(mask: np.ndarray, shadow: int) -> np.ndarray:
-        chosen = np.concatenate([rest, pool[mask]])
-        data = []
-        for index, firm in enumerate(firms):
-            local = _rows_of(rows, chosen, index)
-            if len(local) == 0:
-                continue
-            x, y = rows.features[index][local], rows.labels[rows.offsets[index] + local]
-            data.append(FirmData(firm, (), x, y, x, y))
-        weights = fedavg_in_process(data, spec, config, seed + 15485863 * (shadow + 1), dp_epsilon)
-        shadow_model = spec.build()
-        set_weights(shadow_model, unflatten_weights(weights, get_weights(shadow_model)))
-        return predict_default(shadow_model, pool_x)
+    def train_all(membership: np.ndarray) -> np.ndarray:
+        shadows = fedavg_stacked(
+            _firm_shards(rows, rest, pool, membership),
+            _spec(config, pool_x.shape[1], seed),
+            membership.shape[1],
+            rounds=f.rounds,
+            settings=replace(settings_of(config), epochs=f.local_epochs),
+            optimiser=f.optimiser,
+            server_learning_rate=f.server_learning_rate,
+            seed=seed,
+        )
+        return predict_stacked(shadows, pool_x)
 
     return MembershipSurface(
         labels=rows.labels[pool],
         is_member=rows.train[pool],
         target_probabilities=predict_default(model, pool_x),
-        train_and_score=train_and_score,
-        recipe=f"federated_dp_eps{dp_epsilon:g}" if dp_epsilon > 0 else "federated",
+        train_all=train_all,
+        recipe="federated",
     )
-
-
-def _cached(surface: MembershipSurface, cache: dict[tuple[str, int], np.ndarray]) -> ShadowTrainer:
-    """Shadow predictions by (recipe, shadow index): equal recipes draw the same pool and halves."""
-
-    def trainer(mask: np.ndarray, shadow: int) -> np.ndarray:
-        key = (surface.recipe, shadow)
-        if key not in cache:
-            cache[key] = np.asarray(surface.train_and_score(mask, shadow))
-        return cache[key]
-
-    return trainer
 
 
 def membership_figures(
     surface: MembershipSurface,
     config: ExperimentConfig,
     seed: int,
-    cache: dict[tuple[str, int], np.ndarray],
+    cache: dict[str, np.ndarray],
 ) -> dict[str, Any]:
     """The loss attack and online LiRA on one surface, scored against the known membership.
 
-    `cache` lives for one seed: a second surface with the same recipe reuses its shadows.
+    `cache` lives for one seed and maps a recipe to its shadows' (pool, k) predictions, so a
+    second surface of the same recipe trains none.
     """
     losses = binary_cross_entropy(surface.labels, surface.target_probabilities)
     results = {"loss": roc_summary(attack_scores_loss(losses), surface.is_member).to_json()}
-    if config.membership.shadows:
+    k = config.membership.shadows
+    if k:
+        membership = shadow_membership(len(surface.labels), k, seed)
+        if surface.recipe not in cache:
+            cache[surface.recipe] = surface.train_all(membership)
+        predictions = cache[surface.recipe]
+
+        def shadow(mask: np.ndarray, index: int) -> np.ndarray:
+            if not np.array_equal(mask, membership[:, index]):
+                raise RuntimeError(
+                    "LiRA asked for a shadow split the stacked shadows were not trained on"
+                )
+            return predictions[:, index]
+
         lira = lira_online(
-            surface.labels,
-            surface.target_probabilities,
-            _cached(surface, cache),
-            n_shadows=config.membership.shadows,
-            seed=seed,
+            surface.labels, surface.target_probabilities, shadow, n_shadows=k, seed=seed
         )
         results["lira"] = roc_summary(lira.scores, surface.is_member).to_json()
     return results
@@ -312,8 +306,7 @@ def membership_surface(
         return unified_surface(world, holdout, config, seed, output.models["national"])
     if output.name == LOCAL_ONLY:
         return local_surface(world, holdout, config, seed, output.models)
-    epsilon = float(output.info.get("dp", {}).get("target_epsilon", 0.0))
-    return federated_surface(world, holdout, config, seed, output.models["global"], epsilon)
+    return federated_surface(world, holdout, config, seed, output.models["global"])
 
 
 def attribute_figures(

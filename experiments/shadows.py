@@ -1,0 +1,148 @@
+"""Shadow models for LiRA, trained side by side: k models of one recipe in one pass.
+
+LiRA needs many shadows of the regime's own recipe, each on a different half of the candidate
+pool. Their training sets differ only in the pool rows, so the k models can walk the same
+shuffled rows together: a row outside model j's set is masked out of model j's loss. Stacked
+with `torch.func` and updated by one Adam whose state is per parameter, each model follows
+exactly the recipe of `clients.training.train_model` (same loss, optimiser, batch walk), while
+the cost is that of one model with k heads.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import nn
+from torch.func import functional_call, stack_module_state, vmap
+
+from clients.model import flatten_weights, get_weights, set_weights, unflatten_weights
+from clients.participant import ModelSpec
+from clients.training import TrainSettings, predict_default
+from server.optimiser import FedAdam, FedAvg
+
+
+def train_stacked(
+    models: list[nn.Module],
+    features: np.ndarray,
+    labels: np.ndarray,
+    include: np.ndarray,
+    settings: TrainSettings,
+    seed: int,
+) -> None:
+    """Train k models of one architecture, model j on the rows where include[:, j]; in place.
+
+    features: (rows, d) float32; labels: (rows,) in {0, 1}; include: (rows, k) bool.
+    """
+    if include.shape != (len(labels), len(models)):
+        raise ValueError(
+            f"include must be (rows, models) = {(len(labels), len(models))}, got {include.shape}"
+        )
+    params, buffers = stack_module_state(models)
+    template = copy.deepcopy(models[0]).to("meta")
+
+    def forward(
+        p: dict[str, torch.Tensor], b: dict[str, torch.Tensor], x: torch.Tensor
+    ) -> torch.Tensor:
+        return functional_call(template, (p, b), (x,))
+
+    batched = vmap(forward, in_dims=(0, 0, None))
+    optimiser = torch.optim.Adam(
+        params.values(), lr=settings.learning_rate, weight_decay=settings.weight_decay
+    )
+    x = torch.as_tensor(features, dtype=torch.float32)
+    y = torch.as_tensor(labels, dtype=torch.float32)
+    weight = torch.as_tensor(include.T, dtype=torch.float32)  # (k, rows)
+    generator = torch.Generator().manual_seed(seed)
+    for _ in range(settings.epochs):
+        order = torch.randperm(len(y), generator=generator)
+        for start in range(0, len(y), settings.batch_size):
+            batch = order[start : start + settings.batch_size]
+            mask = weight[:, batch]
+            logits = batched(params, buffers, x[batch])  # (k, batch)
+            losses = nn.functional.binary_cross_entropy_with_logits(
+                logits, y[batch].expand_as(logits), reduction="none"
+            )
+            loss = ((losses * mask).sum(1) / mask.sum(1).clamp(min=1.0)).sum()
+            optimiser.zero_grad(set_to_none=True)
+            loss.backward()
+            optimiser.step()
+    with torch.no_grad():
+        for j, model in enumerate(models):
+            model.load_state_dict({name: value[j] for name, value in {**params, **buffers}.items()})
+
+
+def shadow_models(spec: ModelSpec, k: int, seed: int) -> list[nn.Module]:
+    """k fresh models of one spec, each from its own initial seed."""
+    return [
+        ModelSpec(spec.kind, spec.n_features, spec.hidden, seed + 7919 * j).build()
+        for j in range(k)
+    ]
+
+
+def predict_stacked(models: list[nn.Module], features: np.ndarray) -> np.ndarray:
+    """(rows, k) default probabilities."""
+    return np.stack([predict_default(m, features) for m in models], axis=1)
+
+
+@dataclass(frozen=True)
+class FirmShard:
+    """One firm's rows for stacked federated training: include[:, j] = in shadow j's data."""
+
+    features: np.ndarray
+    labels: np.ndarray
+    include: np.ndarray
+
+
+def fedavg_stacked(
+    shards: list[FirmShard],
+    spec: ModelSpec,
+    k: int,
+    rounds: int,
+    settings: TrainSettings,
+    optimiser: str,
+    server_learning_rate: float,
+    seed: int,
+) -> list[nn.Module]:
+    """k FedAvg runs side by side: each round every firm trains the k globals on its rows.
+
+    The weighted mean update of shadow j weights firm f by its rows in shadow j's data, as the
+    federation's contributions do; FedAdam keeps one state per shadow.
+    """
+    models = shadow_models(spec, k, seed)
+    globals_ = [flatten_weights(get_weights(m)) for m in models]
+    template = get_weights(models[0])
+    servers = [
+        FedAvg(server_learning_rate) if optimiser == "fedavg" else FedAdam(server_learning_rate)
+        for _ in range(k)
+    ]
+    for round_number in range(rounds):
+        totals = [np.zeros_like(g) for g in globals_]
+        weights = np.zeros(k)
+        for index, shard in enumerate(shards):
+            rows = shard.include.sum(0)
+            if not rows.any():
+                continue
+            local = [spec.build() for _ in range(k)]
+            for model, flat in zip(local, globals_, strict=True):
+                set_weights(model, unflatten_weights(flat, template))
+            train_stacked(
+                local,
+                shard.features,
+                shard.labels,
+                shard.include,
+                settings,
+                seed + 1009 * round_number + index,
+            )
+            for j, model in enumerate(local):
+                totals[j] += rows[j] * (flatten_weights(get_weights(model)) - globals_[j])
+            weights += rows
+        globals_ = [
+            server.step(g, total / max(w, 1.0))
+            for server, g, total, w in zip(servers, globals_, totals, weights, strict=True)
+        ]
+    for model, flat in zip(models, globals_, strict=True):
+        set_weights(model, unflatten_weights(flat, template))
+    return models
