@@ -252,6 +252,9 @@ def run_demo(
         "PATH": f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}",
         "FLWR_HOME": str(work / "flwr-home"),
         "PYTHONUNBUFFERED": "1",
+        # Apps run in this environment: never let Flower `uv sync` the project's dependencies
+        # into a fresh one (that would fetch another torch, a CUDA build, gigabytes).
+        "FLWR_DISABLE_RUNTIME_DEPENDENCY_INSTALLATION": "1",
     }
     firms, public = _firm_directories(work, n_firms, seed)
     tls = make_tls_material(work / "tls")
@@ -276,6 +279,7 @@ def run_demo(
                 "--ssl-keyfile",
                 str(tls["key"]),
                 "--enable-supernode-auth",
+                "--disable-runtime-dependency-installation",
                 "--host",
                 "127.0.0.1",
                 "--port",
