@@ -14,11 +14,9 @@ small (a few kB) because the d-long input does not exist yet between stages 1 an
 simulation engine ships a node's Context with every message, and a 400 kB state would cost
 about a second per stage at 100 nodes.
 
-`SecAggClient` takes its input at construction; until the protocol offers a way to give it at
-the masked-input stage, the client is built with zeros of the announced dimension, its encoded
-input is emptied before the state is stored, and the real input is quantised into
-`SecAggClient.quantized_input` (the attribute documented as the client's encoded input) right
-before `masked_input` runs.
+The client is built with the announced dimension only; its input is given with
+`SecAggClient.provide_input` at the masked-input stage and released (`release_input`) once
+masked and sent, before the state is stored.
 """
 
 from __future__ import annotations
@@ -27,7 +25,6 @@ import copyreg
 import pickle
 from collections.abc import Callable
 
-import numpy as np
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 from flwr.app import ConfigRecord, Context, Message, MetricRecord, RecordDict
 
@@ -40,7 +37,6 @@ from protocol import (
     Stage,
     parse_message,
 )
-from protocol.quantize import check_input, quantize
 
 
 def _reduce_x25519(key: X25519PrivateKey) -> tuple[object, tuple[bytes]]:
@@ -75,7 +71,8 @@ def _store_client(context: Context, client: SecAggClient, dimension: int) -> Non
     if client.next_stage is None:  # round over or aborted: keep no secret around
         context.state.config_records.pop(R.CLIENT_STATE_RECORD, None)
         return
-    client.quantized_input = client.quantized_input[:0]  # not needed again (see module doc)
+    if client.next_stage is Stage.UNMASK:
+        client.release_input()  # masked and sent: the state keeps keys and shares only
     context.state.config_records[R.CLIENT_STATE_RECORD] = ConfigRecord(
         {_STATE_KEY: pickle.dumps(client), _DIMENSION_KEY: dimension}
     )
@@ -91,17 +88,13 @@ def answer_stage(msg: Message, context: Context, train: Callable[[], LocalResult
     if isinstance(request, AdvertiseKeysRequest):
         dimension = request.dimension
         client = SecAggClient(
-            request.receiver, request.config, np.zeros(dimension), round_number=request.round
+            request.receiver, request.config, dimension=dimension, round_number=request.round
         )
     else:
         client, dimension = _load_client(context), _load_dimension(context)
     if isinstance(request, MaskedInputRequest) and client.next_stage is Stage.MASKED_INPUT:
         result = train()
-        client.quantized_input = quantize(
-            check_input(result.contribution, dimension),
-            client.config,
-            np.random.default_rng(),
-        )
+        client.provide_input(result.contribution)
         if result.epsilon is not None and result.noise_multiplier is not None:
             metrics["dp-epsilon-spent"] = result.epsilon
             metrics["dp-noise-multiplier"] = result.noise_multiplier

@@ -21,6 +21,7 @@ from protocol.errors import (
     ConfigMismatch,
     InvalidShare,
     MalformedMessage,
+    MissingInput,
     ProtocolAbort,
     ProtocolError,
     RefusedRequest,
@@ -61,6 +62,9 @@ from protocol.messages import (
 from protocol.quantize import check_input, quantize
 from protocol.stages import ClientStatus, Stage
 
+_INPUT_STAGES = (Stage.ADVERTISE_KEYS, Stage.SHARE_KEYS, Stage.MASKED_INPUT)
+"""Stages before which the client's input may still be given or replaced."""
+
 
 class SecAggClient:
     """One client's side of one round.
@@ -75,19 +79,26 @@ class SecAggClient:
         self,
         client_id: int,
         config: SecAggConfig,
-        vector: npt.ArrayLike,
+        vector: npt.ArrayLike | None = None,
         *,
+        dimension: int | None = None,
         rounding_seed: int | None = None,
         round_number: int | None = None,
     ) -> None:
         if not 1 <= client_id < 2**32:
             raise ValueError(f"client_id must be in [1, 2^32), got {client_id}")
+        if vector is None and dimension is None:
+            raise ValueError("give the input vector, or its dimension and the input later")
         self.client_id = client_id
         self.config = config
         self.round_number = round_number
-        rng = np.random.default_rng(rounding_seed)
-        self.quantized_input: npt.NDArray[np.uint32] = quantize(check_input(vector), config, rng)
+        self._rounding = np.random.default_rng(rounding_seed)
+        self.quantized_input: npt.NDArray[np.uint32] | None = None
         """The client's own encoded input (its data, kept for local checks and simulations)."""
+        self._dimension = int(dimension) if dimension is not None else 0
+        if vector is not None:
+            self._dimension = int(check_input(vector, dimension).shape[0])
+            self.provide_input(vector)
         self.next_stage: Stage | None = Stage.ADVERTISE_KEYS
         self.status = ClientStatus.INVITED
         self.masks_expanded = 0
@@ -103,7 +114,29 @@ class SecAggClient:
 
     @property
     def dimension(self) -> int:
-        return int(self.quantized_input.shape[0])
+        return self._dimension
+
+    def provide_input(self, vector: npt.ArrayLike) -> None:
+        """Set (or replace) the input, any time before the masked-input stage.
+
+        A firm may join the key stages first and train only once the masked-input request
+        shows the round going ahead (as Flower's SecAgg+ does); the input is clipped,
+        stochastically rounded and encoded here.
+        """
+        if getattr(self, "next_stage", Stage.ADVERTISE_KEYS) not in _INPUT_STAGES:
+            raise UnexpectedStage(
+                f"client {self.client_id} has sent its masked input; its input can no longer change"
+            )
+        self.quantized_input = quantize(
+            check_input(vector, self._dimension), self.config, self._rounding
+        )
+
+    def release_input(self) -> None:
+        """Forget the encoded input once it is masked and sent: a node that stores its state
+        between stages then carries keys and shares only, not a d-long vector."""
+        if self.next_stage in _INPUT_STAGES:
+            raise UnexpectedStage(f"client {self.client_id} has not sent its masked input yet")
+        self.quantized_input = None
 
     # -- dispatch and envelope checks ---------------------------------------------------------
 
@@ -324,6 +357,10 @@ class SecAggClient:
                 Stage.MASKED_INPUT,
                 f"client {self.client_id} has {len(mask_peers) + 1} live share holders, "
                 f"fewer than t = {threshold}",
+            )
+        if self.quantized_input is None:
+            raise MissingInput(
+                f"client {self.client_id} has no input: call provide_input before masked_input"
             )
         masked = self.quantized_input.copy()
         add_mask(masked, self._self_mask_seed, +1)

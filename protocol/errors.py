@@ -90,6 +90,12 @@ class VectorLengthError(ProtocolError):
     drop_reason = DropReason.WRONG_VECTOR_LENGTH
 
 
+class MissingInput(ProtocolError):
+    """A client was asked for its masked input before it was given an input to mask."""
+
+    drop_reason = DropReason.NO_RESPONSE
+
+
 class ConfigMismatch(ProtocolError):
     """The server's parameters differ from the ones this client was configured with."""
 

@@ -292,7 +292,9 @@ def run_round(
     expected_words = np.zeros(dimension, dtype=np.uint32)
     expected_float = np.zeros(dimension, dtype=np.float64)
     for client_id in survivors:
-        np.add(expected_words, clients[client_id].quantized_input, out=expected_words)
+        encoded = clients[client_id].quantized_input
+        assert encoded is not None  # every simulated client was built with its input
+        np.add(expected_words, encoded, out=expected_words)
         expected_float += np.clip(vectors[client_id], -config.clip, config.clip)
     return RoundResult(
         aggregate=outcome,
