@@ -119,6 +119,7 @@ class LocalResult:
     mean_loss: float
     epsilon: float | None  # DP budget spent so far, None without DP
     noise_multiplier: float | None
+    rounding_seed: int = 0  # seeds the stochastic rounding of secure aggregation (repeatable runs)
 
 
 def local_round(
@@ -163,7 +164,9 @@ def local_round(
     contribution = np.concatenate(
         [share * (local - global_weights), [share, share * mean_loss, correct / weight_scale]]
     )
-    return LocalResult(contribution, n_examples, float(mean_loss), epsilon, noise)
+    return LocalResult(
+        contribution, n_examples, float(mean_loss), epsilon, noise, rounding_seed=seed
+    )
 
 
 @dataclass(frozen=True)

@@ -94,7 +94,8 @@ def answer_stage(msg: Message, context: Context, train: Callable[[], LocalResult
         client, dimension = _load_client(context), _load_dimension(context)
     if isinstance(request, MaskedInputRequest) and client.next_stage is Stage.MASKED_INPUT:
         result = train()
-        client.provide_input(result.contribution)
+        # A repeatable run rounds repeatably; the masks still come from fresh keys.
+        client.provide_input(result.contribution, rounding_seed=result.rounding_seed)
         if result.epsilon is not None and result.noise_multiplier is not None:
             metrics["dp-epsilon-spent"] = result.epsilon
             metrics["dp-noise-multiplier"] = result.noise_multiplier

@@ -116,17 +116,20 @@ class SecAggClient:
     def dimension(self) -> int:
         return self._dimension
 
-    def provide_input(self, vector: npt.ArrayLike) -> None:
+    def provide_input(self, vector: npt.ArrayLike, rounding_seed: int | None = None) -> None:
         """Set (or replace) the input, any time before the masked-input stage.
 
         A firm may join the key stages first and train only once the masked-input request
         shows the round going ahead (as Flower's SecAgg+ does); the input is clipped,
-        stochastically rounded and encoded here.
+        stochastically rounded and encoded here. `rounding_seed` re-seeds the rounding only
+        (a repeatable experiment); the masks never depend on it.
         """
         if getattr(self, "next_stage", Stage.ADVERTISE_KEYS) not in _INPUT_STAGES:
             raise UnexpectedStage(
                 f"client {self.client_id} has sent its masked input; its input can no longer change"
             )
+        if rounding_seed is not None:
+            self._rounding = np.random.default_rng(rounding_seed)
         self.quantized_input = quantize(
             check_input(vector, self._dimension), self.config, self._rounding
         )

@@ -61,3 +61,15 @@ def test_a_late_input_of_the_wrong_length_is_refused() -> None:
 
     with pytest.raises(VectorLengthError, match="length 4"):
         client.provide_input(np.zeros(5))
+
+
+def test_a_rounding_seed_makes_the_encoding_repeatable() -> None:
+    config = SecAggConfig(num_clients=3, scale=2.0**4)
+    vector = np.linspace(-0.9, 0.9, 50)
+    a, b = (SecAggClient(1, config, dimension=50) for _ in range(2))
+
+    a.provide_input(vector, rounding_seed=7)
+    b.provide_input(vector, rounding_seed=7)
+
+    assert a.quantized_input is not None and b.quantized_input is not None
+    np.testing.assert_array_equal(a.quantized_input, b.quantized_input)
