@@ -56,7 +56,7 @@ def run(
     ),
 ) -> None:
     """Run every regime of an experiment config over its seeds; write results.json."""
-    from experiments.harness import results_table, run_experiment
+    from experiments.harness import results_tables, run_experiment
     from experiments.report import write_report
 
     try:
@@ -65,7 +65,8 @@ def run(
         _err.print(f"[red]error:[/] {exc}")
         raise typer.Exit(2) from None
     results = run_experiment(experiment, out, console=_err)
-    _out.print(results_table(results))
+    for table in results_tables(results):
+        _out.print(table)
     with _err.status("writing the report"):
         report = write_report(results, out)
     _err.print(f"[green]wrote[/] {out / 'results.json'}, {out / 'results.csv'}, {report}")

@@ -256,14 +256,24 @@ def _cell(summary: dict[str, Any]) -> str:
     return f"{mean:.3f} ± {(high - low) / 2:.3f}"
 
 
-def results_table(results: dict[str, Any]) -> Table:
-    """Regimes side by side: utility as mean ± half-width of the 95 % interval over seeds."""
+def results_tables(results: dict[str, Any]) -> list[Table]:
+    """Two terminal tables: utility with intervals, then each leakage family's headline."""
+    from experiments.report import LEAKAGE_SHORT, leakage_rows
+
     name, seeds = results["config"]["experiment"]["name"], len(results["seeds"])
-    table = Table(title=f"{name}: utility on held-out citizens ({seeds} seeds)")
-    table.add_column("regime", style="bold")
+    utility = Table(title=f"{name}: utility on the same held-out citizens ({seeds} seeds)")
+    utility.add_column("regime", style="bold", no_wrap=True)
     metrics = ["auc", "ks", "brier", "ece"]
     for metric in metrics:
-        table.add_column(metric.upper(), justify="right")
-    for name, regime in results["regimes"].items():
-        table.add_row(name, *(_cell(regime["utility"][m]) for m in metrics))
-    return table
+        utility.add_column(metric.upper(), justify="right")
+    leakage = Table(
+        title=f"{name}: what each regime reveals (means; report.html explains each column)"
+    )
+    leakage.add_column("regime", style="bold", no_wrap=True)
+    for header in LEAKAGE_SHORT[1:]:
+        leakage.add_column(header, justify="right")
+    for regime, cells in leakage_rows(results):
+        figures = results["regimes"][regime]["utility"]
+        utility.add_row(regime, *(_cell(figures[m]) for m in metrics))
+        leakage.add_row(regime, *cells[1:])
+    return [utility, leakage]

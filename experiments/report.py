@@ -269,6 +269,104 @@ def _table(header: list[str], rows: list[list[str]], caption: str) -> str:
     return f"<table><caption>{html.escape(caption)}</caption><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 
+def leakage_rows(results: dict[str, Any]) -> list[tuple[str, list[str]]]:
+    """Regime → the headline figures of each leakage family, as plain text cells.
+
+    Who holds raw data comes from the exposure of the party that trains; the server's
+    inference error from the server view (the federated regimes differ only in it);
+    the attack figures from the released model. Shared by the report and the terminal.
+    """
+    exposure = results.get("exposure", {})
+    view = results.get("server_view", {})
+    operator_cells = exposure.get("central_operator", {}).get("cells", {}).get("mean")
+    firm_cells = max(
+        (e["cells"]["mean"] for p, e in exposure.items() if p.startswith("firm:")), default=None
+    )
+    trainer_cells = {
+        "unified": operator_cells,
+        "local_only": firm_cells,
+    }
+
+    def number(value: float | None, digits: int = 3) -> str:
+        return "–" if value is None else f"{value:,.{digits}f}"
+
+    def server_error(name: str) -> str:
+        if not name.startswith("federated") or not view:
+            return "–"
+        side = "plain" if name == "federated_plain" else "secagg"
+        return number(view[side]["default_rate_error"]["mean"], 4)
+
+    rows = []
+    for name in ordered_regimes(results):
+        regime = results["regimes"][name]
+        membership = regime.get("membership", {})
+        lira = membership.get("lira") or membership.get("loss") or {}
+        advantages = [
+            f["advantage"]["mean"]
+            for f in regime.get("attribute_inference", {}).values()
+            if f["advantage"]["mean"] is not None
+        ]
+        gaps = [
+            abs(g["mean"])
+            for g in regime["decisions"]["demographic_parity_gap"].values()
+            if g["mean"] is not None
+        ]
+        cells = trainer_cells.get(name, firm_cells if name.startswith("federated") else None)
+        rows.append(
+            (
+                name,
+                [
+                    number(regime["utility"]["auc"]["mean"]),
+                    number(cells, 0),
+                    server_error(name),
+                    number(lira.get("auc", {}).get("mean")),
+                    number(lira.get("tpr_at_1_percent_fpr", {}).get("mean"), 4),
+                    number(max(advantages, default=None), 4),
+                    number(max(gaps, default=None)),
+                    number(regime["decisions"].get("tier_changed_vs_unified", {}).get("mean")),
+                    number(regime.get("privacy", {}).get("epsilon", {}).get("mean"), 2),
+                ],
+            )
+        )
+    return rows
+
+
+LEAKAGE_HEADER = [
+    "AUC",
+    "most raw cells one party holds",
+    "server's error on a firm's default rate",
+    "membership AUC (LiRA)",
+    "TPR at 1 % FPR",
+    "max attribute advantage",
+    "max parity gap",
+    "tier differs from unified",
+    "ε spent",
+]
+
+
+LEAKAGE_SHORT = [
+    "AUC",
+    "raw cells",
+    "srv err",
+    "MIA AUC",
+    "TPR@1%",
+    "attr adv",
+    "gap",
+    "tier Δ",
+    "ε",
+]
+"""LEAKAGE_HEADER for a terminal: the report's captions say what each means."""
+
+
+def leakage_table(results: dict[str, Any]) -> str:
+    rows = [[html.escape(regime_label(n)), *cells] for n, cells in leakage_rows(results)]
+    return _table(
+        ["regime", *LEAKAGE_HEADER],
+        rows,
+        "Side by side: what each regime reveals (means over seeds; details in the sections below)",
+    )
+
+
 def utility_table(results: dict[str, Any]) -> str:
     metrics = ["auc", "ks", "brier", "ece"]
     rows = [
@@ -500,6 +598,7 @@ def render_html(results: dict[str, Any]) -> str:
         '<section class="summary"><h2>What each regime reveals to whom</h2>'
         + "".join(f"<p>{html.escape(p)}</p>" for p in summary_paragraphs(results))
         + "</section>",
+        "<h2>Side by side</h2>" + leakage_table(results),
         "<h2>Utility</h2>"
         + utility_table(results)
         + _figure("Utility per regime", utility_figure(results)),

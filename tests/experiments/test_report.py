@@ -76,5 +76,6 @@ def test_report_renders_in_headless_chromium_without_console_errors(run_dir: Pat
 
     assert errors == []
     assert tables >= 5 and images >= 3 and all_drawn
-    assert {"Utility", "Exposure", "Server view", "Decisions"} <= set(headings)
+    assert {"Side by side", "Utility", "Exposure", "Server view", "Decisions"} <= set(headings)
+    assert {"Membership inference", "Attribute inference"} <= set(headings)
     assert (run_dir / "report.png").stat().st_size > 10_000
