@@ -39,6 +39,15 @@ FEDERATED_DP_PREFIX = "federated_dp_eps"
 FederatedRegime = Callable[[World, Holdout, ExperimentConfig, int], RegimeOutput]
 
 
+class _HideSimulationDeprecation(logging.Filter):
+    """Flower deprecates `run_simulation` in favour of `flwr run`; `fedscore run` drives the
+    engine in-process on purpose (it scores the final model itself), so the notice, repeated
+    for every regime and seed, tells a fedscore user nothing they can act on."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "DEPRECATED FEATURE" not in record.getMessage()
+
+
 def simulate(
     settings: FederationSettings,
     num_nodes: int,
@@ -67,7 +76,10 @@ def simulate(
 
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", category=FutureWarning)
-        logging.getLogger("flwr").setLevel(logging.WARNING)
+        flwr_log = logging.getLogger("flwr")
+        flwr_log.setLevel(logging.WARNING)
+        if not any(isinstance(f, _HideSimulationDeprecation) for f in flwr_log.filters):
+            flwr_log.addFilter(_HideSimulationDeprecation())
         run_simulation(
             server_app=server_app,
             client_app=build_client_app(node_defaults),
