@@ -130,7 +130,7 @@ def utility_figure(results: dict[str, Any]) -> Figure:
         )
         axis.set_xlabel(metric.upper())
         axis.set_xlim(0.5 if metric == "auc" else 0.0, 1.0)
-        axis.invert_yaxis()
+    axes[0].invert_yaxis()  # the axes share y: inverting each would undo it
     figure.suptitle("Utility on the same held-out citizens")
     return figure
 
@@ -571,7 +571,7 @@ def summary_paragraphs(results: dict[str, Any]) -> list[str]:
     regimes = results["regimes"]
     if "unified" in regimes:
         parts = [
-            f"{regime_label(n).lower()} {regimes[n]['utility']['auc']['mean']:.3f}"
+            f"{regime_label(n)} {regimes[n]['utility']['auc']['mean']:.3f}"
             for n in ordered_regimes(results)
         ]
         out.append("Utility (AUC on the same held-out citizens): " + "; ".join(parts) + ".")
