@@ -143,8 +143,13 @@ def train_model_dp(
     if len(y) == 0:
         raise ValueError("cannot train on an empty table")
     batch_size = min(settings.batch_size, len(y))
-    sample_rate = batch_size / len(y)
-    steps_per_round = settings.epochs * round(1 / sample_rate)
+    generator = torch.Generator().manual_seed(seed)
+    loader = DataLoader(TensorDataset(x, y), batch_size=batch_size, generator=generator)
+    # Exactly what Opacus's Poisson loader will do: len(loader) steps an epoch, each row drawn
+    # with probability 1/len(loader). Calibrating on batch_size/rows instead under-counts the
+    # steps whenever rows/batch_size rounds down, and the budget then overshoots its target.
+    sample_rate = 1.0 / len(loader)
+    steps_per_round = settings.epochs * len(loader)
     noise_multiplier = get_noise_multiplier(
         target_epsilon=dp.target_epsilon,
         target_delta=dp.target_delta,
@@ -152,8 +157,6 @@ def train_model_dp(
         steps=steps_per_round * dp.total_rounds,
         accountant="rdp",
     )
-    generator = torch.Generator().manual_seed(seed)
-    loader = DataLoader(TensorDataset(x, y), batch_size=batch_size, generator=generator)
     optimiser = torch.optim.Adam(
         model.parameters(), lr=settings.learning_rate, weight_decay=settings.weight_decay
     )

@@ -97,3 +97,20 @@ def test_scaler_refuses_an_empty_range_and_missing_columns() -> None:
     scaler = FeatureScaler.from_ranges(["a"], [0.0], [1.0])
     with pytest.raises(KeyError, match="lacks feature columns"):
         scaler.transform(pd.DataFrame({"b": [1.0]}))
+
+
+@pytest.mark.parametrize("rows", [300, 370, 580])
+def test_dp_training_spends_at_most_its_budget_whatever_the_batch_arithmetic(rows: int) -> None:
+    # Prepare: row counts where rows/batch rounds differently from Opacus's batches per epoch
+    # (370/256 rounds to 1, while Opacus draws 2 Poisson batches of rate 1/2 each epoch)
+    from clients.training import DPSettings, train_model_dp
+
+    x, y = _separable(rows)
+    dp = DPSettings(target_epsilon=4.0, target_delta=1e-5, max_grad_norm=1.0, total_rounds=1)
+    model = make_model("logistic", 4, seed=0)
+
+    # Execute
+    report = train_model_dp(model, x, y, TrainSettings(epochs=1, batch_size=256), dp, seed=0)
+
+    # Assert: the accountant's ε after the last round is the target, never above it
+    assert 0.9 * dp.target_epsilon <= report.epsilon <= dp.target_epsilon * 1.01
