@@ -23,9 +23,7 @@ from experiments.leakage.decisions import decision_metrics, protected_groups
 from experiments.leakage.exposure import world_exposure
 from experiments.leakage.server_view import (
     disaggregation_attack,
-    pack,
     participation_schedule,
-    probe_gradient,
     server_view,
 )
 from experiments.metrics import summarise, utility
@@ -141,9 +139,7 @@ def server_view_figures(world: World, holdout: Holdout, seed: int) -> dict[str, 
             m: float(np.mean([e[m] for e in errors.values()])) for m in next(iter(errors.values()))
         }
 
-    vectors = np.stack(
-        [pack(probe_gradient(x, y), len(y), len(world.truth)) for x, y in firm_data.values()]
-    )
+    vectors = view.vectors  # the same per-firm vectors, across rounds
     rng = np.random.default_rng([seed, 0xD15A])
     disaggregation = {}
     for policy in ("any", "fixed", "groups"):

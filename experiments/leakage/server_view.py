@@ -72,6 +72,7 @@ class ServerViewResult:
     secagg: dict[str, dict[str, float]]
     survivors: int
     aggregate_exact: bool
+    vectors: np.ndarray  # (firms, d + 2): each firm's packed probe, what a plain server receives
 
     def to_json(self) -> dict[str, object]:
         return {
@@ -126,6 +127,7 @@ def server_view(
         secagg=secagg,
         survivors=len(round_.survivors),
         aggregate_exact=round_.exact,
+        vectors=np.stack([vectors[f] for f in firms]),
     )
 
 
