@@ -18,9 +18,10 @@ CONTRIBUTION_RECORD: Final = "contribution"
 VECTOR: Final = "vector"
 METRICS_RECORD: Final = "metrics"
 SECAGG_RECORD: Final = "secagg"
-"""ConfigRecord of one protocol stage: `STAGE` name and the protocol message `PAYLOAD` bytes."""
+"""ConfigRecord of one message: `STAGE` names (`+`-joined when a pipelined message carries two
+rounds' stages) and `PAYLOADS`, the protocol messages' bytes, one per round."""
 STAGE: Final = "stage"
-PAYLOAD: Final = "payload"
+PAYLOADS: Final = "payloads"
 
 SECAGG_MESSAGE_TYPE: Final = "train.secagg"
 """Every stage of our secure aggregation is a `train.secagg` message; the stage is in the record."""

@@ -1,22 +1,22 @@
-"""A firm's side of our secure aggregation over Flower messages: one message per stage.
+"""A firm's side of our secure aggregation over Flower messages.
+
+A message carries one protocol request per round: one stage of one round, or, when the server
+pipelines (SPEC.md §9), a stage of round r with a key stage of round r+1. `protocol.ClientSessions`
+routes each request to its round's state machine.
 
 The firm trains at the masked-input stage (as in Flower's SecAgg+): that request carries the
 global weights, the firm trains, quantises its contribution vector (layout in
 `clients/participant.py`) and masks it. Before that, it only exchanges keys, so a firm that
 drops out early never trains for nothing.
 
-Between stages the `protocol.SecAggClient` state machine is kept in the node's own Context
-(`context.state`), which never leaves the node: in the simulation engine a node's messages may
-be served by different worker processes, and a SuperNode may run each message in a fresh
-ClientApp process, so the state has to be bytes. It holds the round's private keys; they are
-pickled only into that node-local record, and dropped once the round is over. The state stays
-small (a few kB) because the d-long input does not exist yet between stages 1 and 3: the
-simulation engine ships a node's Context with every message, and a 400 kB state would cost
-about a second per stage at 100 nodes.
-
-The client is built with the announced dimension only; its input is given with
-`SecAggClient.provide_input` at the masked-input stage and released (`release_input`) once
-masked and sent, before the state is stored.
+Between messages the sessions are kept in the node's own Context (`context.state`), which never
+leaves the node: in the simulation engine a node's messages may be served by different worker
+processes, and a SuperNode may run each message in a fresh ClientApp process, so the state has
+to be bytes. It holds the open rounds' private keys; they are pickled only into that node-local
+record, and dropped once their round is over. The state stays small (a few kB per open round)
+because a round's d-long input exists only while it is being masked: the simulation engine ships
+a node's Context with every message, and a 400 kB state would cost about a second per stage at
+100 nodes.
 """
 
 from __future__ import annotations
@@ -30,13 +30,7 @@ from flwr.app import ConfigRecord, Context, Message, MetricRecord, RecordDict
 
 from clients import records as R
 from clients.participant import LocalResult
-from protocol import (
-    AdvertiseKeysRequest,
-    MaskedInputRequest,
-    SecAggClient,
-    Stage,
-    parse_message,
-)
+from protocol import ClientSessions, SecAggClient, parse_message
 
 
 def _reduce_x25519(key: X25519PrivateKey) -> tuple[object, tuple[bytes]]:
@@ -46,67 +40,58 @@ def _reduce_x25519(key: X25519PrivateKey) -> tuple[object, tuple[bytes]]:
 # Private keys pickle as their raw bytes, for the node-local state record only.
 copyreg.pickle(type(X25519PrivateKey.generate()), _reduce_x25519)  # type: ignore[arg-type]
 
-_STATE_KEY = "client"
-_DIMENSION_KEY = "dimension"
+_STATE_KEY = "sessions"
 
 
-def _load_client(context: Context) -> SecAggClient:
+def load_sessions(context: Context) -> ClientSessions:
+    """This node's open rounds (none if it has never taken part)."""
     record = context.state.config_records.get(R.CLIENT_STATE_RECORD)
     if record is None or _STATE_KEY not in record:
-        raise RuntimeError(
-            "no secure-aggregation round in progress at this node: a later stage arrived "
-            "before advertise_keys"
-        )
-    client = pickle.loads(bytes(record[_STATE_KEY]))  # type: ignore[arg-type]
-    if not isinstance(client, SecAggClient):
-        raise RuntimeError(f"node state holds a {type(client).__name__}, not a SecAggClient")
-    return client
+        return ClientSessions()
+    sessions = pickle.loads(bytes(record[_STATE_KEY]))  # type: ignore[arg-type]
+    if not isinstance(sessions, ClientSessions):
+        raise RuntimeError(f"node state holds a {type(sessions).__name__}, not ClientSessions")
+    return sessions
 
 
-def _load_dimension(context: Context) -> int:
-    return int(context.state.config_records[R.CLIENT_STATE_RECORD][_DIMENSION_KEY])  # type: ignore[arg-type]
-
-
-def _store_client(context: Context, client: SecAggClient, dimension: int) -> None:
-    if client.next_stage is None:  # round over or aborted: keep no secret around
+def _store_sessions(context: Context, sessions: ClientSessions) -> None:
+    if not sessions.open_rounds:  # nothing in progress: keep no secret around
         context.state.config_records.pop(R.CLIENT_STATE_RECORD, None)
         return
-    if client.next_stage is Stage.UNMASK:
-        client.release_input()  # masked and sent: the state keeps keys and shares only
     context.state.config_records[R.CLIENT_STATE_RECORD] = ConfigRecord(
-        {_STATE_KEY: pickle.dumps(client), _DIMENSION_KEY: dimension}
+        {_STATE_KEY: pickle.dumps(sessions)}
     )
 
 
 def answer_stage(msg: Message, context: Context, train: Callable[[], LocalResult]) -> Message:
-    """Answer one stage; a ProtocolError propagates, and Flower turns it into an error reply."""
-    payload = msg.content.config_records[R.SECAGG_RECORD][R.PAYLOAD]
-    if not isinstance(payload, bytes):
-        raise TypeError(f"secagg payload must be bytes, got {type(payload).__name__}")
-    request = parse_message(payload)
+    """Answer one message's requests; a ProtocolError propagates, and Flower turns it into an
+    error reply (the server then counts this firm as dropped from every round in the message)."""
+    payloads = msg.content.config_records[R.SECAGG_RECORD][R.PAYLOADS]
+    if not isinstance(payloads, list) or not all(isinstance(p, bytes) for p in payloads):
+        raise TypeError(f"secagg payloads must be a list of bytes, got {type(payloads).__name__}")
+    requests = [parse_message(payload) for payload in payloads]
     metrics = MetricRecord()
-    if isinstance(request, AdvertiseKeysRequest):
-        dimension = request.dimension
-        client = SecAggClient(
-            request.receiver, request.config, dimension=dimension, round_number=request.round
-        )
-    else:
-        client, dimension = _load_client(context), _load_dimension(context)
-    if isinstance(request, MaskedInputRequest) and client.next_stage is Stage.MASKED_INPUT:
+
+    def provide_input(client: SecAggClient) -> None:
         result = train()
         # A repeatable run rounds repeatably; the masks still come from fresh keys.
         client.provide_input(result.contribution, rounding_seed=result.rounding_seed)
         if result.epsilon is not None and result.noise_multiplier is not None:
             metrics["dp-epsilon-spent"] = result.epsilon
             metrics["dp-noise-multiplier"] = result.noise_multiplier
+
+    sessions = load_sessions(context)
     try:
-        response = client.handle(request)  # type: ignore[arg-type]
+        responses = sessions.handle_batch(requests, provide_input)  # type: ignore[arg-type]
     finally:
-        _store_client(context, client, dimension)
+        _store_sessions(context, sessions)
     content = RecordDict(
         {
             R.SECAGG_RECORD: ConfigRecord(
-                {R.STAGE: response.stage.value, R.PAYLOAD: response.to_bytes()}
+                {
+                    R.STAGE: "+".join(response.stage.value for response in responses),
+                    R.PAYLOADS: [response.to_bytes() for response in responses],
+                }
             ),
             R.METRICS_RECORD: metrics,
         }

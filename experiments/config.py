@@ -170,6 +170,9 @@ class FederationSection(_Section):
     min_clients: int = Field(default=2, ge=2, description="Fewest firms a round may run with.")
     threshold: int = Field(default=0, ge=0, description="SecAgg shares to rebuild; 0: recommended.")
     neighbours: int = Field(default=0, ge=0, description="SecAgg+ degree; 0: complete graph.")
+    pipeline: bool = Field(
+        default=True, description="Run round r+1's SecAgg key stages in round r's messages."
+    )
     clip: PositiveFloat = Field(default=1.0, description="SecAgg clipping bound per coordinate.")
     scale_bits: int = Field(default=16, ge=1, le=24, description="Fixed-point scale 2^bits.")
     weight_scale: PositiveFloat = Field(

@@ -114,6 +114,7 @@ def federation_settings(
         min_clients=f.min_clients,
         threshold=f.threshold,
         neighbours=f.neighbours,
+        pipeline=f.pipeline,
         clip=f.clip,
         scale_bits=f.scale_bits,
         weight_scale=f.weight_scale,

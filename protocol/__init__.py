@@ -48,6 +48,7 @@ from protocol.quantize import dequantize, error_bound, quantize, to_signed
 from protocol.runner import RoundResult, run_round
 from protocol.schema import export_schemas
 from protocol.server import AggregateResult, SecAggServer
+from protocol.sessions import MAX_OPEN_ROUNDS, ClientSessions
 from protocol.stages import STAGE_ORDER, ClientStatus, DropReason, Stage
 from protocol.transcript import (
     DropRecord,
@@ -59,6 +60,7 @@ from protocol.transcript import (
 )
 
 __all__ = [
+    "MAX_OPEN_ROUNDS",
     "MESSAGE_TYPES",
     "SERVER_ID",
     "STAGE_ORDER",
@@ -68,6 +70,7 @@ __all__ = [
     "AnyMessage",
     "AnyRequest",
     "AnyResponse",
+    "ClientSessions",
     "ClientStatus",
     "ConfigMismatch",
     "DecryptionError",

@@ -12,10 +12,9 @@ import hashlib
 import json
 import sys
 import warnings
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 from flwr.app import Array, ArrayRecord, ConfigRecord, RecordDict
@@ -61,8 +60,22 @@ class RoundAggregate:
     info: dict[str, Any] = field(default_factory=dict)
 
 
-Aggregate = Callable[[Grid, list[int], RecordDict, int, FederationSettings, int], RoundAggregate]
-"""(grid, nodes, round content, round number, settings, dimension) -> the round's sum."""
+class Aggregate(Protocol):
+    """(grid, nodes, round content, round number, settings, dimension) -> the round's sum.
+
+    `next_nodes`, when given, is the next round's cohort: an aggregator may prepare that round
+    while this one runs (pipelined secure aggregation)."""
+
+    def __call__(
+        self,
+        grid: Grid,
+        nodes: list[int],
+        content: RecordDict,
+        round_number: int,
+        settings: FederationSettings,
+        dimension: int,
+        next_nodes: list[int] | None = None,
+    ) -> RoundAggregate: ...
 
 
 def _digest(data: bytes) -> str:
@@ -76,8 +89,10 @@ def aggregate_in_the_clear(
     round_number: int,
     settings: FederationSettings,
     dimension: int,
+    next_nodes: list[int] | None = None,
 ) -> RoundAggregate:
-    """`secagg = "none"`: each node sends its contribution vector as is; the server sums."""
+    """`secagg = "none"`: each node sends its contribution vector as is; the server sums.
+    (`next_nodes` is unused: there is nothing to prepare.)"""
     stage = exchange(
         grid, dict.fromkeys(nodes, content), "train", str(round_number), settings.timeout
     )
@@ -175,9 +190,9 @@ class FederationResult:
 def _aggregator(settings: FederationSettings) -> Aggregate:
     if settings.secagg == "none":
         return aggregate_in_the_clear
-    from server.secagg_workflow import aggregate_securely
+    from server.secagg_workflow import SecureAggregator
 
-    return aggregate_securely
+    return SecureAggregator(pipeline=settings.pipeline)
 
 
 def _check_same_run(saved: dict[str, Any], settings: FederationSettings) -> None:
@@ -232,8 +247,12 @@ def run_federation(
     aggregate = _aggregator(settings)
     dimension = weights.size + 3
     for round_number in range(first_round, settings.rounds + 1):
-        nodes = sample_nodes(
-            wait_for_nodes(grid, settings.min_clients, settings.timeout), settings, round_number
+        available = wait_for_nodes(grid, settings.min_clients, settings.timeout)
+        nodes = sample_nodes(available, settings, round_number)
+        next_nodes = (
+            sample_nodes(available, settings, round_number + 1)
+            if round_number < settings.rounds
+            else None
         )
         config = settings.train_config(spec, round_number)
         content = RecordDict(
@@ -243,7 +262,7 @@ def run_federation(
             }
         )
         try:
-            result = aggregate(grid, nodes, content, round_number, settings, dimension)
+            result = aggregate(grid, nodes, content, round_number, settings, dimension, next_nodes)
             if not result.contributors:
                 raise ProtocolAbort(Stage.MASKED_INPUT, "no firm contributed to the round")
         except ProtocolAbort as abort:

@@ -36,6 +36,8 @@ class FederationSettings:
     """0 means: count the common columns in the manifest at `world_dir`."""
     seed: int = 0
     secagg: SecAggMode = "ours"
+    pipeline: bool = True
+    """secagg "ours": run round r+1's key stages inside round r's messages (SPEC.md §9)."""
     fraction: float = 1.0
     min_clients: int = 2
     threshold: int = 0

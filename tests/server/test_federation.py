@@ -110,8 +110,8 @@ def test_an_aborted_round_leaves_the_model_unchanged_and_the_run_goes_on(
 ) -> None:
     # Prepare: in round 1 only one firm survives key sharing (t = 3); round 2 is healthy
     def intercept(node: int, request: Message, reply: Message) -> Message | None:
-        stage = request.content.config_records.get(R.SECAGG_RECORD, {}).get(R.STAGE)
-        silent = request.metadata.group_id == "1" and stage == "masked_input" and node != 101
+        stage = str(request.content.config_records.get(R.SECAGG_RECORD, {}).get(R.STAGE))
+        silent = request.metadata.group_id == "1" and "masked_input" in stage and node != 101
         return None if silent else reply
 
     secure = replace(settings, secagg="ours", rounds=2, threshold=3)

@@ -10,8 +10,9 @@ import pytest
 from flwr.app import ConfigRecord, Error, Message, RecordDict
 
 from clients import records as R
+from clients.secagg import load_sessions
 from protocol import AdvertiseKeysResponse, ProtocolAbort, parse_message
-from server.federation import aggregate_in_the_clear
+from server.federation import aggregate_in_the_clear, run_federation
 from server.inprocess import InProcessGrid
 from server.secagg_workflow import aggregate_securely
 from server.settings import FederationSettings
@@ -102,10 +103,11 @@ def test_a_tampered_reply_is_rejected_and_its_sender_dropped(
         if node != 102 or _stage_of(request) != "advertise_keys":
             return reply
         record = reply.content.config_records[R.SECAGG_RECORD]
-        genuine = parse_message(record[R.PAYLOAD])  # type: ignore[arg-type]
+        (payload,) = record[R.PAYLOADS]  # type: ignore[misc]
+        genuine = parse_message(payload)
         assert isinstance(genuine, AdvertiseKeysResponse)
         forged = genuine.model_copy(update={"sender": 1})
-        record[R.PAYLOAD] = forged.to_bytes()
+        record[R.PAYLOADS] = [forged.to_bytes()]
         return reply
 
     grid = make_grid(intercept)
@@ -155,15 +157,14 @@ def test_between_stages_a_node_keeps_keys_but_not_its_d_long_input(
     make_grid: Callable[..., InProcessGrid], settings: FederationSettings
 ) -> None:
     # Prepare: look into node 101's own state whenever the server asks it for something
-    import pickle
-
     seen: dict[str, int] = {}
     holder: list[InProcessGrid] = []
 
     def intercept(node: int, request: Message, reply: Message) -> Message | None:
-        record = holder[0].contexts[node].state.config_records.get(R.CLIENT_STATE_RECORD)
-        if node == 101 and record is not None:
-            client = pickle.loads(record["client"])  # type: ignore[arg-type]
+        if node == 101 and R.CLIENT_STATE_RECORD in holder[0].contexts[node].state:
+            sessions = load_sessions(holder[0].contexts[node])
+            client = sessions.session(1)
+            assert client is not None
             held = client.quantized_input
             seen[_stage_of(request)] = 0 if held is None else held.size
         return reply
@@ -175,3 +176,85 @@ def test_between_stages_a_node_keeps_keys_but_not_its_d_long_input(
     aggregate_securely(grid, sorted(grid.get_node_ids()), content, 1, settings, dimension)
     # Assert: state after stages 1-3 exists and never holds the input
     assert seen == {"advertise_keys": 0, "share_keys": 0, "masked_input": 0}
+
+
+# -- pipelining (SPEC.md §9): round r+1's key stages ride on round r's two messages -------------
+
+
+def _messages_per_round(rounds: int, pipeline: bool, make_grid, settings) -> dict[str, list[str]]:  # type: ignore[no-untyped-def]
+    """What node 101 is sent in each round (by group id), in order."""
+    sent: dict[str, list[str]] = {}
+
+    def intercept(node: int, request: Message, reply: Message) -> Message | None:
+        if node == 101 and R.SECAGG_RECORD in request.content.config_records:
+            sent.setdefault(request.metadata.group_id, []).append(_stage_of(request))
+        return reply
+
+    run_federation(
+        make_grid(intercept), replace(settings, secagg="ours", rounds=rounds, pipeline=pipeline)
+    )
+    return sent
+
+
+def test_a_pipelined_round_costs_two_messages_once_under_way(
+    make_grid: Callable[..., InProcessGrid], settings: FederationSettings
+) -> None:
+    # Execute
+    pipelined = _messages_per_round(3, True, make_grid, settings)
+    alone = _messages_per_round(3, False, make_grid, settings)
+    # Assert
+    assert pipelined == {
+        "1": [*STAGES[:2], "masked_input+advertise_keys", "unmask+share_keys"],
+        "2": ["masked_input+advertise_keys", "unmask+share_keys"],
+        "3": ["masked_input", "unmask"],  # the last round prepares nothing
+    }
+    assert alone == {str(r): STAGES for r in (1, 2, 3)}
+
+
+def test_pipelined_rounds_reach_the_same_model_as_rounds_alone(
+    make_grid: Callable[..., InProcessGrid], settings: FederationSettings
+) -> None:
+    # Prepare
+    secure = replace(settings, secagg="ours", rounds=3, run_dir="")
+    # Execute
+    pipelined = run_federation(make_grid(), replace(secure, pipeline=True))
+    alone = run_federation(make_grid(), replace(secure, pipeline=False))
+    # Assert: same seeded rounding, so the same sums bit for bit
+    np.testing.assert_array_equal(pipelined.weights, alone.weights)
+    assert [r["contributors"] for r in pipelined.history] == [4, 4, 4]
+
+
+@pytest.mark.parametrize("message", ["masked_input+advertise_keys", "unmask+share_keys"])
+def test_a_firm_failing_a_pipelined_message_drops_from_both_rounds_it_carried(
+    make_grid: Callable[..., InProcessGrid], settings: FederationSettings, message: str
+) -> None:
+    # Prepare: node 104 fails round 1's pipelined `message` (which also carries round 2's keys)
+    def intercept(node: int, request: Message, reply: Message) -> Message | None:
+        hit = node == 104 and request.metadata.group_id == "1" and _stage_of(request) == message
+        return Message(Error(code=1, reason="firm crashed"), reply_to=request) if hit else reply
+
+    secure = replace(settings, secagg="ours", rounds=3, threshold=2, run_dir="")
+    # Execute
+    result = run_federation(make_grid(intercept), secure)
+    # Assert: round 1 keeps 104's input only if it had sent it; round 2 runs without 104
+    # (it never took part in round 2's key stages); round 3 has it back
+    first, second, third = result.history
+    assert first["contributors"] == (4 if message.startswith("unmask") else 3)
+    assert second["contributors"] == 3
+    assert str(104) in second["dropped"]
+    assert third["contributors"] == 4
+
+
+def test_resuming_drops_the_round_nodes_had_prepared_and_starts_it_afresh(
+    make_grid: Callable[..., InProcessGrid], settings: FederationSettings
+) -> None:
+    # Prepare: the server dies after round 1, leaving round 2 prepared at every node
+    secure = replace(settings, secagg="ours", rounds=2)
+    grid = make_grid()
+    run_federation(grid, secure, stop_after=1)
+    assert all(load_sessions(c).open_rounds == [2] for c in grid.contexts.values())
+    # Execute: a new server (no prepared round) resumes on the same nodes
+    resumed = run_federation(grid, replace(secure, resume=True))
+    # Assert
+    assert resumed.history[-1]["contributors"] == 4
+    assert all(R.CLIENT_STATE_RECORD not in c.state for c in grid.contexts.values())

@@ -1,0 +1,110 @@
+"""A client's open rounds, when a transport pipelines round r+1's key stages into round r.
+
+Each round is its own `SecAggClient`: fresh keys, fresh self-mask seed, fresh shares, its own
+state machine (SPEC.md §9). Pipelining only changes *when* requests arrive: one transport
+message may carry requests of two consecutive rounds, e.g. round r's masked-input request with
+round r+1's advertise-keys request. `ClientSessions` routes each request to its round, opens a
+round on its advertise-keys request and forgets a round once it is over, aborted, or abandoned
+by the server.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+from protocol.client import SecAggClient
+from protocol.errors import MalformedMessage, ProtocolError, UnexpectedStage
+from protocol.messages import (
+    AdvertiseKeysRequest,
+    AnyRequest,
+    AnyResponse,
+    MaskedInputRequest,
+    ShareKeysRequest,
+    UnmaskRequest,
+)
+from protocol.stages import Stage
+
+_REQUEST_TYPES = (AdvertiseKeysRequest, ShareKeysRequest, MaskedInputRequest, UnmaskRequest)
+
+MAX_OPEN_ROUNDS = 2
+"""Round r waiting for its unmask request and round r+1 sharing keys: never more."""
+
+ProvideInput = Callable[[SecAggClient], None]
+"""Called with a round's client just before it masks: the place to train and `provide_input`."""
+
+
+class ClientSessions:
+    """One client's protocol state across rounds: at most `MAX_OPEN_ROUNDS` rounds open."""
+
+    def __init__(self) -> None:
+        self._rounds: dict[int, SecAggClient] = {}
+
+    @property
+    def open_rounds(self) -> list[int]:
+        return sorted(self._rounds)
+
+    def session(self, round_number: int) -> SecAggClient | None:
+        return self._rounds.get(round_number)
+
+    def handle_batch(
+        self, requests: Sequence[AnyRequest], provide_input: ProvideInput | None = None
+    ) -> list[AnyResponse]:
+        """Answer one transport message's requests, in order, one per round.
+
+        Rounds older than the oldest round in the batch are forgotten first: the server has
+        moved past them, so their secrets can never be asked for again. A protocol fault in any
+        request forgets every round the batch touched and propagates: the transport reports an
+        error, and the server counts this client as dropped from all of them.
+        """
+        strays = [type(r).__name__ for r in requests if not isinstance(r, _REQUEST_TYPES)]
+        if strays:
+            raise MalformedMessage(f"a client answers server requests only, got {strays}")
+        rounds = [request.round for request in requests]
+        if not requests or len(set(rounds)) != len(rounds):
+            raise MalformedMessage(
+                f"a batch must hold one request per round, got rounds {rounds or 'none'}"
+            )
+        oldest = min(rounds)
+        for stale in [r for r in self._rounds if r < oldest]:
+            del self._rounds[stale]
+        opening = {r.round for r in requests if isinstance(r, AdvertiseKeysRequest)}
+        if len(set(self._rounds) | opening) > MAX_OPEN_ROUNDS:
+            raise MalformedMessage(
+                f"at most {MAX_OPEN_ROUNDS} rounds may be open at once; rounds "
+                f"{sorted(set(self._rounds) | opening)} were asked for"
+            )
+        try:
+            return [self._answer(request, provide_input) for request in requests]
+        except ProtocolError:
+            for round_number in rounds:
+                self._rounds.pop(round_number, None)
+            raise
+
+    def _answer(self, request: AnyRequest, provide_input: ProvideInput | None) -> AnyResponse:
+        if isinstance(request, AdvertiseKeysRequest):
+            # A new advertise-keys request (re)opens the round with fresh keys; any earlier
+            # attempt at this round never masked anything, so it is simply dropped.
+            client = SecAggClient(
+                request.receiver,
+                request.config,
+                dimension=request.dimension,
+                round_number=request.round,
+            )
+            self._rounds[request.round] = client
+        else:
+            opened = self._rounds.get(request.round)
+            if opened is None:
+                raise UnexpectedStage(
+                    f"no open round {request.round} at client {request.receiver}: "
+                    f"{type(request).__name__} arrived before its advertise_keys request"
+                )
+            client = opened
+        masking = isinstance(request, MaskedInputRequest)
+        if masking and client.next_stage is Stage.MASKED_INPUT and provide_input is not None:
+            provide_input(client)
+        response = client.handle(request)
+        if masking:
+            client.release_input()  # masked and sent: only keys and shares stay
+        if client.next_stage is None:
+            del self._rounds[request.round]  # round over: keep no secret around
+        return response
