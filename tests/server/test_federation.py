@@ -138,3 +138,16 @@ def test_dp_budget_of_every_firm_is_accounted_through_secure_rounds(
         assert 1.0 < firm["epsilon"] <= 2.0 * 1.01
     saved = json.loads((Path(private.run_dir) / RESULT_FILE).read_text())
     assert saved["dp"] == result.accountant
+
+
+def test_flwr_run_config_lists_every_setting_with_its_default() -> None:
+    # Prepare: `flwr run --run-config` refuses keys missing from [tool.flwr.app.config]
+    import tomllib
+
+    pyproject = Path(__file__).parents[2] / "pyproject.toml"
+    listed = tomllib.loads(pyproject.read_text())["tool"]["flwr"]["app"]["config"]
+    # Execute
+    from_pyproject = FederationSettings.from_run_config(listed)
+    # Assert
+    assert set(listed) == set(FederationSettings().to_run_config())
+    assert replace(from_pyproject, world_dir="", run_dir="") == FederationSettings()
