@@ -239,7 +239,7 @@ def _firm_directories(work: Path, n_firms: int, seed: int) -> tuple[list[tuple[s
 
 
 def run_demo(
-    work: Path, n_firms: int = 3, rounds: int = 1, timeout: float = 240.0, seed: int = 0
+    work: Path, n_firms: int = 3, rounds: int = 2, timeout: float = 240.0, seed: int = 0
 ) -> dict[str, Any]:
     """The whole demo; returns `federation.json`'s content. Stops all it started, always."""
     work = work.resolve()
@@ -365,7 +365,9 @@ def main(
         "runs/deploy-demo"
     ),
     firms: Annotated[int, typer.Option(min=2, max=8, help="SuperNodes, one per firm.")] = 3,
-    rounds: Annotated[int, typer.Option(min=1)] = 1,
+    rounds: Annotated[
+        int, typer.Option(min=1, help="Rounds; from 2 on, each prepares the next (pipelined).")
+    ] = 2,
 ) -> None:
     """Run the deployment demo and print the final metrics."""
     result = run_demo(work, firms, rounds)

@@ -12,26 +12,27 @@ from experiments.deploy import make_tls_material, run_demo
 
 
 @pytest.mark.slow
-def test_deployment_demo_runs_a_secure_round_and_leaves_no_process(
+def test_deployment_demo_runs_secure_rounds_and_leaves_no_process(
     tmp_path: Path, reap_started_processes: Callable[[], set[int]]
 ) -> None:
-    # Execute
-    result = run_demo(tmp_path / "demo", n_firms=3, rounds=1)
-    # Assert: one round, every firm in the secure sum, a transcript of four stages
-    (last,) = result["history"]
-    assert (last["invited"], last["contributors"]) == (3, 3)
+    # Execute: two rounds, so round 2 is prepared inside round 1's messages (SPEC.md §9) and
+    # each SuperNode keeps two rounds' sessions in its own Context across messages
+    result = run_demo(tmp_path / "demo", n_firms=3, rounds=2)
+    # Assert: every firm in both secure sums, a transcript of four stages for each round
+    assert [(r["invited"], r["contributors"]) for r in result["history"]] == [(3, 3), (3, 3)]
     assert result["intruder_refused"]  # SuperNode authentication kept the unregistered key out
-    assert last["evaluation"]["n"] > 0
+    assert result["history"][-1]["evaluation"]["n"] > 0
     entries = [
         json.loads(line)
         for line in (tmp_path / "demo" / "run" / "transcript.jsonl").read_text().splitlines()
     ]
-    assert {e["stage"] for e in entries} == {
-        "advertise_keys",
-        "share_keys",
-        "masked_input",
-        "unmask",
-    }
+    for round_number in (1, 2):
+        assert {e["stage"] for e in entries if e["round"] == round_number} == {
+            "advertise_keys",
+            "share_keys",
+            "masked_input",
+            "unmask",
+        }
     assert reap_started_processes() == set()  # run_demo stopped all it started
 
 
