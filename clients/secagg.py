@@ -12,33 +12,22 @@ drops out early never trains for nothing.
 Between messages the sessions are kept in the node's own Context (`context.state`), which never
 leaves the node: in the simulation engine a node's messages may be served by different worker
 processes, and a SuperNode may run each message in a fresh ClientApp process, so the state has
-to be bytes. It holds the open rounds' private keys; they are pickled only into that node-local
-record, and dropped once their round is over. The state stays small (a few kB per open round)
-because a round's d-long input exists only while it is being masked: the simulation engine ships
-a node's Context with every message, and a 400 kB state would cost about a second per stage at
-100 nodes.
+to be bytes. It is `protocol.SessionsState` as JSON (protocol/state.py lists every secret in
+it: the open rounds' private keys and held shares), never a pickle, and a round's part is
+dropped once the round is over. The state stays small (a few kB per open round) because a
+round's d-long input exists only while it is being masked: the simulation engine ships a node's
+Context with every message, and a 400 kB state would cost about a second per stage at 100 nodes.
 """
 
 from __future__ import annotations
 
-import copyreg
-import pickle
 from collections.abc import Callable
 
-from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 from flwr.app import ConfigRecord, Context, Message, MetricRecord, RecordDict
 
 from clients import records as R
 from clients.participant import LocalResult
 from protocol import ClientSessions, SecAggClient, parse_message
-
-
-def _reduce_x25519(key: X25519PrivateKey) -> tuple[object, tuple[bytes]]:
-    return X25519PrivateKey.from_private_bytes, (key.private_bytes_raw(),)
-
-
-# Private keys pickle as their raw bytes, for the node-local state record only.
-copyreg.pickle(type(X25519PrivateKey.generate()), _reduce_x25519)  # type: ignore[arg-type]
 
 _STATE_KEY = "sessions"
 
@@ -48,10 +37,10 @@ def load_sessions(context: Context) -> ClientSessions:
     record = context.state.config_records.get(R.CLIENT_STATE_RECORD)
     if record is None or _STATE_KEY not in record:
         return ClientSessions()
-    sessions = pickle.loads(bytes(record[_STATE_KEY]))  # type: ignore[arg-type]
-    if not isinstance(sessions, ClientSessions):
-        raise RuntimeError(f"node state holds a {type(sessions).__name__}, not ClientSessions")
-    return sessions
+    stored = record[_STATE_KEY]
+    if not isinstance(stored, bytes):
+        raise TypeError(f"node state must hold bytes, got {type(stored).__name__}")
+    return ClientSessions.from_bytes(stored)
 
 
 def _store_sessions(context: Context, sessions: ClientSessions) -> None:
@@ -59,7 +48,7 @@ def _store_sessions(context: Context, sessions: ClientSessions) -> None:
         context.state.config_records.pop(R.CLIENT_STATE_RECORD, None)
         return
     context.state.config_records[R.CLIENT_STATE_RECORD] = ConfigRecord(
-        {_STATE_KEY: pickle.dumps(sessions)}
+        {_STATE_KEY: sessions.to_bytes()}
     )
 
 

@@ -50,6 +50,7 @@ from protocol.schema import export_schemas
 from protocol.server import AggregateResult, SecAggServer
 from protocol.sessions import MAX_OPEN_ROUNDS, ClientSessions
 from protocol.stages import STAGE_ORDER, ClientStatus, DropReason, Stage
+from protocol.state import ClientState, SessionsState
 from protocol.transcript import (
     DropRecord,
     ReceivedMessage,
@@ -71,6 +72,7 @@ __all__ = [
     "AnyRequest",
     "AnyResponse",
     "ClientSessions",
+    "ClientState",
     "ClientStatus",
     "ConfigMismatch",
     "DecryptionError",
@@ -99,6 +101,7 @@ __all__ = [
     "SelfMaskShare",
     "SenderMismatch",
     "ServerView",
+    "SessionsState",
     "ShareCommitments",
     "ShareKeysRequest",
     "ShareKeysResponse",

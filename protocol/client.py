@@ -48,6 +48,7 @@ from protocol.messages import (
     MaskedInputResponse,
     MaskingKeyShare,
     Message,
+    PeerKeys,
     RevealedShare,
     SealedShares,
     SelfMaskShare,
@@ -61,6 +62,7 @@ from protocol.messages import (
 )
 from protocol.quantize import check_input, quantize
 from protocol.stages import ClientStatus, Stage
+from protocol.state import Channel, ClientState
 
 _INPUT_STAGES = (Stage.ADVERTISE_KEYS, Stage.SHARE_KEYS, Stage.MASKED_INPUT)
 """Stages before which the client's input may still be given or replaced."""
@@ -140,6 +142,93 @@ class SecAggClient:
         if self.next_stage in _INPUT_STAGES:
             raise UnexpectedStage(f"client {self.client_id} has not sent its masked input yet")
         self.quantized_input = None
+
+    # -- state between stages (protocol/state.py) ---------------------------------------------
+
+    def to_state(self) -> ClientState:
+        """Everything this client holds, as data, to be stored on its own node only."""
+
+        def peer(keys: PublicKeys) -> PeerKeys:
+            return PeerKeys(
+                client_id=keys.client_id,
+                encryption_public_key=keys.encryption,
+                masking_public_key=keys.masking,
+            )
+
+        def raw(key: X25519PrivateKey | None) -> bytes | None:
+            return None if key is None else crypto.private_key_bytes(key)
+
+        return ClientState(
+            client_id=self.client_id,
+            config=self.config,
+            round_number=self.round_number,
+            dimension=self._dimension,
+            next_stage=self.next_stage,
+            status=self.status,
+            masks_expanded=self.masks_expanded,
+            rounding=self._rounding.bit_generator.state,
+            quantized_input=None
+            if self.quantized_input is None
+            else self.quantized_input.astype("<u4").tobytes(),
+            encryption_private_key=raw(self._encryption_private_key),
+            masking_private_key=raw(self._masking_private_key),
+            self_mask_seed=self._self_mask_seed,
+            own_keys=None if self._my_keys is None else peer(self._my_keys),
+            neighbours=[peer(keys) for _, keys in sorted(self._neighbours.items())],
+            channels=[
+                Channel(peer=client_id, key=key, session=session)
+                for client_id, (key, session) in sorted(self._channels.items())
+            ],
+            held_self_mask_shares={
+                dealer: shamir.encode_share(value)
+                for dealer, value in sorted(self._held_self_mask_shares.items())
+            },
+            held_key_shares={
+                dealer: shamir.encode_share(value)
+                for dealer, value in sorted(self._held_key_shares.items())
+            },
+        )
+
+    @classmethod
+    def from_state(cls, state: ClientState) -> SecAggClient:
+        """The client `to_state` described, ready for its next stage."""
+
+        def keys(peer: PeerKeys) -> PublicKeys:
+            return PublicKeys(peer.client_id, peer.encryption_public_key, peer.masking_public_key)
+
+        def private(raw: bytes | None) -> X25519PrivateKey | None:
+            return None if raw is None else crypto.private_key_from_bytes(raw)
+
+        client = cls(
+            state.client_id,
+            state.config,
+            dimension=state.dimension,
+            round_number=state.round_number,
+        )
+        client._rounding.bit_generator.state = state.rounding
+        if state.quantized_input is not None:
+            words = np.frombuffer(state.quantized_input, dtype="<u4").astype(np.uint32)
+            if words.shape[0] != state.dimension:
+                raise VectorLengthError(
+                    f"stored input has {words.shape[0]} words, dimension is {state.dimension}"
+                )
+            client.quantized_input = words
+        client.next_stage, client.status = state.next_stage, state.status
+        client.masks_expanded = state.masks_expanded
+        client._encryption_private_key = private(state.encryption_private_key)
+        client._masking_private_key = private(state.masking_private_key)
+        client._self_mask_seed = state.self_mask_seed
+        client._my_keys = None if state.own_keys is None else keys(state.own_keys)
+        client._neighbours = {peer.client_id: keys(peer) for peer in state.neighbours}
+        client._channels = {c.peer: (c.key, c.session) for c in state.channels}
+        client._held_self_mask_shares = {
+            dealer: shamir.decode_share(value)
+            for dealer, value in state.held_self_mask_shares.items()
+        }
+        client._held_key_shares = {
+            dealer: shamir.decode_share(value) for dealer, value in state.held_key_shares.items()
+        }
+        return client
 
     # -- dispatch and envelope checks ---------------------------------------------------------
 

@@ -23,6 +23,7 @@ from protocol.messages import (
     UnmaskRequest,
 )
 from protocol.stages import Stage
+from protocol.state import SessionsState
 
 _REQUEST_TYPES = (AdvertiseKeysRequest, ShareKeysRequest, MaskedInputRequest, UnmaskRequest)
 
@@ -45,6 +46,23 @@ class ClientSessions:
 
     def session(self, round_number: int) -> SecAggClient | None:
         return self._rounds.get(round_number)
+
+    def to_state(self) -> SessionsState:
+        return SessionsState(rounds={r: c.to_state() for r, c in sorted(self._rounds.items())})
+
+    @classmethod
+    def from_state(cls, state: SessionsState) -> ClientSessions:
+        sessions = cls()
+        sessions._rounds = {r: SecAggClient.from_state(c) for r, c in state.rounds.items()}
+        return sessions
+
+    def to_bytes(self) -> bytes:
+        """JSON of `SessionsState`: private keys and shares in base64, for the node only."""
+        return self.to_state().model_dump_json().encode()
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> ClientSessions:
+        return cls.from_state(SessionsState.model_validate_json(data))
 
     def handle_batch(
         self, requests: Sequence[AnyRequest], provide_input: ProvideInput | None = None

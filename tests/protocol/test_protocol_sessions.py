@@ -6,12 +6,14 @@ per-round state machines fed in the order the Flower workflow feeds them.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 
 import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from pydantic import ValidationError
 
 from protocol import (
     MAX_OPEN_ROUNDS,
@@ -24,6 +26,7 @@ from protocol import (
     SecAggClient,
     SecAggConfig,
     SecAggServer,
+    SessionsState,
     Stage,
     UnexpectedStage,
     quantize,
@@ -48,6 +51,8 @@ class PipelinedFederation:
 
     config: SecAggConfig
     silent: set[tuple[int, int, str]] = field(default_factory=set)
+    persist: bool = False
+    """Rebuild every client from its stored bytes after every message, as a SuperNode does."""
     sessions: dict[int, ClientSessions] = field(default_factory=dict)
     results: dict[int, AggregateResult | ProtocolAbort] = field(default_factory=dict)
 
@@ -73,6 +78,8 @@ class PipelinedFederation:
                 )
 
             answers = sessions.handle_batch([r for _, r in batch], provide)  # type: ignore[misc]
+            if self.persist:
+                self.sessions[client] = ClientSessions.from_bytes(sessions.to_bytes())
             for (i, _), answer in zip(batch, answers, strict=True):
                 responses[i][client] = answer
         return responses
@@ -162,13 +169,16 @@ def test_every_pipelined_round_sums_exactly_and_leaves_no_secret() -> None:
         st.tuples(st.integers(1, 7), st.integers(1, 4), st.sampled_from(["A", "B", "bootstrap"])),
         max_size=6,
     ),
+    persist=st.booleans(),
 )
 def test_pipelined_rounds_are_exact_or_abort_under_any_dropouts(
-    n: int, rounds: int, events: list[tuple[int, int, str]]
+    n: int, rounds: int, events: list[tuple[int, int, str]], persist: bool
 ) -> None:
-    # Prepare: any client may go silent in any message of any round
+    # Prepare: any client may go silent in any message of any round; with `persist`, every
+    # client is rebuilt from its stored bytes after every message
     threshold = n // 2 + 1  # the smallest t the config accepts on the complete graph
-    federation = PipelinedFederation(_config(n, threshold), silent={e for e in events if e[0] <= n})
+    silent = {e for e in events if e[0] <= n}
+    federation = PipelinedFederation(_config(n, threshold), silent=silent, persist=persist)
     # Execute
     federation.run(rounds)
     # Assert: each round either sums exactly its survivors' inputs or aborted below t
@@ -268,3 +278,50 @@ def test_a_round_is_forgotten_once_its_unmask_is_answered() -> None:
     assert isinstance(federation.results[1], AggregateResult)
     assert all(s.session(1) is None for s in federation.sessions.values())
     assert Stage.UNMASK  # the last stage closed every session
+
+
+# -- the state a node stores between messages (protocol/state.py) ---------------------------
+
+
+def test_stored_state_round_trips_and_holds_only_what_the_stage_needs() -> None:
+    # Prepare: a round played up to the unmask request, with each client's state taken after
+    # every stage
+    config = _config(4, 3)
+    server = SecAggServer(config, DIMENSION, 7)
+    sessions = {c: ClientSessions() for c in (1, 2, 3, 4)}
+    requests: dict[int, object] = dict(server.start([1, 2, 3, 4]))
+    states: list[SessionsState] = []
+    for handler in (server.advertise_keys, server.share_keys, server.masked_input):
+        answers = {
+            c: sessions[c].handle_batch(
+                [requests[c]],  # type: ignore[list-item]
+                lambda client: client.provide_input(np.full(DIMENSION, 0.25)),
+            )[0]
+            for c in requests
+        }
+        states.append(sessions[1].to_state())
+        sessions = {c: ClientSessions.from_bytes(s.to_bytes()) for c, s in sessions.items()}
+        requests = dict(handler(answers))  # type: ignore[arg-type]
+    # Assert: bytes round-trip exactly
+    for state in states:
+        assert SessionsState.model_validate_json(state.model_dump_json()) == state
+    after_advertise, after_share, after_mask = (s.rounds[7] for s in states)
+    assert after_advertise.masking_private_key and not after_advertise.channels
+    assert len(after_share.channels) == 3 and list(after_share.held_self_mask_shares) == [1]
+    assert after_mask.masking_private_key is None and after_mask.encryption_private_key is None
+    assert after_mask.self_mask_seed is None and after_mask.quantized_input is None
+    assert sorted(after_mask.held_key_shares) == [1, 2, 3, 4]
+    # Execute: the rebuilt clients finish the round
+    result = server.unmask({c: sessions[c].handle_batch([requests[c]])[0] for c in requests})  # type: ignore[list-item]
+    # Assert
+    np.testing.assert_allclose(result.float_sum, np.full(DIMENSION, 1.0), atol=4 / config.scale)
+    assert all(not s.open_rounds for s in sessions.values())
+
+
+def test_a_stored_state_with_a_bad_key_is_refused() -> None:
+    sessions = ClientSessions()
+    sessions.handle_batch([_advertise(1)])
+    data = json.loads(sessions.to_bytes())
+    data["rounds"]["1"]["masking_private_key"] = "AAAA"  # 3 bytes, not 32
+    with pytest.raises(ValidationError, match="masking_private_key"):
+        ClientSessions.from_bytes(json.dumps(data).encode())

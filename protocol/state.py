@@ -1,0 +1,79 @@
+"""What a client keeps between two messages of a round, as data (no pickle).
+
+A transport that cannot keep the `SecAggClient` object alive between stages (a SuperNode may
+run each message in a fresh process) stores this instead, on the client's own node only. Every
+secret in it is listed here, so what a node holds at each point of a round can be read off:
+
+| after | private keys | self-mask seed | channels | shares held | input |
+|---|---|---|---|---|---|
+| advertise_keys | both | yes | — | — | only if given early |
+| share_keys | both | yes | one per neighbour | its own | only if given early |
+| masked_input | — | — | — | its own and its neighbours' | released by the transport |
+| unmask | — (the round is over; nothing is stored) | | | | |
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from protocol.config import SecAggConfig
+from protocol.messages import ClientId, PeerKeys
+from protocol.shamir import SHARE_BYTES
+from protocol.stages import ClientStatus, Stage
+
+Key32 = Annotated[bytes, Field(min_length=32, max_length=32)]
+Share = Annotated[bytes, Field(min_length=SHARE_BYTES, max_length=SHARE_BYTES)]
+
+
+class _State(BaseModel):
+    model_config = ConfigDict(
+        frozen=True,
+        extra="forbid",
+        use_attribute_docstrings=True,
+        ser_json_bytes="base64",
+        val_json_bytes="base64",
+    )
+
+
+class Channel(_State):
+    """The AES-GCM key and session id a client shares with one neighbour."""
+
+    peer: ClientId
+    key: Key32
+    session: bytes
+
+
+class ClientState(_State):
+    """One client's state in one round, between two stages."""
+
+    version: Literal[1] = 1
+    client_id: ClientId
+    config: SecAggConfig
+    round_number: int | None = Field(ge=0)
+    dimension: int = Field(ge=1)
+    next_stage: Stage | None
+    status: ClientStatus
+    masks_expanded: int = Field(ge=0)
+    rounding: dict[str, Any]
+    """numpy PCG64 state of the stochastic rounding (not a secret of the protocol)."""
+    quantized_input: bytes | None
+    """The encoded input, little-endian uint32; None once masked and released."""
+    encryption_private_key: Key32 | None
+    masking_private_key: Key32 | None
+    self_mask_seed: Key32 | None
+    own_keys: PeerKeys | None
+    neighbours: list[PeerKeys]
+    channels: list[Channel]
+    held_self_mask_shares: dict[int, Share]
+    """Shares of each dealer's self-mask seed this client holds, by dealer."""
+    held_key_shares: dict[int, Share]
+    """Shares of each dealer's masking key this client holds, by dealer."""
+
+
+class SessionsState(_State):
+    """A client's open rounds (`ClientSessions`), by round number."""
+
+    version: Literal[1] = 1
+    rounds: dict[int, ClientState]
