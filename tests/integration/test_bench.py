@@ -1,4 +1,4 @@
-"""The federation benchmark end to end, tiny: three modes on one simulation engine."""
+"""The federation benchmark end to end, tiny: every mode on one simulation engine."""
 
 from __future__ import annotations
 
@@ -20,4 +20,5 @@ def test_benchmark_times_every_mode_and_measures_memory(
     assert all(seconds > 0 for seconds in figures["median_seconds"].values())
     assert figures["ours_over_plain"] > 0 and figures["flower_over_ours"] > 0
     assert figures["peak_memory_gib"] > 0
+    assert figures["empty_exchange_median_seconds"] > 0 and figures["floor_over_plain"] > 1
     assert figures["threshold"] == 2  # k = 2 neighbours among three firms
