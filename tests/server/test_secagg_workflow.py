@@ -258,3 +258,30 @@ def test_resuming_drops_the_round_nodes_had_prepared_and_starts_it_afresh(
     # Assert
     assert resumed.history[-1]["contributors"] == 4
     assert all(R.CLIENT_STATE_RECORD not in c.state for c in grid.contexts.values())
+
+
+def test_when_the_current_round_aborts_the_prepared_round_goes_on(
+    make_grid: Callable[..., InProcessGrid], settings: FederationSettings
+) -> None:
+    # Prepare: in round 1's message A, two of four firms send a masked vector of the wrong
+    # length (t = 3: round 1 aborts) but valid keys for round 2
+    sent: dict[str, list[str]] = {}
+
+    def intercept(node: int, request: Message, reply: Message) -> Message | None:
+        if node == 101:
+            sent.setdefault(request.metadata.group_id, []).append(_stage_of(request))
+        if node in (103, 104) and _stage_of(request) == "masked_input+advertise_keys":
+            record = reply.content.config_records[R.SECAGG_RECORD]
+            masked, keys = record[R.PAYLOADS]  # type: ignore[misc]
+            short = parse_message(masked).model_copy(update={"masked_vector": b"\0" * 8})
+            record[R.PAYLOADS] = [short.to_bytes(), keys]
+        return reply
+
+    secure = replace(settings, secagg="ours", rounds=2, threshold=3, run_dir="")
+    # Execute
+    result = run_federation(make_grid(intercept), secure)
+    # Assert: round 1 aborted; round 2 kept its keys and only finished its key stages
+    first, second = result.history
+    assert "fewer than t" in first["aborted"]
+    assert second["contributors"] == 4
+    assert sent["2"] == ["share_keys", "masked_input", "unmask"]
