@@ -311,7 +311,8 @@ def federation(
     )
     stages = figures["ours_stage_median_seconds"]
     console.print(
-        "ours by stage (median s; exchange = messages and firms' work, server = state machine): "
+        "ours by stage (median s; exchange = messages and firms' work, transport = the server "
+        "encoding, parsing and recording messages, server = state machine): "
         + ", ".join(f"{k} {v:.2f}" for k, v in stages.items())
     )
     if out is not None:

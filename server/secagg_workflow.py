@@ -203,6 +203,7 @@ class SecureAggregator:
         """Send each round's next stage, together in one message per node, and feed the replies
         back. Returns the last round if it is still alive (a pipelined round that aborts is
         dropped; the current round's abort propagates)."""
+        prepared_at = time.perf_counter()
         live = [r for r in rounds if r is not None and r.stage is not None]
         stages = {id(r): r.stage for r in live}
         asked: dict[int, list[RoundInFlight]] = defaultdict(list)
@@ -236,17 +237,21 @@ class SecureAggregator:
         started = time.perf_counter()
         replies = exchange(grid, contents, R.SECAGG_MESSAGE_TYPE, str(group), timeout)
         elapsed = time.perf_counter() - started
+        transport = started - prepared_at
+        started = time.perf_counter()
         responses: dict[int, dict[int, Any]] = {id(r): {} for r in live}
         for node, reason in replies.dropped.items():
             for round_ in asked[node]:
                 round_.transport_drops.setdefault(node, f"{stages[id(round_)].value}: {reason}")  # type: ignore[union-attr]
         for node, reply in replies.replies.items():
             self._read_reply(node, reply, asked[node], stages, responses)
+        transport += time.perf_counter() - started
         following = rounds[-1] if len(rounds) > 1 else None
         for round_ in reversed(live):  # the pipelined round first: the current one may abort
             stage = stages[id(round_)]
             assert stage is not None
             round_.seconds[f"{label}.exchange"] = elapsed
+            round_.seconds[f"{label}.transport"] = transport  # encoding, parsing, transcript
             try:
                 round_.receive(stage, responses[id(round_)])
             except ProtocolAbort:
