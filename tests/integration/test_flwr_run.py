@@ -12,10 +12,8 @@ is already running on Flower's default local port (39091).
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
-import signal
 import socket
 import subprocess
 import sys
@@ -25,32 +23,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from procfs import all_pids, is_live, parent, stop_pids
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 VENV_BIN = Path(sys.prefix) / "bin"  # the project's .venv, which runs pytest
 CITIZENS = 2_000
 ROUNDS = 2
 RUN_TIMEOUT = 240.0  # seconds; a run takes well under a minute on two cores
-
-
-def _pids() -> set[int]:
-    return {int(entry.name) for entry in Path("/proc").iterdir() if entry.name.isdigit()}
-
-
-def _is_live(pid: int) -> bool:
-    """Running or sleeping: not gone, not a zombie waiting for its parent."""
-    try:
-        state = (Path("/proc") / str(pid) / "stat").read_text().rsplit(")", 1)[1].split()[0]
-    except (OSError, IndexError):
-        return False
-    return state not in ("Z", "X")
-
-
-def _parent(pid: int) -> int:
-    try:
-        return int((Path("/proc") / str(pid) / "stat").read_text().rsplit(")", 1)[1].split()[1])
-    except (OSError, IndexError, ValueError):
-        return 0
 
 
 def _cmdline(pid: int) -> bytes:
@@ -81,13 +60,13 @@ class LocalFlower:
 
     def started(self) -> set[int]:
         """Live processes that are new since the test began and run under this home."""
-        new = {pid for pid in _pids() - self.before if _is_live(pid)}
+        new = {pid for pid in all_pids() - self.before if is_live(pid)}
         marker = f"FLWR_HOME={self.home}".encode()
         ours = {pid for pid in new if _carries(pid, marker, str(self.home).encode())}
         # Also any new descendant of those, should one have dropped the environment.
         grew = True
         while grew:
-            below = {pid for pid in new - ours if _parent(pid) in ours}
+            below = {pid for pid in new - ours if parent(pid) in ours}
             grew = bool(below)
             ours |= below
         return ours
@@ -98,16 +77,7 @@ class LocalFlower:
             pids = self.started()
             if not pids:
                 return
-            for pid in pids:
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(pid, signal.SIGTERM)
-            deadline = time.monotonic() + grace
-            while time.monotonic() < deadline and any(_is_live(p) for p in pids):
-                time.sleep(0.2)
-            for pid in pids:
-                if _is_live(pid):
-                    with contextlib.suppress(ProcessLookupError):
-                        os.kill(pid, signal.SIGKILL)
+            stop_pids(pids, grace)
             time.sleep(0.2)
 
 
@@ -137,7 +107,7 @@ def local_flower(tmp_path: Path) -> Iterator[LocalFlower]:
         "FLWR_LOCAL_CONTROL_API_PORT": str(_free_port()),
     }
     env.pop("RAY_ADDRESS", None)  # the simulation starts a Ray of its own
-    flower = LocalFlower(home, env, frozenset(_pids()))
+    flower = LocalFlower(home, env, frozenset(all_pids()))
     try:
         yield flower
     finally:
