@@ -141,6 +141,15 @@ class RoundInFlight:
         )
 
 
+Part = tuple[RoundInFlight, Stage]
+"""One round's stage inside a message."""
+
+
+def _label(parts: list[Part]) -> str:
+    """`masked_input+advertise_keys`: the stages a message carries, in round order."""
+    return "+".join(stage.value for _, stage in parts)
+
+
 class SecureAggregator:
     """Our secure aggregation across the rounds of one federation.
 
@@ -204,33 +213,29 @@ class SecureAggregator:
         back. Returns the last round if it is still alive (a pipelined round that aborts is
         dropped; the current round's abort propagates)."""
         prepared_at = time.perf_counter()
-        live = [r for r in rounds if r is not None and r.stage is not None]
-        stages = {id(r): r.stage for r in live}
-        asked: dict[int, list[RoundInFlight]] = defaultdict(list)
+        parts = [(r, stage) for r in rounds if r is not None and (stage := r.stage) is not None]
+        asked: dict[int, list[Part]] = defaultdict(list)
         payloads: dict[int, list[bytes]] = defaultdict(list)
-        for round_ in live:
+        for part in parts:
+            round_ = part[0]
             for client_id, request in sorted(round_.requests.items()):
                 payload = request.to_bytes()
                 round_.transcript.record(request, payload)
                 node = round_.node_of[client_id]
-                asked[node].append(round_)
+                asked[node].append(part)
                 payloads[node].append(payload)
-        label = "+".join(str(stages[id(r)].value) for r in live)  # type: ignore[union-attr]
+        label = _label(parts)
         contents: dict[int, RecordDict] = {}
         for node, node_payloads in payloads.items():
             record = RecordDict(
                 {
                     R.SECAGG_RECORD: ConfigRecord(
-                        {
-                            R.STAGE: "+".join(str(stages[id(r)].value) for r in asked[node]),  # type: ignore[union-attr]
-                            R.PAYLOADS: node_payloads,
-                        }
+                        {R.STAGE: _label(asked[node]), R.PAYLOADS: node_payloads}
                     )
                 }
             )
-            if content is not None and any(
-                stages[id(r)] is Stage.MASKED_INPUT for r in asked[node]
-            ):  # firms train now, then mask (clients/secagg.py)
+            if content is not None and any(s is Stage.MASKED_INPUT for _, s in asked[node]):
+                # firms train now, then mask (clients/secagg.py)
                 record[R.GLOBAL_RECORD] = content.array_records[R.GLOBAL_RECORD]
                 record[R.CONFIG_RECORD] = content.config_records[R.CONFIG_RECORD]
             contents[node] = record
@@ -239,21 +244,19 @@ class SecureAggregator:
         elapsed = time.perf_counter() - started
         transport = started - prepared_at
         started = time.perf_counter()
-        responses: dict[int, dict[int, Any]] = {id(r): {} for r in live}
+        responses: dict[int, dict[int, Any]] = {r.number: {} for r, _ in parts}
         for node, reason in replies.dropped.items():
-            for round_ in asked[node]:
-                round_.transport_drops.setdefault(node, f"{stages[id(round_)].value}: {reason}")  # type: ignore[union-attr]
+            for round_, stage in asked[node]:
+                round_.transport_drops.setdefault(node, f"{stage.value}: {reason}")
         for node, reply in replies.replies.items():
-            self._read_reply(node, reply, asked[node], stages, responses)
+            self._read_reply(node, reply, asked[node], responses)
         transport += time.perf_counter() - started
         following = rounds[-1] if len(rounds) > 1 else None
-        for round_ in reversed(live):  # the pipelined round first: the current one may abort
-            stage = stages[id(round_)]
-            assert stage is not None
+        for round_, stage in reversed(parts):  # the pipelined round first: the current may abort
             round_.seconds[f"{label}.exchange"] = elapsed
             round_.seconds[f"{label}.transport"] = transport  # encoding, parsing, transcript
             try:
-                round_.receive(stage, responses[id(round_)])
+                round_.receive(stage, responses[round_.number])
             except ProtocolAbort:
                 if round_ is not following:
                     raise
@@ -262,11 +265,7 @@ class SecureAggregator:
 
     @staticmethod
     def _read_reply(
-        node: int,
-        reply: Any,
-        asked: list[RoundInFlight],
-        stages: dict[int, Stage | None],
-        responses: dict[int, dict[int, Any]],
+        node: int, reply: Any, asked: list[Part], responses: dict[int, dict[int, Any]]
     ) -> None:
         """Split one node's reply into its per-round responses; anything off drops the node
         from every round it was asked in."""
@@ -274,29 +273,24 @@ class SecureAggregator:
             record = reply.content.config_records[R.SECAGG_RECORD]
             parsed = [(parse_message(payload), payload) for payload in record[R.PAYLOADS]]
             by_round = {response.round: (response, payload) for response, payload in parsed}
-            if len(parsed) != len(asked) or set(by_round) != {r.number for r in asked}:
+            if len(parsed) != len(asked) or set(by_round) != {r.number for r, _ in asked}:
                 raise ValueError(
-                    f"expected one response for each of rounds {[r.number for r in asked]}, "
+                    f"expected one response for each of rounds {[r.number for r, _ in asked]}, "
                     f"got rounds {[response.round for response, _ in parsed]}"
                 )
         except (KeyError, TypeError, ValueError, ValidationError, ProtocolError) as error:
-            for round_ in asked:
-                stage = stages[id(round_)]
-                assert stage is not None
+            for round_, stage in asked:
                 round_.transport_drops.setdefault(
                     node, f"{stage.value}: unreadable reply ({error})"
                 )
             return
-        for round_ in asked:
+        metrics = reply.content.metric_records.get(R.METRICS_RECORD)
+        for round_, stage in asked:
             response, payload = by_round[round_.number]
             round_.transcript.record(response, payload)
-            responses[id(round_)][round_.client_of[node]] = response
-            if stages[id(round_)] is Stage.MASKED_INPUT and R.METRICS_RECORD in (
-                reply.content.metric_records
-            ):
-                round_.public_metrics[node] = {
-                    k: float(v) for k, v in reply.content.metric_records[R.METRICS_RECORD].items()
-                }
+            responses[round_.number][round_.client_of[node]] = response
+            if stage is Stage.MASKED_INPUT and metrics is not None:
+                round_.public_metrics[node] = {k: float(v) for k, v in metrics.items()}
 
 
 def aggregate_securely(
