@@ -16,25 +16,14 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
 from protocol.config import SecAggConfig
-from protocol.messages import ClientId, PeerKeys
-from protocol.shamir import SHARE_BYTES
+from protocol.messages import ClientId, PeerKeys, ShareValue
+from protocol.messages import _Model as _State  # same strictness and base64 bytes as the wire
 from protocol.stages import ClientStatus, Stage
 
 Key32 = Annotated[bytes, Field(min_length=32, max_length=32)]
-Share = Annotated[bytes, Field(min_length=SHARE_BYTES, max_length=SHARE_BYTES)]
-
-
-class _State(BaseModel):
-    model_config = ConfigDict(
-        frozen=True,
-        extra="forbid",
-        use_attribute_docstrings=True,
-        ser_json_bytes="base64",
-        val_json_bytes="base64",
-    )
 
 
 class Channel(_State):
@@ -66,9 +55,9 @@ class ClientState(_State):
     own_keys: PeerKeys | None
     neighbours: list[PeerKeys]
     channels: list[Channel]
-    held_self_mask_shares: dict[int, Share]
+    held_self_mask_shares: dict[int, ShareValue]
     """Shares of each dealer's self-mask seed this client holds, by dealer."""
-    held_key_shares: dict[int, Share]
+    held_key_shares: dict[int, ShareValue]
     """Shares of each dealer's masking key this client holds, by dealer."""
 
 
