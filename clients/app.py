@@ -146,15 +146,6 @@ def train_locally(content: RecordDict, data: FirmData) -> LocalResult:
     )
 
 
-def _public_metrics(result: LocalResult) -> MetricRecord:
-    """What a firm may say in the clear in every mode: its DP accounting, nothing about data."""
-    metrics = MetricRecord()
-    if result.epsilon is not None and result.noise_multiplier is not None:
-        metrics["dp-epsilon-spent"] = result.epsilon
-        metrics["dp-noise-multiplier"] = result.noise_multiplier
-    return metrics
-
-
 class _FirmNumPyClient(NumPyClient):
     """Flower's legacy client interface, only for `secagg = "flower"` (SecAgg+ needs it)."""
 
@@ -231,7 +222,7 @@ def build_client_app(
         reply = RecordDict(
             {
                 R.CONTRIBUTION_RECORD: ArrayRecord({R.VECTOR: Array(result.contribution)}),
-                R.METRICS_RECORD: _public_metrics(result),
+                R.METRICS_RECORD: MetricRecord(result.public_metrics()),  # type: ignore[arg-type]
             }
         )
         return Message(reply, reply_to=msg)

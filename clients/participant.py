@@ -121,6 +121,12 @@ class LocalResult:
     noise_multiplier: float | None
     rounding_seed: int = 0  # seeds the stochastic rounding of secure aggregation (repeatable runs)
 
+    def public_metrics(self) -> dict[str, float]:
+        """What a firm may say in the clear in every mode: its DP accounting, nothing about data."""
+        if self.epsilon is None or self.noise_multiplier is None:
+            return {}
+        return {"dp-epsilon-spent": self.epsilon, "dp-noise-multiplier": self.noise_multiplier}
+
 
 def local_round(
     data: FirmData,

@@ -65,9 +65,8 @@ def answer_stage(msg: Message, context: Context, train: Callable[[], LocalResult
         result = train()
         # A repeatable run rounds repeatably; the masks still come from fresh keys.
         client.provide_input(result.contribution, rounding_seed=result.rounding_seed)
-        if result.epsilon is not None and result.noise_multiplier is not None:
-            metrics["dp-epsilon-spent"] = result.epsilon
-            metrics["dp-noise-multiplier"] = result.noise_multiplier
+        for key, value in result.public_metrics().items():
+            metrics[key] = value
 
     sessions = load_sessions(context)
     try:
