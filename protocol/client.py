@@ -10,10 +10,10 @@ Secrets live only as long as their stage needs them (fcp `secagg` round states).
 from __future__ import annotations
 
 import os
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
-from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
 from protocol import crypto, shamir
 from protocol.config import SecAggConfig
@@ -62,7 +62,7 @@ from protocol.messages import (
 )
 from protocol.quantize import check_input, quantize
 from protocol.stages import ClientStatus, Stage
-from protocol.state import Channel, ClientState
+from protocol.state import ClientState
 
 _INPUT_STAGES = (Stage.ADVERTISE_KEYS, Stage.SHARE_KEYS, Stage.MASKED_INPUT)
 """Stages before which the client's input may still be given or replaced."""
@@ -105,8 +105,10 @@ class SecAggClient:
         self.status = ClientStatus.INVITED
         self.masks_expanded = 0
         # Secrets of the round, each deleted once its last stage is done.
-        self._encryption_private_key: X25519PrivateKey | None = None
-        self._masking_private_key: X25519PrivateKey | None = None
+        # Private keys stay raw bytes until the stage that uses them: loading one costs as much
+        # as a key agreement, and a client is rebuilt from its state at every message.
+        self._encryption_private_key: bytes | None = None
+        self._masking_private_key: bytes | None = None
         self._self_mask_seed: bytes | None = None
         self._my_keys: PublicKeys | None = None
         self._neighbours: dict[int, PublicKeys] = {}
@@ -148,15 +150,14 @@ class SecAggClient:
     def to_state(self) -> ClientState:
         """Everything this client holds, as data, to be stored on its own node only."""
 
-        def peer(keys: PublicKeys) -> PeerKeys:
-            return PeerKeys(
-                client_id=keys.client_id,
-                encryption_public_key=keys.encryption,
-                masking_public_key=keys.masking,
-            )
-
-        def raw(key: X25519PrivateKey | None) -> bytes | None:
-            return None if key is None else crypto.private_key_bytes(key)
+        # Nested parts as plain dicts: pydantic validates them with the whole state in one
+        # compiled pass (building each model in Python cost twice as much).
+        def peer(keys: PublicKeys) -> dict[str, Any]:
+            return {
+                "client_id": keys.client_id,
+                "encryption_public_key": keys.encryption,
+                "masking_public_key": keys.masking,
+            }
 
         return ClientState(
             client_id=self.client_id,
@@ -170,13 +171,13 @@ class SecAggClient:
             quantized_input=None
             if self.quantized_input is None
             else self.quantized_input.astype("<u4").tobytes(),
-            encryption_private_key=raw(self._encryption_private_key),
-            masking_private_key=raw(self._masking_private_key),
+            encryption_private_key=self._encryption_private_key,
+            masking_private_key=self._masking_private_key,
             self_mask_seed=self._self_mask_seed,
             own_keys=None if self._my_keys is None else peer(self._my_keys),
             neighbours=[peer(keys) for _, keys in sorted(self._neighbours.items())],
             channels=[
-                Channel(peer=client_id, key=key, session=session)
+                {"peer": client_id, "key": key, "session": session}
                 for client_id, (key, session) in sorted(self._channels.items())
             ],
             held_self_mask_shares={
@@ -196,14 +197,12 @@ class SecAggClient:
         def keys(peer: PeerKeys) -> PublicKeys:
             return PublicKeys(peer.client_id, peer.encryption_public_key, peer.masking_public_key)
 
-        def private(raw: bytes | None) -> X25519PrivateKey | None:
-            return None if raw is None else crypto.private_key_from_bytes(raw)
-
         client = cls(
             state.client_id,
             state.config,
             dimension=state.dimension,
             round_number=state.round_number,
+            rounding_seed=0,  # replaced by the stored generator state below (no OS seeding)
         )
         client._rounding.bit_generator.state = state.rounding
         if state.quantized_input is not None:
@@ -215,8 +214,8 @@ class SecAggClient:
             client.quantized_input = words
         client.next_stage, client.status = state.next_stage, state.status
         client.masks_expanded = state.masks_expanded
-        client._encryption_private_key = private(state.encryption_private_key)
-        client._masking_private_key = private(state.masking_private_key)
+        client._encryption_private_key = state.encryption_private_key
+        client._masking_private_key = state.masking_private_key
         client._self_mask_seed = state.self_mask_seed
         client._my_keys = None if state.own_keys is None else keys(state.own_keys)
         client._neighbours = {peer.client_id: keys(peer) for peer in state.neighbours}
@@ -287,13 +286,12 @@ class SecAggClient:
                 f"dimension must be {self.dimension} (the client's vector), got {request.dimension}"
             )
         self.round_number = request.round
-        self._encryption_private_key = crypto.generate_private_key()
-        self._masking_private_key = crypto.generate_private_key()
+        encryption_key, masking_key = crypto.generate_private_key(), crypto.generate_private_key()
+        self._encryption_private_key = crypto.private_key_bytes(encryption_key)
+        self._masking_private_key = crypto.private_key_bytes(masking_key)
         self._self_mask_seed = os.urandom(shamir.SECRET_BYTES)
         self._my_keys = PublicKeys(
-            self.client_id,
-            crypto.public_key(self._encryption_private_key),
-            crypto.public_key(self._masking_private_key),
+            self.client_id, crypto.public_key(encryption_key), crypto.public_key(masking_key)
         )
         self.next_stage, self.status = Stage.SHARE_KEYS, ClientStatus.ADVERTISED_KEYS
         return AdvertiseKeysResponse(
@@ -340,6 +338,7 @@ class SecAggClient:
                 f"t = {threshold}",
             )
         seen_keys = {self._my_keys.encryption, self._my_keys.masking}
+        encryption_key = crypto.private_key_from_bytes(self._encryption_private_key)
         for peer in request.neighbors:
             keys = PublicKeys(peer.client_id, peer.encryption_public_key, peer.masking_public_key)
             if keys.encryption in seen_keys or keys.masking in seen_keys:
@@ -347,13 +346,11 @@ class SecAggClient:
             seen_keys |= {keys.encryption, keys.masking}
             self._neighbours[peer.client_id] = keys
             self._channels[peer.client_id] = share_channel(
-                self.round_number, self._encryption_private_key, self._my_keys, keys
+                self.round_number, encryption_key, self._my_keys, keys
             )
         holders = sorted(offered | {self.client_id})
         seed_shares = shamir.split(self._self_mask_seed, holders, threshold)
-        key_shares = shamir.split(
-            crypto.private_key_bytes(self._masking_private_key), holders, threshold
-        )
+        key_shares = shamir.split(self._masking_private_key, holders, threshold)
         sealed: list[SealedShares] = []
         for holder in holders:
             seed_value = shamir.encode_share(seed_shares[holder])
@@ -454,11 +451,12 @@ class SecAggClient:
             raise MissingInput(
                 f"client {self.client_id} has no input: call provide_input before masked_input"
             )
+        masking_key = crypto.private_key_from_bytes(self._masking_private_key)
         masked = self.quantized_input.copy()
         add_mask(masked, self._self_mask_seed, +1)
         for peer in mask_peers:
             seed = pairwise_mask_seed(
-                self.round_number, self._masking_private_key, self._my_keys, self._neighbours[peer]
+                self.round_number, masking_key, self._my_keys, self._neighbours[peer]
             )
             add_mask(masked, seed, pair_sign(self.client_id, peer))
         self.masks_expanded += 1 + len(mask_peers)

@@ -8,7 +8,8 @@ client's derivation when it rebuilds a dropped client's masking key, so the two 
 from __future__ import annotations
 
 import struct
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 import numpy.typing as npt
@@ -29,16 +30,17 @@ PAIRWISE_MASK = "pairwise-mask"
 
 @dataclass(frozen=True)
 class PublicKeys:
-    """One client's advertised public keys, with their session-id encoding computed once."""
+    """One client's advertised public keys; their session-id encoding is computed on first use
+    (a client reloaded from its state between stages does not pay for neighbours it will not
+    pair with in that stage)."""
 
     client_id: int
     encryption: bytes
     masking: bytes
-    encoded: bytes = field(init=False, repr=False, compare=False)
 
-    def __post_init__(self) -> None:
-        encoded = encode_party(self.client_id, self.encryption, self.masking)
-        object.__setattr__(self, "encoded", encoded)
+    @cached_property
+    def encoded(self) -> bytes:
+        return encode_party(self.client_id, self.encryption, self.masking)
 
     def as_party(self) -> tuple[int, bytes]:
         return (self.client_id, self.encoded)
