@@ -134,9 +134,7 @@ class SecAggClient:
             )
         if rounding_seed is not None:
             self._rounding = np.random.default_rng(rounding_seed)
-        self.quantized_input = quantize(
-            check_input(vector, self._dimension), self.config, self._rounding
-        )
+        self.quantized_input = quantize(vector, self.config, self._rounding, self._dimension)
 
     def release_input(self) -> None:
         """Forget the encoded input once it is masked and sent: a node that stores its state

@@ -32,16 +32,23 @@ def check_input(vector: npt.ArrayLike, dimension: int | None = None) -> npt.NDAr
 
 
 def quantize(
-    vector: npt.ArrayLike, config: SecAggConfig, rng: np.random.Generator
+    vector: npt.ArrayLike,
+    config: SecAggConfig,
+    rng: np.random.Generator,
+    dimension: int | None = None,
 ) -> npt.NDArray[np.uint32]:
-    """Clip, scale, stochastically round and reduce modulo 2^b; returns uint32 words."""
-    scaled = np.clip(check_input(vector), -config.clip, config.clip)
+    """Clip, scale, stochastically round and reduce modulo 2^b; returns uint32 words.
+
+    The vector is checked first (`check_input`, of `dimension` when given)."""
+    scaled = np.clip(check_input(vector, dimension), -config.clip, config.clip)
     scaled *= config.scale
     # floor(x + U), U uniform on [0, 1): rounds up with probability frac(x), in place (half the
     # time of floor-then-compare, which needed two more d-long temporaries).
     scaled += rng.random(scaled.shape[0])
     np.floor(scaled, out=scaled)
-    words = scaled.astype(np.int64).astype(np.uint32)
+    # |q| <= max_abs_quantized < 2^(b-1) / n (the config's check), so int32 holds it; its two's
+    # complement bits are already q mod 2^32.
+    words = scaled.astype(np.int32).view(np.uint32)
     if config.modulus_bits < 32:
         words &= np.uint32(config.modulus - 1)
     return words
