@@ -164,9 +164,9 @@ def test_aead_never_repeats_a_nonce() -> None:
 
 
 def test_prg_is_the_aes256_ctr_keystream_block_by_block() -> None:
-    # Prepare: AES-256 of the big-endian counters 0, 1, 2, ... computed independently with ECB.
+    # Prepare: AES-256 of the big-endian counters 2, 3, 4, ... computed independently with ECB.
     seed = bytes(range(100, 132))
-    counters = b"".join(i.to_bytes(16, "big") for i in range(5))
+    counters = b"".join(i.to_bytes(16, "big") for i in range(2, 7))
     ecb = Cipher(algorithms.AES(seed), modes.ECB()).encryptor()
     expected = np.frombuffer(ecb.update(counters) + ecb.finalize(), dtype="<u4")
     # Execute
@@ -174,6 +174,20 @@ def test_prg_is_the_aes256_ctr_keystream_block_by_block() -> None:
     # Assert
     assert words.dtype == np.uint32
     np.testing.assert_array_equal(words, expected)
+
+
+@pytest.mark.parametrize("length", [1, 4, 5, 1023, 100_003])
+def test_prg_equals_openssl_ctr_mode_from_counter_block_two(length: int) -> None:
+    # Prepare: the fast path runs through the GCM encryptor; CTR mode is the definition.
+    seed = bytes(range(7, 39))
+    ctr = Cipher(algorithms.AES(seed), modes.CTR(bytes(15) + b"\x02")).encryptor()
+    expected = np.frombuffer(ctr.update(bytes(4 * length)), dtype="<u4")
+    # Execute
+    words = crypto.prg_uint32(seed, length)
+    into = crypto.prg_uint32_into(seed, np.empty(length, dtype=np.uint32))
+    # Assert
+    np.testing.assert_array_equal(words, expected)
+    np.testing.assert_array_equal(into, expected)
 
 
 def test_prg_depends_on_the_seed_and_refuses_short_seeds() -> None:
