@@ -62,6 +62,7 @@ class Message(_Model):
 
     _wire: bytes | None = PrivateAttr(default=None)
     """The exact bytes this message was parsed from or encoded to (models are frozen)."""
+    _wire_sha256: str | None = PrivateAttr(default=None)
 
     def to_bytes(self) -> bytes:
         """Compact wire encoding: header length, JSON header, raw tail (if the type has one).
@@ -77,10 +78,26 @@ class Message(_Model):
             self._wire = _HEADER_LENGTH.pack(len(header)) + header + tail
         return self._wire
 
+    def __eq__(self, other: object) -> bool:
+        """Same type, fields and wire bytes (pydantic's comparison without the digest cache)."""
+        if type(other) is not type(self):
+            return NotImplemented
+        assert isinstance(other, Message)
+        return self.__dict__ == other.__dict__ and self._wire == other._wire
+
+    __hash__ = _Model.__hash__
+
+    def wire_sha256(self) -> str:
+        """Hex SHA-256 of `to_bytes()`, computed once: the server's log and the transcript both
+        name every message by it, and a masked input is 400 kB."""
+        if self._wire_sha256 is None:
+            self._wire_sha256 = hashlib.sha256(self.to_bytes()).hexdigest()
+        return self._wire_sha256
+
     def model_copy(self, *, update: Mapping[str, Any] | None = None, deep: bool = False) -> Self:
         """A copy (with `update` applied) that forgets the cached wire bytes of the original."""
         copy = super().model_copy(update=update, deep=deep)
-        copy._wire = None
+        copy._wire = copy._wire_sha256 = None
         return copy
 
     @classmethod

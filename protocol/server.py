@@ -160,12 +160,13 @@ class SecAggServer:
         payloads: dict[int, bytes] = {}
         refused: set[int] = set()
         for client_id, message in pairs:
-            payload = message.to_bytes() if isinstance(message, Message) else b""
+            is_message = isinstance(message, Message)
+            payload = message.to_bytes() if is_message else b""
             received = ReceivedMessage(
                 sender=client_id,
                 message_type=type(message).__name__,
                 bytes=len(payload),
-                sha256=hashlib.sha256(payload).hexdigest(),
+                sha256=message.wire_sha256() if is_message else hashlib.sha256(b"").hexdigest(),
                 accepted=False,
             )
             try:

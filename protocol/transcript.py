@@ -57,7 +57,9 @@ class Transcript:
             receiver=message.receiver,
             message_type=type(message).__name__,
             bytes=len(payload),
-            sha256=hashlib.sha256(payload).hexdigest(),
+            sha256=message.wire_sha256()
+            if payload is message.to_bytes()
+            else hashlib.sha256(payload).hexdigest(),
         )
         self.entries.append(entry)
         return entry
