@@ -19,6 +19,9 @@ def test_benchmark_times_every_mode_and_measures_memory(
     assert set(figures["median_seconds"]) == set(MODES)
     assert all(seconds > 0 for seconds in figures["median_seconds"].values())
     assert figures["ours_over_plain"] > 0 and figures["flower_over_ours"] > 0
+    per_round = figures["ours_over_plain_per_round"]
+    assert per_round["min"] == per_round["median"] == per_round["max"]  # one round
+    assert per_round["median"] == pytest.approx(figures["ours_over_plain"])
     assert figures["peak_memory_gib"] > 0
     assert figures["empty_exchange_median_seconds"] > 0 and figures["floor_over_plain"] > 1
     assert figures["threshold"] == 2  # k = 2 neighbours among three firms
