@@ -17,6 +17,8 @@ import os
 import statistics
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
@@ -81,8 +83,8 @@ class SyntheticFirm:
         return {"n": 1.0, "loss_sum": 0.5, "correct": 1.0}
 
 
-def _tree_rss_bytes(root: int) -> int:
-    """Resident memory of `root` and all its live descendants, from /proc."""
+def _process_tree(root: int) -> set[int]:
+    """`root` and all its live descendants (Ray's head, raylet and workers), from /proc."""
     parents: dict[int, int] = {}
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
@@ -98,8 +100,13 @@ def _tree_rss_bytes(root: int) -> int:
             if parent in tree and pid not in tree:
                 tree.add(pid)
                 grew = True
+    return tree
+
+
+def _tree_rss_bytes(root: int) -> int:
+    """Resident memory of `root` and all its live descendants."""
     total = 0
-    for pid in tree:
+    for pid in _process_tree(root):
         try:
             for line in Path(f"/proc/{pid}/status").read_text().splitlines():
                 if line.startswith("VmRSS:"):
@@ -107,6 +114,21 @@ def _tree_rss_bytes(root: int) -> int:
         except OSError:
             continue
     return total
+
+
+_CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def _tree_cpu_seconds(root: int) -> float:
+    """User + system CPU seconds spent so far by `root` and its live descendants."""
+    total = 0
+    for pid in _process_tree(root):
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[12])  # utime, stime
+    return total / _CLOCK_TICKS
 
 
 class PeakMemory:
@@ -167,6 +189,7 @@ def run_benchmark(
     seconds: dict[str, list[float]] = {mode: [] for mode in MODES}
     stage_seconds: list[dict[str, float]] = []
     empty_exchange: list[float] = []
+    cpu_seconds: dict[str, list[float]] = {mode: [] for mode in (*MODES, "empty")}
     empty = RecordDict({R.CONFIG_RECORD: ConfigRecord({})})
     server_app = ServerApp()
 
@@ -210,24 +233,34 @@ def run_benchmark(
         # every timed round of ours is a steady-state one (and prepares the round after it).
         aggregate_in_the_clear(grid, nodes, content(0), 0, settings, dim + 3)
         secure_rounds(grid, nodes, content(0), 0, settings, dim + 3, nodes)
+
+        @contextmanager
+        def cpu_of(mode: str) -> Iterator[None]:
+            """Records the CPU seconds the whole process tree spends inside the block."""
+            before = _tree_cpu_seconds(os.getpid())
+            yield
+            cpu_seconds[mode].append(_tree_cpu_seconds(os.getpid()) - before)
+
         for round_number in range(1, rounds + 1):
+            args = (grid, nodes, content(round_number), round_number, settings, dim + 3)
             start = time.perf_counter()
-            aggregate_in_the_clear(
-                grid, nodes, content(round_number), round_number, settings, dim + 3
-            )
+            with cpu_of("plain"):
+                aggregate_in_the_clear(*args)
             seconds["plain"].append(time.perf_counter() - start)
             start = time.perf_counter()
-            secure = secure_rounds(
-                grid, nodes, content(round_number), round_number, settings, dim + 3, nodes
-            )
+            with cpu_of("ours"):
+                secure = secure_rounds(*args, nodes)
             seconds["ours"].append(time.perf_counter() - start)
             stage_seconds.append(secure.info["secagg"]["seconds"])
             start = time.perf_counter()
-            aggregate_securely(grid, nodes, content(round_number), round_number, settings, dim + 3)
+            with cpu_of("ours_alone"):
+                aggregate_securely(*args)
             seconds["ours_alone"].append(time.perf_counter() - start)
-            seconds["flower"].append(flower_round(round_number))
+            with cpu_of("flower"):
+                seconds["flower"].append(flower_round(round_number))
             start = time.perf_counter()  # the engine's cost of one exchange carrying nothing
-            exchange(grid, dict.fromkeys(nodes, empty), "evaluate", str(round_number), timeout)
+            with cpu_of("empty"):
+                exchange(grid, dict.fromkeys(nodes, empty), "evaluate", str(round_number), timeout)
             empty_exchange.append(time.perf_counter() - start)
 
     import logging
@@ -273,6 +306,9 @@ def run_benchmark(
         "ours_stage_median_seconds": {
             key: statistics.median(r[key] for r in stage_seconds) for key in stage_seconds[0]
         },
+        "median_cpu_seconds": {
+            mode: statistics.median(values) for mode, values in cpu_seconds.items()
+        },
         "peak_memory_gib": memory.peak / 2**30,
         "cpus": os.cpu_count(),
         "load_average": os.getloadavg(),
@@ -295,12 +331,14 @@ def federation(
     )
     table.add_column("mode")
     table.add_column("median s / round", justify="right")
+    table.add_column("CPU s / round", justify="right")
     table.add_column("all rounds (s)")
     labels = ("plain", "ours, pipelined", "ours, round alone", "Flower SecAgg+")
     for mode, label in zip(MODES, labels, strict=True):
         table.add_row(
             label,
             f"{figures['median_seconds'][mode]:.3f}",
+            f"{figures['median_cpu_seconds'][mode]:.2f}",
             " ".join(f"{s:.2f}" for s in figures["seconds"][mode]),
         )
     paired = figures["ours_over_plain_per_round"]
@@ -318,6 +356,13 @@ def federation(
         f"masked inputs); an exchange carrying nothing costs "
         f"{figures['empty_exchange_median_seconds']:.2f} s here, so plain + one exchange = "
         f"{figures['floor_over_plain']:.2f}× plain before any cryptography"
+    )
+    cpu = figures["median_cpu_seconds"]
+    console.print(
+        f"CPU (every process of the simulation, both cores): ours spends "
+        f"{cpu['ours'] - cpu['plain']:.2f} CPU s a round more than plain, of which "
+        f"{cpu['empty']:.2f} is the extra exchange; 1.5× plain's time at plain's core usage "
+        f"affords {0.5 * cpu['plain']:.2f} more"
     )
     stages = figures["ours_stage_median_seconds"]
     console.print(

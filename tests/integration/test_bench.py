@@ -23,5 +23,7 @@ def test_benchmark_times_every_mode_and_measures_memory(
     assert per_round["min"] == per_round["median"] == per_round["max"]  # one round
     assert per_round["median"] == pytest.approx(figures["ours_over_plain"])
     assert figures["peak_memory_gib"] > 0
+    assert set(figures["median_cpu_seconds"]) == {*MODES, "empty"}
+    assert figures["median_cpu_seconds"]["ours"] > 0  # the firms' processes are counted too
     assert figures["empty_exchange_median_seconds"] > 0 and figures["floor_over_plain"] > 1
     assert figures["threshold"] == 2  # k = 2 neighbours among three firms
