@@ -39,7 +39,7 @@ bench-protocol: $(STAMP)
 # SuperLink with TLS and SuperNode authentication, one SuperNode per firm on 127.0.0.1, our
 # secure aggregation through `flwr run`; stops every process it started (docs/DEPLOY.md).
 deploy-demo: $(STAMP)
-	$(BIN)/python -m experiments.deploy --work runs/deploy-demo
+	$(BIN)/python -m experiments.cli.deploy --work runs/deploy-demo
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache .mypy_cache .ruff_cache

@@ -57,10 +57,10 @@ def measure_floor(masks: int, vectors: list[np.ndarray], dimension: int) -> tupl
 
 
 def run_one(
-    num_clients: int, dimension: int, dropout: float, neighbors: int | None, workers: int
+    num_clients: int, dimension: int, dropout: float, neighbours: int | None, workers: int
 ) -> dict:
-    degree = recommended_degree(num_clients) if neighbors == -1 else neighbors
-    config = SecAggConfig(num_clients=num_clients, neighbors=degree, scale=2.0**16)
+    degree = recommended_degree(num_clients) if neighbours == -1 else neighbours
+    config = SecAggConfig(num_clients=num_clients, neighbours=degree, scale=2.0**16)
     rng = np.random.default_rng(0)
     inputs = [rng.uniform(-1, 1, dimension) for _ in range(num_clients)]
     dropped = rng.choice(np.arange(1, num_clients + 1), round(dropout * num_clients), False)
@@ -107,8 +107,8 @@ def main() -> None:
     arguments = parser.parse_args()
     if arguments.one:
         n, d, dropout, k, workers = arguments.one
-        neighbors = None if int(k) == 0 else int(k)
-        print(json.dumps(run_one(int(n), int(d), float(dropout), neighbors, int(workers))))
+        neighbours = None if int(k) == 0 else int(k)
+        print(json.dumps(run_one(int(n), int(d), float(dropout), neighbours, int(workers))))
         return
     rows = []
     for n, d, dropout, k, workers in QUICK if arguments.quick else SCENARIOS:

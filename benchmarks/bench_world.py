@@ -16,8 +16,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from experiments.tables import write_world
-from experiments.world import generate_world
+from experiments.world.synthetic import generate_world
+from experiments.world.tables import write_world
 
 
 def peak_rss_mib() -> float:

@@ -17,8 +17,8 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from experiments.attacks import attribute_figures, membership_figures, membership_surface
 from experiments.config import DataSection, ExperimentConfig
+from experiments.leakage.attacks import attribute_figures, membership_figures, membership_surface
 from experiments.leakage.decisions import decision_metrics, protected_groups
 from experiments.leakage.exposure import world_exposure
 from experiments.leakage.server_view import (
@@ -27,7 +27,7 @@ from experiments.leakage.server_view import (
     server_view,
 )
 from experiments.metrics import summarise, utility
-from experiments.regimes import (
+from experiments.regimes.standalone import (
     LOCAL_ONLY,
     UNIFIED,
     Holdout,
@@ -36,7 +36,7 @@ from experiments.regimes import (
     run_local_only,
     run_unified,
 )
-from experiments.tables import ID, LABEL, World
+from experiments.world.tables import ID, LABEL, World
 
 RESULTS_SCHEMA_VERSION = 1
 DISAGGREGATION_ROUNDS = 20
@@ -50,10 +50,10 @@ Regime = Callable[[World, Holdout, ExperimentConfig, int], RegimeOutput]
 def build_world(data: DataSection, seed: int) -> World:
     """The population for one seed: synthetic worlds are redrawn, real data only re-split."""
     if data.source == "synthetic":
-        from experiments.world import generate_world
+        from experiments.world.synthetic import generate_world
 
         return generate_world(data.citizens, seed=seed)
-    from experiments import datasets
+    from experiments.world import datasets
 
     if data.source == "lending_club":
         return datasets.load_lending_club(seed=seed)
@@ -79,7 +79,7 @@ def enabled_regimes(config: ExperimentConfig) -> dict[str, Regime]:
         regimes[UNIFIED] = run_unified
     if config.regimes.local_only:
         regimes[LOCAL_ONLY] = run_local_only
-    from experiments.federated import federated_regimes  # imports Flower only when asked
+    from experiments.regimes.federated import federated_regimes  # imports Flower only when asked
 
     regimes.update(federated_regimes(config))
     return regimes
@@ -254,7 +254,7 @@ def _cell(summary: dict[str, Any]) -> str:
 
 def results_tables(results: dict[str, Any]) -> list[Table]:
     """Two terminal tables: utility with intervals, then each leakage family's headline."""
-    from experiments.report import LEAKAGE_SHORT, leakage_rows
+    from experiments.report.html import LEAKAGE_SHORT, leakage_rows
 
     name, seeds = results["config"]["experiment"]["name"], len(results["seeds"])
     utility = Table(title=f"{name}: utility on the same held-out citizens ({seeds} seeds)")

@@ -323,10 +323,10 @@ class SecAggClient:
             self.config.degree,
             graph_seed(self.round_number, participants),
         )
-        offered = {peer.client_id for peer in request.neighbors}
-        if offered != expected or len(offered) != len(request.neighbors):
+        offered = {peer.client_id for peer in request.neighbours}
+        if offered != expected or len(offered) != len(request.neighbours):
             raise MalformedMessage(
-                f"neighbors must be exactly the graph neighbours of client {self.client_id}"
+                f"neighbours must be exactly the graph neighbours of client {self.client_id}"
             )
         threshold = self.config.reconstruction_threshold
         if len(offered) + 1 < threshold:
@@ -337,7 +337,7 @@ class SecAggClient:
             )
         seen_keys = {self._my_keys.encryption, self._my_keys.masking}
         encryption_key = crypto.private_key_from_bytes(self._encryption_private_key)
-        for peer in request.neighbors:
+        for peer in request.neighbours:
             keys = PublicKeys(peer.client_id, peer.encryption_public_key, peer.masking_public_key)
             if keys.encryption in seen_keys or keys.masking in seen_keys:
                 raise MalformedMessage(f"client {peer.client_id} reuses a public key")

@@ -43,7 +43,7 @@ class SecAggConfig(BaseModel):
             "about two thirds of the neighbourhood."
         ),
     )
-    neighbors: int | None = Field(
+    neighbours: int | None = Field(
         default=None,
         ge=1,
         description=(
@@ -73,7 +73,7 @@ class SecAggConfig(BaseModel):
     @property
     def degree(self) -> int:
         """The neighbour degree k actually used (n - 1 for the complete graph)."""
-        return self.num_clients - 1 if self.neighbors is None else self.neighbors
+        return self.num_clients - 1 if self.neighbours is None else self.neighbours
 
     @property
     def reconstruction_threshold(self) -> int:
@@ -92,20 +92,20 @@ class SecAggConfig(BaseModel):
     @model_validator(mode="after")
     def _check_combination(self) -> SecAggConfig:
         n, k = self.num_clients, self.degree
-        if self.neighbors is not None:
-            if self.neighbors > n - 1:
-                raise ValueError(f"neighbors must be <= num_clients - 1 = {n - 1}, got {k}")
-            if self.neighbors < n - 1 and self.neighbors % 2 == 1:
+        if self.neighbours is not None:
+            if self.neighbours > n - 1:
+                raise ValueError(f"neighbours must be <= num_clients - 1 = {n - 1}, got {k}")
+            if self.neighbours < n - 1 and self.neighbours % 2 == 1:
                 raise ValueError(
-                    f"neighbors must be even for a sparse Harary graph (or {n - 1} for the "
+                    f"neighbours must be even for a sparse Harary graph (or {n - 1} for the "
                     f"complete graph), got {k}"
                 )
         t = self.reconstruction_threshold
         if 2 * t <= k:
-            raise ValueError(f"threshold must be > neighbors/2 = {k / 2}, got {t}")
+            raise ValueError(f"threshold must be > neighbours/2 = {k / 2}, got {t}")
         if t > k + 1:
             raise ValueError(
-                f"threshold must be <= the neighbourhood size neighbors + 1 = {k + 1}, got {t}"
+                f"threshold must be <= the neighbourhood size neighbours + 1 = {k + 1}, got {t}"
             )
         largest_sum = n * self.max_abs_quantized
         if largest_sum >= self.modulus // 2:

@@ -160,7 +160,7 @@ class ShareKeysRequest(Message):
     """Message type tag."""
     participants: list[ClientId]
     """Every client that advertised keys, sorted; the client recomputes its neighbours from it."""
-    neighbors: list[PeerKeys]
+    neighbours: list[PeerKeys]
     """Public keys of exactly this client's neighbours in the SecAgg+ graph."""
 
 

@@ -276,7 +276,7 @@ class SecAggServer:
             client_id: ShareKeysRequest(
                 **self._header(client_id),
                 participants=participants,
-                neighbors=[
+                neighbours=[
                     PeerKeys(
                         client_id=peer,
                         encryption_public_key=self._keys[peer].encryption,

@@ -61,7 +61,7 @@ def secagg_config(settings: FederationSettings, num_clients: int) -> SecAggConfi
     return SecAggConfig(
         num_clients=num_clients,
         threshold=settings.threshold or None,
-        neighbors=settings.neighbours or None,
+        neighbours=settings.neighbours or None,
         clip=settings.clip,
         scale=float(2**settings.scale_bits),
     )

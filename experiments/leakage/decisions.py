@@ -14,8 +14,8 @@ import pandas as pd
 
 from clients.scorecard import privilege_tier, score_from_default_probability, tier_names
 from experiments.config import ScorecardSection
-from experiments.tables import ID, LABEL, World
-from experiments.world import SCRUTINIZED as SCRUTINIZED_PROFESSIONS
+from experiments.world.synthetic import SCRUTINIZED as SCRUTINIZED_PROFESSIONS
+from experiments.world.tables import ID, LABEL, World
 
 
 def tiers(probabilities: np.ndarray, scorecard: ScorecardSection) -> np.ndarray:

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from experiments.tables import ID, LABEL, World
+from experiments.world.tables import ID, LABEL, World
 
 K_BUCKETS: tuple[tuple[int, int | None], ...] = ((1, 1), (2, 4), (5, 9), (10, None))
 """Equivalence-class sizes reported in the k-anonymity distribution: 1, 2–4, 5–9, 10+."""

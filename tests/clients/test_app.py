@@ -16,8 +16,8 @@ from clients.participant import (
     read_contribution_sum,
 )
 from clients.training import DPSettings, TrainSettings
-from experiments.datasets import load_german_credit
-from experiments.tables import ID, write_world
+from experiments.world.datasets import load_german_credit
+from experiments.world.tables import ID, write_world
 
 
 @pytest.fixture(scope="module")

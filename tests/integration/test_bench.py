@@ -6,7 +6,7 @@ from collections.abc import Callable
 
 import pytest
 
-from experiments.bench import MODES, run_benchmark
+from experiments.cli.bench import MODES, run_benchmark
 
 
 @pytest.mark.slow

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from experiments.deploy import make_tls_material, run_demo
+from experiments.cli.deploy import make_tls_material, run_demo
 
 
 @pytest.mark.slow

@@ -125,8 +125,8 @@ def test_flwr_run_dot_runs_a_secure_federation_on_the_local_simulation_superlink
     tmp_path: Path, local_flower: LocalFlower
 ) -> None:
     # Prepare: a small world, one simulated SuperNode per firm
-    from experiments.tables import write_world
-    from experiments.world import generate_world
+    from experiments.world.synthetic import generate_world
+    from experiments.world.tables import write_world
 
     if not (VENV_BIN / "flwr").exists():
         pytest.skip(f"no flwr in {VENV_BIN}")

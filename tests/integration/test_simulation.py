@@ -12,9 +12,9 @@ from clients import records as R
 from clients.app import build_client_app
 from clients.model import flatten_weights, get_weights
 from experiments.config import parse_config
-from experiments.datasets import load_german_credit
-from experiments.federated import FEDERATED_SECAGG, federation_settings, run_federated
-from experiments.regimes import Holdout
+from experiments.regimes.federated import FEDERATED_SECAGG, federation_settings, run_federated
+from experiments.regimes.standalone import Holdout
+from experiments.world.datasets import load_german_credit
 from server.federation import run_federation
 from server.inprocess import InProcessGrid
 

@@ -14,11 +14,11 @@ from protocol.config import SecAggConfig, recommended_degree, recommended_thresh
     ("fields", "message"),
     [
         ({"num_clients": 1}, "num_clients"),
-        ({"num_clients": 10, "neighbors": 10}, "neighbors must be <= num_clients - 1"),
-        ({"num_clients": 10, "neighbors": 3}, "neighbors must be even"),
-        ({"num_clients": 10, "threshold": 4}, r"threshold must be > neighbors/2"),
-        ({"num_clients": 10, "neighbors": 4, "threshold": 2}, r"threshold must be > neighbors/2"),
-        ({"num_clients": 10, "neighbors": 4, "threshold": 6}, "threshold must be <= the neighbo"),
+        ({"num_clients": 10, "neighbours": 10}, "neighbours must be <= num_clients - 1"),
+        ({"num_clients": 10, "neighbours": 3}, "neighbours must be even"),
+        ({"num_clients": 10, "threshold": 4}, r"threshold must be > neighbours/2"),
+        ({"num_clients": 10, "neighbours": 4, "threshold": 2}, r"threshold must be > neighbours/2"),
+        ({"num_clients": 10, "neighbours": 4, "threshold": 6}, "threshold must be <= the neighbo"),
         ({"num_clients": 10, "threshold": 11}, "threshold must be <= the neighbourhood"),
         ({"num_clients": 100, "modulus_bits": 16}, "modulus_bits=16 is too small"),
         ({"num_clients": 2, "clip": 2.0**15, "modulus_bits": 32}, "modulus_bits=32 is too small"),
@@ -63,7 +63,7 @@ def test_recommended_parameters_always_validate(num_clients: int) -> None:
     # Execute
     config = SecAggConfig(
         num_clients=num_clients,
-        neighbors=degree,
+        neighbours=degree,
         threshold=recommended_threshold(degree),
         scale=2.0**10,
     )

@@ -334,7 +334,7 @@ def test_client_refuses_neighbours_that_are_not_its_graph_neighbours(
     round_ = manual_round(num_clients=4)
     round_.play(Stage.ADVERTISE_KEYS)
     request = round_.requests[Stage.SHARE_KEYS][1]
-    fewer = request.model_copy(update={"neighbors": request.neighbors[:-1]})
+    fewer = request.model_copy(update={"neighbours": request.neighbours[:-1]})
     # Execute / Assert
     with pytest.raises(MalformedMessage, match="graph neighbours"):
         round_.clients[1].share_keys(fewer)

@@ -96,7 +96,7 @@ def test_sparse_graph_is_exact_or_aborts_never_wrong(
 ) -> None:
     # Prepare
     degree = 2 * half_degree
-    config = SecAggConfig(num_clients=num_clients, neighbors=degree, scale=2.0**12)
+    config = SecAggConfig(num_clients=num_clients, neighbours=degree, scale=2.0**12)
     rng = np.random.default_rng(seed)
     inputs = [rng.uniform(-1, 1, 5) for _ in range(num_clients)]
     schedule = data.draw(
@@ -118,7 +118,7 @@ def test_sparse_graph_is_exact_or_aborts_never_wrong(
 
 def test_sparse_round_without_dropout_always_completes() -> None:
     # Prepare
-    config = SecAggConfig(num_clients=30, neighbors=6)
+    config = SecAggConfig(num_clients=30, neighbours=6)
     inputs = np.random.default_rng(1).uniform(-1, 1, (30, 50))
     # Execute
     result = run_round(config, list(inputs), rounding_seed=3)

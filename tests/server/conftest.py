@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from clients.app import build_client_app
-from experiments.datasets import load_german_credit
-from experiments.tables import write_world
+from experiments.world.datasets import load_german_credit
+from experiments.world.tables import write_world
 from server.inprocess import InProcessGrid, Intercept
 from server.settings import FederationSettings
 

@@ -9,7 +9,7 @@ import pytest
 
 from experiments.config import parse_config
 from experiments.harness import run_experiment
-from experiments.report import write_report
+from experiments.report.html import write_report
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 CHROMIUM_FLAGS = [

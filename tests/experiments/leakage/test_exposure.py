@@ -3,8 +3,8 @@ import pandas as pd
 import pytest
 
 from experiments.leakage.exposure import k_anonymity, party_exposure, world_exposure
-from experiments.tables import ID
-from experiments.world import generate_world
+from experiments.world.synthetic import generate_world
+from experiments.world.tables import ID
 
 
 def test_k_anonymity_on_a_hand_built_table() -> None:

@@ -42,7 +42,7 @@ from rich.console import Console
 
 from server.federation import RESULT_FILE
 
-PROJECT_ROOT = Path(__file__).resolve().parents[1]
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
 _console = Console(stderr=True)
 
 
@@ -219,8 +219,8 @@ class Processes:
 
 def _firm_directories(work: Path, n_firms: int, seed: int) -> tuple[list[tuple[str, Path]], Path]:
     """One directory per firm (manifest + its own table only) and a manifest-only `public/`."""
-    from experiments.datasets import load_german_credit
-    from experiments.tables import write_world
+    from experiments.world.datasets import load_german_credit
+    from experiments.world.tables import write_world
 
     world_dir = work / "world"
     write_world(load_german_credit(n_firms=n_firms, seed=seed), world_dir)

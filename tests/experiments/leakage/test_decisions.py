@@ -4,8 +4,8 @@ import pytest
 
 from experiments.config import ScorecardSection
 from experiments.leakage.decisions import decision_metrics, protected_groups
-from experiments.tables import ID, LABEL
-from experiments.world import generate_world
+from experiments.world.synthetic import generate_world
+from experiments.world.tables import ID, LABEL
 
 SCORECARD = ScorecardSection(tiers={"hotel": 600.0, "visa": 750.0})
 LOW_RISK, HIGH_RISK = 0.001, 0.5  # score ~ 900 (both tiers) and ~ 434 (none)

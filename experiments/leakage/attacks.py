@@ -3,9 +3,9 @@
 Membership: the candidates are training rows (members) and held-out rows (non-members) of the
 regime; the loss attack reads the released model's loss, online LiRA compares it with shadow
 models trained by the same recipe on the rows outside the pool plus a random half of it.
-The k shadows of a recipe train side by side (`experiments.shadows`), and regimes whose recipes
-coincide (every federated regime: see `federated_surface`) share them, so the costly part runs
-once per seed.
+The k shadows of a recipe train side by side (`experiments.leakage.shadows`), and regimes
+whose recipes coincide (every federated regime: see `federated_surface`) share them, so the
+costly part runs once per seed.
 
 Attribute: one held-out row per citizen, the released score plus the quasi-identifiers an
 outsider knows, against the quasi-identifiers alone.
@@ -33,7 +33,14 @@ from experiments.leakage.membership import (
     roc_summary,
     shadow_membership,
 )
-from experiments.regimes import (
+from experiments.leakage.shadows import (
+    FirmShard,
+    fedavg_stacked,
+    predict_stacked,
+    shadow_models,
+    train_stacked,
+)
+from experiments.regimes.standalone import (
     LOCAL_ONLY,
     UNIFIED,
     Holdout,
@@ -44,14 +51,7 @@ from experiments.regimes import (
     scaler_for,
     settings_of,
 )
-from experiments.shadows import (
-    FirmShard,
-    fedavg_stacked,
-    predict_stacked,
-    shadow_models,
-    train_stacked,
-)
-from experiments.tables import ID, LABEL, World
+from experiments.world.tables import ID, LABEL, World
 
 ShadowBatch = Callable[[np.ndarray], np.ndarray]
 """`train_all(membership (pool, k) bool) -> (pool, k)`: k shadows of the recipe, model j on the

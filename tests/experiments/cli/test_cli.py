@@ -5,7 +5,7 @@ from pathlib import Path
 
 from typer.testing import CliRunner
 
-from experiments.cli import app
+from experiments.cli.main import app
 
 runner = CliRunner()
 

@@ -20,7 +20,7 @@ from matplotlib.figure import Figure
 
 from clients.scorecard import tier_names
 from experiments.leakage.attribute import AttributeResult
-from experiments.leakage.plots import attribute_bars_figure, membership_roc_figure, new_figure
+from experiments.report.plots import attribute_bars_figure, membership_roc_figure, new_figure
 
 REGIME_LABELS = {
     "unified": "Unified national score",

@@ -8,7 +8,7 @@ from sklearn.metrics import roc_auc_score
 from clients.model import get_weights, make_model
 from clients.participant import ModelSpec
 from clients.training import TrainSettings, predict_default, train_model
-from experiments.shadows import FirmShard, fedavg_stacked, predict_stacked, train_stacked
+from experiments.leakage.shadows import FirmShard, fedavg_stacked, predict_stacked, train_stacked
 
 
 def _data(rows: int = 600, seed: int = 0):

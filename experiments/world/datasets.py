@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from experiments.tables import ID, LABEL, ColumnInfo, Kind, Role, World
+from experiments.world.tables import ID, LABEL, ColumnInfo, Kind, Role, World
 
 ADAPTER_VERSION = 1
 """Bumped whenever an adapter would produce different tables from the same file and seed."""

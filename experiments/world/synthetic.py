@@ -1,8 +1,9 @@
 """The seeded synthetic population of citizens and the eight pilot firms that observe it.
 
-Every number of the causal model is a constant defined once in this module; `experiments/WORLD.md`
-embeds tables rendered from these constants (`causal_model_markdown`) and a test checks the two
-agree, so every leakage figure measured on the world has a documented ground truth.
+Every number of the causal model is a constant defined once in this module;
+`experiments/world/WORLD.md` embeds tables rendered from these constants
+(`causal_model_markdown`) and a test checks the two agree, so every leakage figure measured on
+the world has a documented ground truth.
 
 Each component (a population variable, a firm's coverage, one column at one firm) draws from its
 own generator derived from the seed and the component's name, so adding a column changes nothing
@@ -20,7 +21,7 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
-from experiments.tables import ID, LABEL, ColumnInfo, Kind, Role, World
+from experiments.world.tables import ID, LABEL, ColumnInfo, Kind, Role, World
 
 GENERATOR_VERSION = "1.0.0"
 
@@ -779,7 +780,7 @@ def generate_world(n_citizens: int = 50_000, seed: int = 0) -> World:
     firms_per_citizen = np.bincount(membership.sum(axis=1), minlength=len(FIRMS) + 1)
     meta: dict[str, Any] = {
         "source": "synthetic",
-        "generator": "experiments.world",
+        "generator": "experiments.world.synthetic",
         "generator_version": GENERATOR_VERSION,
         "seed": seed,
         "n_citizens": n_citizens,

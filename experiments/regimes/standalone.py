@@ -17,7 +17,7 @@ from clients.model import BaseRateScore, make_model
 from clients.scaling import FeatureScaler
 from clients.training import TrainSettings, predict_default, train_model
 from experiments.config import ExperimentConfig
-from experiments.tables import ID, LABEL, ColumnInfo, World
+from experiments.world.tables import ID, LABEL, ColumnInfo, World
 
 UNIFIED = "unified"
 LOCAL_ONLY = "local_only"

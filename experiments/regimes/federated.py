@@ -25,8 +25,8 @@ from clients.model import get_weights, set_weights, unflatten_weights
 from clients.participant import load_firm_data
 from clients.training import predict_default
 from experiments.config import ExperimentConfig
-from experiments.regimes import Holdout, RegimeOutput
-from experiments.tables import ID, World, load_firm_table, write_world
+from experiments.regimes.standalone import Holdout, RegimeOutput
+from experiments.world.tables import ID, World, load_firm_table, write_world
 from server.federation import FederationResult, run_federation
 from server.messaging import poll_faster
 from server.settings import FederationSettings, SecAggMode

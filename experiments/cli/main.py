@@ -9,9 +9,9 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from experiments.bench import app as bench_app
+from experiments.cli.bench import app as bench_app
+from experiments.cli.protocol import app as protocol_app
 from experiments.config import DEFAULT_CONFIG, ConfigError, load_config
-from experiments.protocol_cli import app as protocol_app
 
 app = typer.Typer(
     help="fedscore: a unified national credit score vs federated scores under secure aggregation.",
@@ -34,8 +34,8 @@ def world(
     ] = 0,
 ) -> None:
     """Generate the synthetic population and the eight pilot firms' tables."""
-    from experiments.tables import write_world
-    from experiments.world import generate_world, world_summary
+    from experiments.world.synthetic import generate_world, world_summary
+    from experiments.world.tables import write_world
 
     with _err.status(f"generating {citizens:,} citizens (seed {seed})"):
         generated = generate_world(citizens, seed=seed)
@@ -57,7 +57,7 @@ def run(
 ) -> None:
     """Run every regime of an experiment config over its seeds; write results.json."""
     from experiments.harness import results_tables, run_experiment
-    from experiments.report import write_report
+    from experiments.report.html import write_report
 
     try:
         experiment = load_config(config)
@@ -77,7 +77,7 @@ def report(
     run_dir: Annotated[Path, typer.Argument(help="A run directory holding results.json.")],
 ) -> None:
     """Rebuild report.html and results.csv from a run's results.json."""
-    from experiments.report import write_report
+    from experiments.report.html import write_report
 
     path = run_dir / "results.json"
     if not path.is_file():

@@ -8,7 +8,7 @@ from matplotlib.figure import Figure
 
 from experiments.leakage.attribute import AttributeResult
 from experiments.leakage.membership import roc_summary
-from experiments.leakage.plots import attribute_bars_figure, membership_roc_figure
+from experiments.report.plots import attribute_bars_figure, membership_roc_figure
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 

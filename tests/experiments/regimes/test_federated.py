@@ -7,11 +7,11 @@ from pathlib import Path
 import numpy as np
 
 from experiments.config import parse_config
-from experiments.datasets import load_german_credit
-from experiments.federated import dp_regime_name, federated_regimes, score_holdout
 from experiments.harness import enabled_regimes
-from experiments.regimes import Holdout
-from experiments.tables import write_world
+from experiments.regimes.federated import dp_regime_name, federated_regimes, score_holdout
+from experiments.regimes.standalone import Holdout
+from experiments.world.datasets import load_german_credit
+from experiments.world.tables import write_world
 from server.federation import FederationResult
 from server.settings import FederationSettings
 

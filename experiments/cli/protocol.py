@@ -1,6 +1,6 @@
 """`fedscore protocol`: simulate a secure-aggregation round, export its schemas, read a transcript.
 
-Registered in the main CLI as a sub-command group; usable alone as `experiments.protocol_cli.app`.
+Registered in the main CLI as a sub-command group; usable alone as `experiments.cli.protocol.app`.
 Machine-readable output goes to stdout (`--json`); progress bars and notes go to stderr.
 """
 
@@ -53,9 +53,9 @@ def simulate(
         float,
         typer.Option("--dropout", min=0.0, max=1.0, help="Fraction of clients that drop out."),
     ] = 0.0,
-    neighbors: Annotated[
+    neighbours: Annotated[
         int | None,
-        typer.Option("--neighbors", min=1, help="Neighbour degree k (default: complete graph)."),
+        typer.Option("--neighbours", min=1, help="Neighbour degree k (default: complete graph)."),
     ] = None,
     threshold: Annotated[
         int | None, typer.Option("--threshold", min=1, help="Threshold t (default: ~2/3 of k+1).")
@@ -77,7 +77,7 @@ def simulate(
 ) -> None:
     """Play one round in process with random inputs in [-1, 1] and report exactness and cost."""
     try:
-        config = SecAggConfig(num_clients=clients, neighbors=neighbors, threshold=threshold)
+        config = SecAggConfig(num_clients=clients, neighbours=neighbours, threshold=threshold)
     except ValueError as error:
         _err.print(f"[red]invalid parameters:[/] {error}", soft_wrap=True)
         raise typer.Exit(2) from error
@@ -136,7 +136,7 @@ def simulate(
         "dim": dim,
         "dropout": dropout,
         "drop_stage": drop_stage.value,
-        "neighbors": config.degree,
+        "neighbours": config.degree,
         "workers": workers,
         "threshold": config.reconstruction_threshold,
         "upload_bytes_per_client": round(upload),

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from experiments.datasets import (
+from experiments.world.datasets import (
     LENDING_CLUB_REGIONS,
     STATE_REGION,
     DatasetNotFound,
@@ -20,7 +20,7 @@ from experiments.datasets import (
     load_lending_club,
     load_table,
 )
-from experiments.tables import ID, LABEL, World, load_world, write_world
+from experiments.world.tables import ID, LABEL, World, load_world, write_world
 
 LENDING_CLUB_ROWS = 9_857
 LENDING_CLUB_BAD = 517

@@ -11,8 +11,7 @@ import pandas as pd
 import pytest
 from sklearn.metrics import roc_auc_score
 
-from experiments.tables import ID, LABEL, World, load_world, write_world
-from experiments.world import (
+from experiments.world.synthetic import (
     COMMON_SCHEMA,
     DEFAULT_COEFFICIENTS,
     DOC_BEGIN,
@@ -27,6 +26,7 @@ from experiments.world import (
     generate_world,
     world_summary,
 )
+from experiments.world.tables import ID, LABEL, World, load_world, write_world
 
 N_CITIZENS = 12_000
 
@@ -272,7 +272,9 @@ def test_world_doc_tables_match_the_generator_constants() -> None:
     generated = doc.split(DOC_BEGIN, 1)[1].split(DOC_END, 1)[0]
 
     # Assert
-    assert generated == "\n" + causal_model_markdown(), "run `python -m experiments.world`"
+    assert generated == "\n" + causal_model_markdown(), (
+        "run `python -m experiments.world.synthetic`"
+    )
 
 
 @pytest.mark.parametrize(

@@ -3,14 +3,14 @@
 import numpy as np
 import pytest
 
-from experiments.attacks import (
+from experiments.config import parse_config
+from experiments.leakage.attacks import (
     attribute_figures,
     membership_figures,
     membership_surface,
 )
-from experiments.config import parse_config
-from experiments.regimes import Holdout, RegimeOutput, run_local_only, run_unified
-from experiments.world import generate_world
+from experiments.regimes.standalone import Holdout, RegimeOutput, run_local_only, run_unified
+from experiments.world.synthetic import generate_world
 
 CONFIG = parse_config(
     {

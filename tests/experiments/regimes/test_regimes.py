@@ -8,11 +8,11 @@ import pytest
 
 from experiments.config import load_config, parse_config
 from experiments.harness import run_experiment
-from experiments.regimes import Holdout, national_database, run_local_only, run_unified
-from experiments.tables import ID, LABEL
-from experiments.world import generate_world
+from experiments.regimes.standalone import Holdout, national_database, run_local_only, run_unified
+from experiments.world.synthetic import generate_world
+from experiments.world.tables import ID, LABEL
 
-SMOKE = Path(__file__).parents[2] / "experiments" / "configs" / "smoke.toml"
+SMOKE = Path(__file__).parents[3] / "experiments" / "configs" / "smoke.toml"
 
 
 @pytest.fixture(scope="module")

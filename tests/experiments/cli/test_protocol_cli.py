@@ -7,7 +7,7 @@ from pathlib import Path
 
 from typer.testing import CliRunner
 
-from experiments.protocol_cli import app
+from experiments.cli.protocol import app
 from protocol import MESSAGE_TYPES, Transcript
 
 runner = CliRunner()
@@ -33,13 +33,13 @@ def test_simulate_json_reports_an_exact_round_with_its_costs(tmp_path: Path) -> 
 
 def test_simulate_with_a_sparse_graph_and_worker_processes() -> None:
     # Prepare
-    arguments = ["simulate", "--clients", "16", "--dim", "50", "--neighbors", "6"]
+    arguments = ["simulate", "--clients", "16", "--dim", "50", "--neighbours", "6"]
     # Execute
     result = runner.invoke(app, [*arguments, "--workers", "2", "--dropout", "0.1", "--json"])
     # Assert
     assert result.exit_code == 0, result.output
     report = json.loads(result.stdout)
-    assert report["neighbors"] == 6 and report["workers"] == 2
+    assert report["neighbours"] == 6 and report["workers"] == 2
     assert report["exact"] is True and report["survivors"] == 14
 
 
@@ -58,11 +58,11 @@ def test_simulate_below_threshold_exits_non_zero_naming_the_stage() -> None:
 
 def test_simulate_rejects_an_unsafe_configuration() -> None:
     # Execute
-    result = runner.invoke(app, ["simulate", "--clients", "10", "--neighbors", "3", "--json"])
+    result = runner.invoke(app, ["simulate", "--clients", "10", "--neighbours", "3", "--json"])
     # Assert
     assert result.exit_code == 2
     assert result.stdout == ""
-    assert "neighbors must be even" in result.stderr
+    assert "neighbours must be even" in result.stderr
 
 
 def test_schema_writes_one_schema_per_model(tmp_path: Path) -> None:

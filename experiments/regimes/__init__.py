@@ -1,0 +1,1 @@
+"""The scoring regimes: the unified national score, local-only scores and the federated ones."""
