@@ -254,7 +254,7 @@ def _cell(summary: dict[str, Any]) -> str:
 
 def results_tables(results: dict[str, Any]) -> list[Table]:
     """Two terminal tables: utility with intervals, then each leakage family's headline."""
-    from experiments.report.html import LEAKAGE_SHORT, leakage_rows
+    from experiments.report.tables import LEAKAGE_SHORT, leakage_rows
 
     name, seeds = results["config"]["experiment"]["name"], len(results["seeds"])
     utility = Table(title=f"{name}: utility on the same held-out citizens ({seeds} seeds)")

@@ -14,7 +14,7 @@ import pandas as pd
 
 from clients.scorecard import privilege_tier, score_from_default_probability, tier_names
 from experiments.config import ScorecardSection
-from experiments.world.synthetic import SCRUTINIZED as SCRUTINIZED_PROFESSIONS
+from experiments.world.causal_model import SCRUTINIZED as SCRUTINIZED_PROFESSIONS
 from experiments.world.tables import ID, LABEL, World
 
 

@@ -1,4 +1,5 @@
-"""Figures of the leakage results, for the HTML report (embedded as PNG).
+"""Figures for the HTML report (embedded as PNG): plots of typed leakage results, and one figure
+per report section drawn from results.json.
 
 Figures are built as `matplotlib.figure.Figure` on an Agg canvas, never through pyplot: no
 global figure registry, no display needed, and nothing leaks between calls.
@@ -7,14 +8,22 @@ global figure registry, no display needed, and nothing leaks between calls.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
+from matplotlib import colormaps
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from experiments.leakage.attribute import AttributeResult
 from experiments.leakage.membership import FPR_LEVELS, MembershipResult
+from experiments.report.reading import (
+    mean_and_error,
+    ordered_regimes,
+    ordered_tiers,
+    regime_label,
+)
 
 Curve = tuple[npt.ArrayLike, npt.ArrayLike] | MembershipResult
 
@@ -120,3 +129,145 @@ def _field(per_attribute: Mapping[str, AttributeResult], attribute: str, name: s
     """A result's field, NaN where this regime did not attack this attribute (no bar drawn)."""
     result = per_attribute.get(attribute)
     return float("nan") if result is None else float(getattr(result, name))
+
+
+# --- the report's figures, drawn from results.json ------------------------------------------------
+
+
+def utility_figure(results: dict[str, Any]) -> Figure:
+    """AUC and KS per regime, mean with the 95 % interval over seeds."""
+    names = ordered_regimes(results)
+    figure = new_figure(10, 0.5 * len(names) + 1.5)
+    axes = figure.subplots(1, 2, sharey=True)
+    for axis, metric in zip(axes, ("auc", "ks"), strict=True):
+        stats = [mean_and_error(results["regimes"][n]["utility"][metric]) for n in names]
+        axis.barh(
+            [regime_label(n) for n in names],
+            [s[0] for s in stats],
+            xerr=[s[1] for s in stats],
+            color="#4c72b0",
+            capsize=3,
+        )
+        axis.set_xlabel(metric.upper())
+        axis.set_xlim(0.5 if metric == "auc" else 0.0, 1.0)
+    axes[0].invert_yaxis()  # the axes share y: inverting each would undo it
+    figure.suptitle("Utility on the same held-out citizens")
+    return figure
+
+
+def exposure_figure(results: dict[str, Any]) -> Figure:
+    """Raw cells each party holds (log scale) and the share of its citizens unique on QIs."""
+    exposure = results["exposure"]
+    parties = list(exposure)
+    figure = new_figure(10, 0.35 * len(parties) + 1.5)
+    axes = figure.subplots(1, 2, sharey=True)
+    cells = [max(exposure[p]["cells"]["mean"] or 0, 1) for p in parties]
+    axes[0].barh(parties, cells, color="#c44e52")
+    axes[0].set_xscale("log")
+    axes[0].set_xlabel("raw (citizen × attribute) cells held")
+    axes[1].barh(
+        parties, [exposure[p]["unique_share"]["mean"] or 0 for p in parties], color="#8172b2"
+    )
+    axes[1].set_xlabel("share of its citizens unique on quasi-identifiers (k = 1)")
+    axes[0].invert_yaxis()
+    return figure
+
+
+def tiers_figure(results: dict[str, Any]) -> Figure:
+    """Share of held-out customers in each privilege tier, per regime."""
+    names = ordered_regimes(results)
+    tiers = ordered_tiers(results)
+    figure = new_figure(10, 0.5 * len(names) + 1.5)
+    axis = figure.subplots()
+    left = [0.0] * len(names)
+    colours = colormaps["viridis"]([i / max(len(tiers) - 1, 1) for i in range(len(tiers))])
+    for tier, colour in zip(tiers, colours, strict=True):
+        shares = [
+            results["regimes"][n]["decisions"]["tier_share"][tier]["mean"] or 0 for n in names
+        ]
+        axis.barh([regime_label(n) for n in names], shares, left=left, label=tier, color=colour)
+        left = [a + b for a, b in zip(left, shares, strict=True)]
+    axis.set_xlabel("share of held-out customers")
+    axis.legend(loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=len(tiers), frameon=False)
+    axis.invert_yaxis()
+    return figure
+
+
+def frontier_figure(results: dict[str, Any]) -> Figure | None:
+    """Privacy–utility frontier: AUC against ε for the DP regimes, non-private ones as lines."""
+    dp = {
+        float(n.removeprefix("federated_dp_eps")): r
+        for n, r in results["regimes"].items()
+        if n.startswith("federated_dp_eps")
+    }
+    if not dp:
+        return None
+    epsilons = sorted(dp)
+    stats = [mean_and_error(dp[e]["utility"]["auc"]) for e in epsilons]
+    figure = new_figure(7, 4)
+    axis = figure.subplots()
+    axis.errorbar(
+        epsilons,
+        [s[0] for s in stats],
+        yerr=[s[1] for s in stats],
+        marker="o",
+        capsize=3,
+        label="federated + DP",
+    )
+    for name, style in (("federated_secagg", "--"), ("unified", ":"), ("local_only", "-.")):
+        if name in results["regimes"]:
+            axis.axhline(
+                results["regimes"][name]["utility"]["auc"]["mean"],
+                linestyle=style,
+                color="grey",
+                label=regime_label(name),
+            )
+    axis.set_xscale("log")
+    axis.set_xlabel("ε (per firm, δ fixed)")
+    axis.set_ylabel("AUC")
+    axis.legend(fontsize=8)
+    return figure
+
+
+ROC_GRID = np.logspace(-4, 0, 200)
+"""Common FPR grid on which the per-seed ROC curves are averaged."""
+
+
+def mean_roc(curves: list[dict[str, list[float | None]]]) -> tuple[np.ndarray, np.ndarray]:
+    """Average per-seed ROC curves (each on its own points) on one log-FPR grid."""
+    tprs = [
+        np.interp(ROC_GRID, np.asarray(c["fpr"], dtype=float), np.asarray(c["tpr"], dtype=float))
+        for c in curves
+    ]
+    return ROC_GRID, np.mean(tprs, axis=0)
+
+
+def membership_figure(results: dict[str, Any], attack: str) -> Figure | None:
+    """Log-log ROC of one membership attack per regime, averaged over seeds."""
+    curves = {
+        regime_label(n): mean_roc(results["curves"][n][attack])
+        for n in ordered_regimes(results)
+        if attack in results.get("curves", {}).get(n, {})
+    }
+    if not curves:
+        return None
+    return membership_roc_figure(curves, title=f"Membership inference ({attack}), mean over seeds")
+
+
+def attribute_figure(results: dict[str, Any]) -> Figure | None:
+    """AUC of each sensitive attribute from score + QIs against QIs alone, per regime."""
+    per_regime: dict[str, dict[str, AttributeResult]] = {}
+    for name in ordered_regimes(results):
+        attributes = results["regimes"][name].get("attribute_inference", {})
+        per_regime[regime_label(name)] = {
+            attribute: AttributeResult(
+                **{
+                    key: (value["mean"] if isinstance(value, dict) else value)
+                    for key, value in figures.items()
+                }
+            )
+            for attribute, figures in attributes.items()
+        }
+    if not any(per_regime.values()):
+        return None
+    return attribute_bars_figure(per_regime)

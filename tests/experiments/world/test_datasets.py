@@ -15,11 +15,11 @@ from experiments.world.datasets import (
     STATE_REGION,
     DatasetNotFound,
     _package_file,
-    dirichlet_split,
     load_german_credit,
     load_lending_club,
     load_table,
 )
+from experiments.world.partitions import dirichlet_split
 from experiments.world.tables import ID, LABEL, World, load_world, write_world
 
 LENDING_CLUB_ROWS = 9_857

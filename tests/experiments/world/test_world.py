@@ -11,22 +11,18 @@ import pandas as pd
 import pytest
 from sklearn.metrics import roc_auc_score
 
-from experiments.world.synthetic import (
+from experiments.world.causal_model import (
     COMMON_SCHEMA,
     DEFAULT_COEFFICIENTS,
-    DOC_BEGIN,
-    DOC_END,
     FIRMS,
     LATENTS,
     OCCUPATIONS,
     SCRUTINIZED,
     SENSITIVE,
-    WORLD_DOC,
-    causal_model_markdown,
-    generate_world,
-    world_summary,
 )
+from experiments.world.synthetic import generate_world, world_summary
 from experiments.world.tables import ID, LABEL, World, load_world, write_world
+from experiments.world.world_doc import DOC_BEGIN, DOC_END, WORLD_DOC, causal_model_markdown
 
 N_CITIZENS = 12_000
 
@@ -273,7 +269,7 @@ def test_world_doc_tables_match_the_generator_constants() -> None:
 
     # Assert
     assert generated == "\n" + causal_model_markdown(), (
-        "run `python -m experiments.world.synthetic`"
+        "run `python -m experiments.world.world_doc`"
     )
 
 

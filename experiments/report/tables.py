@@ -1,0 +1,280 @@
+"""The report's tables, one per section, drawn from results.json as HTML; and the headline
+leakage rows that the terminal summary shares.
+"""
+
+from __future__ import annotations
+
+import html
+from typing import Any
+
+from experiments.report.reading import mean_and_error, ordered_regimes, regime_label
+
+
+def _cell(summary: dict[str, Any] | None, digits: int = 3) -> str:
+    if summary is None or summary.get("mean") is None:
+        return "–"
+    mean, half = mean_and_error(summary)
+    return f"{mean:.{digits}f} <small>± {half:.{digits}f}</small>"
+
+
+def _table(header: list[str], rows: list[list[str]], caption: str) -> str:
+    head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
+    body = "".join("<tr>" + "".join(f"<td>{c}</td>" for c in row) + "</tr>" for row in rows)
+    return f"<table><caption>{html.escape(caption)}</caption><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+def leakage_rows(results: dict[str, Any]) -> list[tuple[str, list[str]]]:
+    """Regime → the headline figures of each leakage family, as plain text cells.
+
+    Who holds raw data comes from the exposure of the party that trains; the server's
+    inference error from the server view (the federated regimes differ only in it);
+    the attack figures from the released model. Shared by the report and the terminal.
+    """
+    exposure = results.get("exposure", {})
+    view = results.get("server_view", {})
+    operator_cells = exposure.get("central_operator", {}).get("cells", {}).get("mean")
+    firm_cells = max(
+        (e["cells"]["mean"] for p, e in exposure.items() if p.startswith("firm:")), default=None
+    )
+    trainer_cells = {
+        "unified": operator_cells,
+        "local_only": firm_cells,
+    }
+
+    def number(value: float | None, digits: int = 3) -> str:
+        return "–" if value is None else f"{value:,.{digits}f}"
+
+    def server_error(name: str) -> str:
+        if not name.startswith("federated") or not view:
+            return "–"
+        side = "plain" if name == "federated_plain" else "secagg"
+        return number(view[side]["default_rate_error"]["mean"], 4)
+
+    rows = []
+    for name in ordered_regimes(results):
+        regime = results["regimes"][name]
+        membership = regime.get("membership", {})
+        lira = membership.get("lira") or membership.get("loss") or {}
+        advantages = [
+            f["advantage"]["mean"]
+            for f in regime.get("attribute_inference", {}).values()
+            if f["advantage"]["mean"] is not None
+        ]
+        gaps = [
+            abs(g["mean"])
+            for g in regime["decisions"]["demographic_parity_gap"].values()
+            if g["mean"] is not None
+        ]
+        cells = trainer_cells.get(name, firm_cells if name.startswith("federated") else None)
+        rows.append(
+            (
+                name,
+                [
+                    number(regime["utility"]["auc"]["mean"]),
+                    number(cells, 0),
+                    server_error(name),
+                    number(lira.get("auc", {}).get("mean")),
+                    number(lira.get("tpr_at_1_percent_fpr", {}).get("mean"), 4),
+                    number(max(advantages, default=None), 4),
+                    number(max(gaps, default=None)),
+                    number(regime["decisions"].get("tier_changed_vs_unified", {}).get("mean")),
+                    number(regime.get("privacy", {}).get("epsilon", {}).get("mean"), 2),
+                ],
+            )
+        )
+    return rows
+
+
+LEAKAGE_HEADER = [
+    "AUC",
+    "most raw cells one party holds",
+    "server's error on a firm's default rate",
+    "membership AUC (LiRA)",
+    "TPR at 1 % FPR",
+    "max attribute advantage",
+    "max parity gap",
+    "tier differs from unified",
+    "ε spent",
+]
+
+
+LEAKAGE_SHORT = [
+    "AUC",
+    "raw cells",
+    "srv err",
+    "MIA AUC",
+    "TPR@1%",
+    "attr adv",
+    "gap",
+    "tier Δ",
+    "ε",
+]
+"""LEAKAGE_HEADER for a terminal: the report's captions say what each means."""
+
+
+def leakage_table(results: dict[str, Any]) -> str:
+    rows = [[html.escape(regime_label(n)), *cells] for n, cells in leakage_rows(results)]
+    return _table(
+        ["regime", *LEAKAGE_HEADER],
+        rows,
+        "Side by side: what each regime reveals (means over seeds; details in the sections below)",
+    )
+
+
+def utility_table(results: dict[str, Any]) -> str:
+    metrics = ["auc", "ks", "brier", "ece"]
+    rows = [
+        [
+            html.escape(regime_label(n)),
+            *(_cell(results["regimes"][n]["utility"][m]) for m in metrics),
+        ]
+        for n in ordered_regimes(results)
+    ]
+    return _table(
+        ["regime", "AUC", "KS", "Brier", "ECE"],
+        rows,
+        "Utility (mean ± 95 % half-interval over seeds)",
+    )
+
+
+def exposure_table(results: dict[str, Any]) -> str:
+    rows = [
+        [
+            html.escape(party),
+            _cell(e["cells"], 0),
+            _cell(e["sensitive_proxy_cells"], 0),
+            _cell(e["linked_citizens"], 0),
+            _cell(e["unique_share"]),
+        ]
+        for party, e in results["exposure"].items()
+    ]
+    return _table(
+        [
+            "party",
+            "raw cells",
+            "sensitive-proxy cells",
+            "citizens linked across domains",
+            "unique on QIs",
+        ],
+        rows,
+        "Exposure: what each party holds in raw form",
+    )
+
+
+def server_view_table(results: dict[str, Any]) -> str:
+    view = results["server_view"]
+    labels = {
+        "default_rate_error": "a firm's default rate",
+        "feature_mean_error": "a firm's feature means",
+        "single_record_error": "a single record (from a one-record update)",
+    }
+    rows = [
+        [html.escape(text), _cell(view["plain"][m], 4), _cell(view["secagg"][m], 4)]
+        for m, text in labels.items()
+    ]
+    first = _table(
+        ["what the server infers", "error without secure aggregation", "error with it (sum only)"],
+        rows,
+        "Server view: inference error about one firm, mean over firms (0 = learnt exactly)",
+    )
+    policies = {
+        "any": "every online firm joins (participation changes)",
+        "fixed": "defence: fixed participation (all firms or no round)",
+        "groups": "defence: minimum participant set (firms tied in pairs)",
+    }
+    rows = [
+        [
+            html.escape(text),
+            _cell(view["disaggregation"][p]["rank"], 1),
+            _cell(view["disaggregation"][p]["relative_error"], 3),
+            _cell(view["disaggregation"][p]["completed_round_share"], 2),
+            _cell(view["disaggregation"][p]["mean_participants"], 1),
+        ]
+        for p, text in policies.items()
+    ]
+    second = _table(
+        ["participation", "rank", "recovery error", "rounds completed", "firms per round"],
+        rows,
+        "Disaggregation across rounds (Lam et al. 2021): individual vectors from sums",
+    )
+    return first + second
+
+
+def membership_table(results: dict[str, Any]) -> str:
+    rows = []
+    for n in ordered_regimes(results):
+        membership = results["regimes"][n].get("membership", {})
+        for attack, figures in membership.items():
+            rows.append(
+                [
+                    html.escape(f"{regime_label(n)} — {attack}"),
+                    _cell(figures["auc"]),
+                    _cell(figures["tpr_at_0_1_percent_fpr"], 4),
+                    _cell(figures["tpr_at_1_percent_fpr"], 4),
+                    _cell(figures["n_nonmembers"], 0),
+                ]
+            )
+    return _table(
+        ["regime — attack", "AUC", "TPR at 0.1 % FPR", "TPR at 1 % FPR", "non-members"],
+        rows,
+        "Membership inference on the released model (0.5 AUC and TPR = FPR: nothing learnt)",
+    )
+
+
+def attribute_table(results: dict[str, Any]) -> str:
+    rows = []
+    for n in ordered_regimes(results):
+        for attribute, f in results["regimes"][n].get("attribute_inference", {}).items():
+            rows.append(
+                [
+                    html.escape(f"{regime_label(n)} — {attribute}"),
+                    _cell(f["auc_score_and_qi"]),
+                    _cell(f["auc_qi_only"]),
+                    _cell(f["advantage"], 4),
+                    _cell(f["g_mean_score_and_qi"]),
+                    _cell(f["mcc_score_and_qi"]),
+                ]
+            )
+    return _table(
+        ["regime — attribute", "AUC score + QIs", "AUC QIs only", "advantage", "G-mean", "MCC"],
+        rows,
+        "Attribute inference from the released score (advantage over the QI-only baseline)",
+    )
+
+
+def privacy_table(results: dict[str, Any]) -> str:
+    rows = [
+        [
+            html.escape(regime_label(n)),
+            _cell(results["regimes"][n]["privacy"]["target_epsilon"], 2),
+            _cell(results["regimes"][n]["privacy"]["epsilon"], 2),
+            f"{results['regimes'][n]['privacy']['delta']['mean']:.0e}",
+            _cell(results["regimes"][n]["utility"]["auc"]),
+        ]
+        for n in ordered_regimes(results)
+        if "privacy" in results["regimes"][n]
+    ]
+    return _table(
+        ["regime", "target ε", "ε spent (worst firm)", "δ", "AUC"],
+        rows,
+        "Privacy budget of the DP regimes (Opacus RDP accountant, over all rounds)",
+    )
+
+
+def gaps_table(results: dict[str, Any]) -> str:
+    names = ordered_regimes(results)
+    groups = list(results["regimes"][names[0]]["decisions"]["demographic_parity_gap"])
+    rows = []
+    for group in groups:
+        row = [html.escape(group)]
+        for n in names:
+            d = results["regimes"][n]["decisions"]
+            row.append(
+                f"{_cell(d['demographic_parity_gap'][group])} / {_cell(d['equal_opportunity_gap'][group])}"
+            )
+        rows.append(row)
+    return _table(
+        ["group", *(regime_label(n) for n in names)],
+        rows,
+        "Decision gaps: demographic parity / equal opportunity (group − rest; negative = privileged less often)",
+    )
