@@ -6,7 +6,6 @@ in the report can be cited with its spread.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -36,9 +35,9 @@ from experiments.regimes.standalone import (
     run_local_only,
     run_unified,
 )
+from experiments.results import SCHEMA_VERSION, Results, Summary, parse_results
 from experiments.world.tables import ID, LABEL, World
 
-RESULTS_SCHEMA_VERSION = 1
 DISAGGREGATION_ROUNDS = 20
 """Rounds the server observes in the disaggregation experiment."""
 DISAGGREGATION_AVAILABILITY = 0.75
@@ -177,8 +176,8 @@ def privacy_spent(dp: dict[str, Any]) -> dict[str, float]:
 
 def run_experiment(
     config: ExperimentConfig, out_dir: Path, console: Console | None = None
-) -> dict[str, Any]:
-    """Every enabled regime for every seed; writes and returns results.json's content."""
+) -> Results:
+    """Every enabled regime for every seed; writes results.json and returns it validated."""
     # Small models train fastest on one thread; idle torch threads busy-wait on a loaded machine.
     torch.set_num_threads(1)
     console = console or Console(stderr=True)
@@ -209,7 +208,7 @@ def run_experiment(
             server_view_per_seed.append(server_view_figures(world, holdout, seed))
             progress.advance(task)
             reference: RegimeOutput | None = None
-            shadows: dict[tuple[str, int], np.ndarray] = {}  # shared by regimes of one recipe
+            shadows: dict[str, np.ndarray] = {}  # recipe -> shadow predictions, for one seed
             for name, regime in regimes.items():
                 progress.update(task, description=f"seed {seed}: {name}")
                 output = regime(world, holdout, config, seed)
@@ -229,34 +228,37 @@ def run_experiment(
                     figures["privacy"] = privacy_spent(output.info["dp"])
                 per_seed[name].append(figures)
                 progress.advance(task)
-    results = {
-        "schema_version": RESULTS_SCHEMA_VERSION,
-        "config": config.model_dump(mode="json"),
-        "seeds": list(config.experiment.seeds),
-        "holdout": holdout_sizes,
-        "regimes": {name: _summarise_tree(values) for name, values in per_seed.items()},
-        "exposure": _summarise_tree(exposure_per_seed),
-        "server_view": _summarise_tree(server_view_per_seed),
-        "curves": curves,
-    }
+    results = parse_results(
+        {
+            "schema_version": SCHEMA_VERSION,
+            "config": config,
+            "seeds": list(config.experiment.seeds),
+            "holdout": holdout_sizes,
+            "regimes": {name: _summarise_tree(values) for name, values in per_seed.items()},
+            "exposure": _summarise_tree(exposure_per_seed),
+            "server_view": _summarise_tree(server_view_per_seed),
+            "curves": curves,
+        },
+        origin="the results of this run",
+    )
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / "results.json").write_text(json.dumps(results, indent=2, sort_keys=True) + "\n")
+    (out_dir / "results.json").write_text(results.to_json())
     return results
 
 
-def _cell(summary: dict[str, Any]) -> str:
-    mean, (low, high) = summary["mean"], summary["ci95"]
-    if mean is None:
+def _cell(summary: Summary) -> str:
+    mean, (low, high) = summary.mean, summary.ci95
+    if mean is None or low is None or high is None:
         return "–"
     return f"{mean:.3f} ± {(high - low) / 2:.3f}"
 
 
-def results_tables(results: dict[str, Any]) -> list[Table]:
+def results_tables(results: Results) -> list[Table]:
     """Two terminal tables: utility with intervals, then each leakage family's headline."""
     from experiments.report.tables import LEAKAGE_SHORT, leakage_rows
 
-    name, seeds = results["config"]["experiment"]["name"], len(results["seeds"])
+    name, seeds = results.config.experiment.name, len(results.seeds)
     utility = Table(title=f"{name}: utility on the same held-out citizens ({seeds} seeds)")
     utility.add_column("regime", style="bold", no_wrap=True)
     metrics = ["auc", "ks", "brier", "ece"]
@@ -268,8 +270,8 @@ def results_tables(results: dict[str, Any]) -> list[Table]:
     leakage.add_column("regime", style="bold", no_wrap=True)
     for header in LEAKAGE_SHORT[1:]:
         leakage.add_column(header, justify="right")
-    for regime, cells in leakage_rows(results):
-        figures = results["regimes"][regime]["utility"]
-        utility.add_row(regime, *(_cell(figures[m]) for m in metrics))
+    for regime, cells in leakage_rows(results.as_dict()):
+        figures = results.regimes[regime].utility
+        utility.add_row(regime, *(_cell(getattr(figures, m)) for m in metrics))
         leakage.add_row(regime, *cells[1:])
     return [utility, leakage]

@@ -68,7 +68,7 @@ def run(
     for table in results_tables(results):
         _out.print(table)
     with _err.status("writing the report"):
-        report = write_report(results, out)
+        report = write_report(results.as_dict(), out)
     _err.print(f"[green]wrote[/] {out / 'results.json'}, {out / 'results.csv'}, {report}")
 
 
@@ -78,6 +78,7 @@ def report(
 ) -> None:
     """Rebuild report.html and results.csv from a run's results.json."""
     from experiments.report.html import write_report
+    from experiments.results import ResultsError, load_results
 
     path = run_dir / "results.json"
     if not path.is_file():
@@ -85,7 +86,29 @@ def report(
             f"[red]error:[/] no results.json in {run_dir}; run `fedscore run --out {run_dir}` first"
         )
         raise typer.Exit(2)
-    _err.print(f"[green]wrote[/] {write_report(json.loads(path.read_text()), run_dir)}")
+    try:
+        results = load_results(path)
+    except ResultsError as exc:
+        _err.print(f"[red]error:[/] {exc}", markup=False, highlight=False)
+        raise typer.Exit(2) from None
+    # The report reads plain dicts in the file's (sorted) key order, as it always has.
+    _err.print(f"[green]wrote[/] {write_report(json.loads(results.to_json()), run_dir)}")
+
+
+@app.command("results-schema")
+def results_schema(
+    markdown: Annotated[
+        bool, typer.Option(help="Print the reference docs/RESULTS.md is generated as.")
+    ] = False,
+) -> None:
+    """Print the JSON Schema of results.json (or, with --markdown, its reference docs)."""
+    from experiments.results import Results
+    from experiments.results.docs import results_markdown
+
+    if markdown:
+        print(results_markdown(), end="")
+    else:
+        print(json.dumps(Results.model_json_schema(), indent=2, ensure_ascii=False))
 
 
 def main() -> None:

@@ -4,6 +4,7 @@ import pytest
 
 from experiments.config import parse_config
 from experiments.harness import run_experiment
+from experiments.results import load_results
 
 
 @pytest.mark.slow
@@ -27,3 +28,6 @@ def test_secure_and_dp_federated_runs_are_byte_identical(tmp_path) -> None:
     # Assert
     first = (tmp_path / "a" / "results.json").read_bytes()
     assert first == (tmp_path / "b" / "results.json").read_bytes()
+    results = load_results(tmp_path / "a" / "results.json")  # the DP blocks fit the model
+    assert results.to_json().encode() == first
+    assert results.regimes["federated_dp_eps4"].privacy is not None

@@ -16,6 +16,7 @@ def test_every_command_has_help() -> None:
         ["run", "--help"],
         ["world", "--help"],
         ["report", "--help"],
+        ["results-schema", "--help"],
         ["protocol", "simulate", "--help"],
         ["protocol", "schema", "--help"],
         ["protocol", "inspect", "--help"],
@@ -55,3 +56,28 @@ def test_run_rejects_a_bad_config_with_the_key_named(tmp_path: Path) -> None:
     assert result.exit_code == 2
     assert "data.citizens" in result.output
     assert not (tmp_path / "out").exists()
+
+
+def test_report_refuses_a_results_json_that_does_not_fit_naming_the_key(tmp_path: Path) -> None:
+    # Prepare
+    (tmp_path / "results.json").write_text(json.dumps({"schema_version": 1, "seeds": "all"}))
+
+    # Execute
+    result = runner.invoke(app, ["report", str(tmp_path)])
+
+    # Assert
+    assert result.exit_code == 2
+    assert "seeds: Input should be a valid list" in result.output
+    assert "regimes: missing" in result.output
+    assert not (tmp_path / "report.html").exists()
+
+
+def test_results_schema_prints_the_json_schema_of_every_top_level_key() -> None:
+    from experiments.results import Results
+
+    result = runner.invoke(app, ["results-schema"])
+
+    assert result.exit_code == 0, result.output
+    schema = json.loads(result.output)
+    assert list(schema["properties"]) == list(Results.model_fields)
+    assert schema["additionalProperties"] is False

@@ -83,14 +83,14 @@ def test_results_json_has_every_regime_metric_and_firm_and_is_reproducible(tmp_p
     run_experiment(config, tmp_path / "b")
 
     on_disk = json.loads((tmp_path / "a" / "results.json").read_text())
-    assert on_disk == first
+    assert on_disk == json.loads(first.to_json())
     assert (tmp_path / "a" / "results.json").read_bytes() == (
         tmp_path / "b" / "results.json"
     ).read_bytes()
     for regime in ("unified", "local_only"):
-        utility = first["regimes"][regime]["utility"]
+        utility = on_disk["regimes"][regime]["utility"]
         assert set(utility) == {"auc", "ks", "brier", "ece"}
         assert len(utility["auc"]["per_seed"]) == 2
         low, high = utility["auc"]["ci95"]
         assert low <= utility["auc"]["mean"] <= high
-    assert len(first["regimes"]["local_only"]["per_firm"]) == 8
+    assert len(on_disk["regimes"]["local_only"]["per_firm"]) == 8

@@ -34,7 +34,7 @@ def run_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
             "membership": {"pool": 400, "shadows": 4},
         }
     )
-    write_report(run_experiment(config, out), out)
+    write_report(run_experiment(config, out).as_dict(), out)
     return out
 
 

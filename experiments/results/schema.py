@@ -1,0 +1,424 @@
+"""The models of results.json: one pydantic model per block, a docstring per field.
+
+Fields are declared in the order the harness computes them, so `as_dict()` iterates like the
+harness's own dicts did and results.csv and report.html keep their row order; the file itself
+sorts its keys. The docstrings are the reference (docs/RESULTS.md is generated from them), which
+is why this module is long.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    model_validator,
+)
+
+from experiments.config import ExperimentConfig
+
+SCHEMA_VERSION = 1
+"""Bumped when a key of results.json is added, removed or changes meaning."""
+
+
+@dataclass(frozen=True)
+class Keys:
+    """What the keys of a mapping name (`firm`, `regime`, ...), for the reference docs."""
+
+    name: str
+
+
+REGIME_PATTERN = (
+    r"^(unified|local_only|federated_secagg|federated_plain|federated_flower_secagg"
+    r"|federated_dp_eps[0-9.e+-]+)$"
+)
+RegimeName = Annotated[str, Keys("regime"), StringConstraints(pattern=REGIME_PATTERN)]
+FirmName = Annotated[str, Keys("firm"), StringConstraints(min_length=1)]
+TierName = Annotated[str, Keys("tier"), StringConstraints(min_length=1)]
+GroupName = Annotated[str, Keys("group"), StringConstraints(min_length=1)]
+AttributeName = Annotated[str, Keys("attribute"), StringConstraints(min_length=1)]
+PartyName = Annotated[
+    str,
+    Keys("party"),
+    StringConstraints(pattern=r"^(central_operator|coordinating_server|firm:.+)$"),
+]
+BucketName = Annotated[str, Keys("bucket"), StringConstraints(pattern=r"^k(=\d+(-\d+)?|>=\d+)$")]
+
+
+class _Block(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True)
+
+
+def _absent(value: object) -> bool:
+    return value is None
+
+
+def _optional() -> Any:
+    """A block some runs do not have: absent from the file, never written as null."""
+    return Field(default=None, exclude_if=_absent)
+
+
+class Summary(_Block):
+    """A figure measured once per seed, summarised over the seeds.
+
+    Every number below that is typed Summary is stored this way, e.g.
+    `{"mean": 0.834, "ci95": [0.802, 0.866], "per_seed": [0.83, 0.85, 0.82]}`. Counts and flags
+    measured per seed are summarised too (a flag as 1 or 0, so its mean is the share of seeds).
+    """
+
+    mean: float | None
+    """Mean over the seeds where the figure could be computed; null when it could be in none."""
+    ci95: tuple[float | None, float | None]
+    """Student-t 95 % interval of the mean over those seeds, [low, high]; [mean, mean] for one
+    seed; [null, null] when the mean is null."""
+    per_seed: list[float | None] = Field(min_length=1)
+    """The figure in each seed, in the order of `seeds`; null where it could not be computed
+    (e.g. an AUC over a single class)."""
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Summary:
+        low, high = self.ci95
+        if self.mean is None:
+            if low is not None or high is not None or any(v is not None for v in self.per_seed):
+                raise ValueError("a null mean needs a [null, null] ci95 and only null per_seed")
+        elif low is None or high is None or not low <= self.mean <= high:
+            raise ValueError(f"ci95 {list(self.ci95)} must hold the mean {self.mean}")
+        return self
+
+
+class HoldoutSize(_Block):
+    """The held-out citizens of one seed, scored by every regime."""
+
+    pairs: int = Field(ge=0)
+    """Held-out (firm, citizen) pairs, i.e. customer rows (count)."""
+    citizens: int = Field(ge=0)
+    """Held-out citizens (count); a citizen is a customer of several firms."""
+
+
+class Utility(_Block):
+    """How well default probabilities predict default, on held-out (firm, citizen) pairs."""
+
+    auc: Summary
+    """Area under the ROC curve, in [0, 1]; 0.5 is chance, higher is better."""
+    ks: Summary
+    """Kolmogorov–Smirnov statistic: the largest gap between the score distributions of
+    defaulters and non-defaulters, in [0, 1]; higher is better."""
+    brier: Summary
+    """Brier score: mean squared error of the probability of default, in [0, 1]; lower is
+    better."""
+    ece: Summary
+    """Expected calibration error over 10 equal-mass bins: mean |observed default rate −
+    predicted probability| weighted by bin size, in [0, 1]; lower is better."""
+
+
+class Decisions(_Block):
+    """The privilege tiers a regime's score grants, and who gets them.
+
+    Scores are probabilities of default mapped onto 350–950 points by the config's `scorecard`.
+    A group is a binary sensitive attribute, one level of a categorical one
+    (`<attribute>=<level>`), the scrutinized professions together (`scrutinized_profession`)
+    or one of them (`occupation=<profession>`). Gaps are null in a seed where the held-out pairs
+    are all in the group or all outside it.
+    """
+
+    tier_share: dict[TierName, Summary]
+    """Share of held-out pairs in each tier, in [0, 1], summing to 1 over the tiers: `none`
+    (below every threshold), then the config's `scorecard.tiers`."""
+    privileged_share: Summary
+    """Share of held-out pairs granted at least the lowest privilege, in [0, 1]."""
+    demographic_parity_gap: dict[GroupName, Summary]
+    """Privilege rate inside the group − rate outside it, in [−1, 1]; negative: the group is
+    privileged less often."""
+    equal_opportunity_gap: dict[GroupName, Summary]
+    """The same gap among pairs whose citizen did not default, in [−1, 1]."""
+    tier_changed_vs_unified: Summary | None = _optional()
+    """Share of held-out pairs whose tier differs from the unified score's, in [0, 1]; 0 on
+    `unified` itself; absent when the run has no unified regime."""
+
+
+class MembershipAttack(_Block):
+    """One membership attack on the released model, scored on a pool of candidate rows.
+
+    Half of the pool are training rows of the regime (members), half held out.
+    """
+
+    auc: Summary
+    """Area under the attack's ROC curve (ties count one half), in [0, 1]; 0.5 is chance."""
+    tpr_at_0_1_percent_fpr: Summary
+    """True-positive rate at 0.1 % false-positive rate, read off the interpolated ROC, in
+    [0, 1]; chance is 0.001."""
+    tpr_at_1_percent_fpr: Summary
+    """True-positive rate at 1 % false-positive rate, in [0, 1]; chance is 0.01."""
+    n_members: Summary
+    """Candidates that are training rows (count)."""
+    n_nonmembers: Summary
+    """Candidates that are held-out rows (count)."""
+
+
+class Membership(_Block):
+    """Membership inference on the released model(s), up to `membership.pool` candidates."""
+
+    loss: MembershipAttack
+    """The loss-threshold attack: the lower a candidate's loss, the likelier a member."""
+    lira: MembershipAttack | None = _optional()
+    """Online LiRA (Carlini et al., S&P 2022) with `membership.shadows` shadow models trained
+    by the regime's recipe; absent when `membership.shadows` is 0."""
+
+
+class AttributeInference(_Block):
+    """A sensitive attribute guessed from the released score plus quasi-identifiers, against
+    the same learner on quasi-identifiers alone (the imputation baseline).
+
+    One held-out row per citizen; out-of-fold predictions of stratified K-fold
+    cross-validation. An attribute with fewer than 5 citizens in one class is left out.
+    """
+
+    n_rows: Summary
+    """Citizens attacked (count)."""
+    prevalence: Summary
+    """Share of them with the attribute, in [0, 1]."""
+    rare: Summary
+    """1 where the prevalence is below 10 % or above 90 %, else 0: AUC then flatters the
+    attack, so read G-mean and MCC."""
+    learner: Literal["logistic", "boosting"]
+    """The attacker's learner (the same in every seed)."""
+    n_folds: Summary
+    """Cross-validation folds (count)."""
+    auc_score_and_qi: Summary
+    """Out-of-fold AUC from the score and the quasi-identifiers, in [0, 1]."""
+    auc_qi_only: Summary
+    """Out-of-fold AUC from the quasi-identifiers alone, in [0, 1]."""
+    advantage: Summary
+    """auc_score_and_qi − auc_qi_only, in [−1, 1]: what the released score adds."""
+    g_mean_score_and_qi: Summary
+    """Geometric mean of TPR and TNR of hard decisions (Youden-J threshold chosen on each
+    fold's training rows) from the score and the quasi-identifiers, in [0, 1]."""
+    g_mean_qi_only: Summary
+    """The same from the quasi-identifiers alone, in [0, 1]."""
+    mcc_score_and_qi: Summary
+    """Matthews correlation of those hard decisions with the attribute, score and
+    quasi-identifiers, in [−1, 1]; 0 is chance."""
+    mcc_qi_only: Summary
+    """The same from the quasi-identifiers alone, in [−1, 1]."""
+
+
+class Privacy(_Block):
+    """The differential-privacy guarantee of a DP regime (DP-SGD at each firm, Opacus)."""
+
+    target_epsilon: Summary
+    """The ε each firm was asked to stay within over all rounds."""
+    epsilon: Summary
+    """The largest ε any firm spent over all rounds (the weakest guarantee); null in a seed
+    where no firm reported one."""
+    delta: Summary
+    """The δ of the (ε, δ) guarantee, per record."""
+
+
+class Regime(_Block):
+    """One scoring regime's figures, over the seeds.
+
+    Regimes: `unified`, `local_only`, `federated_secagg`, `federated_plain`,
+    `federated_flower_secagg`, `federated_dp_eps<ε>`. All are scored on the same held-out
+    (firm, citizen) pairs: the unified score is the citizen's national score at every firm; a
+    firm-level score is that firm's own model (local) or the shared model (federated) on that
+    firm's row.
+    """
+
+    utility: Utility
+    """Over every held-out pair."""
+    per_firm: dict[FirmName, Utility]
+    """Over each firm's held-out customers."""
+    decisions: Decisions
+    """Tiers and group gaps."""
+    membership: Membership
+    """Membership inference on the released model."""
+    attribute_inference: dict[AttributeName, AttributeInference]
+    """What the released score adds to guessing each sensitive attribute (`<attribute>` or
+    `<attribute>=<level>`)."""
+    privacy: Privacy | None = _optional()
+    """The DP guarantee; DP regimes only."""
+
+
+class PartyExposure(_Block):
+    """What one party holds in raw form, and how identifiable the people in it are.
+
+    Parties: `central_operator` (the national database: every firm's table, the government
+    records and the population register), `coordinating_server` (the federated server: no raw
+    table) and `firm:<name>` (its own customers).
+    """
+
+    cells: Summary
+    """Present (citizen × attribute) cells, the id column excluded (count)."""
+    sensitive_proxy_cells: Summary
+    """Of those, cells of columns that proxy a sensitive attribute (count)."""
+    citizens: Summary
+    """Distinct citizens in any of its tables (count)."""
+    linked_citizens: Summary
+    """Citizens it links across two or more domains (count)."""
+    unique_share: Summary
+    """Share of its citizens unique on the quasi-identifiers it holds (k = 1), in [0, 1]."""
+    k_anonymity: dict[BucketName, Summary]
+    """Share of its citizens per equivalence-class size on those quasi-identifiers (`k=1`,
+    `k=2-4`, `k=5-9`, `k>=10`), in [0, 1]."""
+
+
+class ServerInference(_Block):
+    """The coordinating server's inference errors about a firm; 0 means learnt exactly.
+
+    From the first FedAvg round at zero weights, where a firm's update gives away its default
+    rate and its feature means in closed form. Features are scaled to [0, 1].
+    """
+
+    default_rate_error: Summary
+    """|inferred − true default rate of the firm's training rows|, in [0, 1]."""
+    feature_mean_error: Summary
+    """Mean over features of |inferred − true feature mean|, ≥ 0."""
+    single_record_error: Summary
+    """Max over features of |reconstructed − true| value of one record sent as a firm's
+    update in a round of its own (gradient inversion), ≥ 0."""
+
+
+class ServerViewPerFirm(_Block):
+    """The server's inference errors about each firm separately."""
+
+    plain: dict[FirmName, ServerInference]
+    """From that firm's own update (no secure aggregation)."""
+    secagg: dict[FirmName, ServerInference]
+    """From the sum secure aggregation returns."""
+
+
+class Disaggregation(_Block):
+    """Recovering each firm's vector from round sums over changing participant sets (Lam et
+    al., ICML 2021), 20 rounds, each firm online with probability 0.75."""
+
+    rank: Summary
+    """Rank of the participation matrix over the rounds that ran (count); at `firms`, every
+    firm's vector is recovered exactly."""
+    firms: Summary
+    """Firms in the federation (count)."""
+    relative_error: Summary
+    """‖estimate − truth‖ / ‖truth‖ over every firm's vector; 0 = recovered exactly."""
+    completed_round_share: Summary
+    """Share of rounds that could run under the policy, in [0, 1]: the defence's cost."""
+    mean_participants: Summary
+    """Firms per round that ran (count); fewer means slower learning."""
+
+
+class DisaggregationPolicies(_Block):
+    """The disaggregation attack under each participation policy."""
+
+    any: Disaggregation
+    """Every online firm joins (at least 2 per round): the attack's case."""
+    fixed: Disaggregation
+    """A round runs only when every firm is online: a defence."""
+    groups: Disaggregation
+    """Firms are tied in fixed pairs that join only together: a defence for individuals."""
+
+
+class ServerView(_Block):
+    """What the coordinating server infers about the firms, with and without secure
+    aggregation, from their real training rows sent through the protocol."""
+
+    plain: ServerInference
+    """From each firm's individual update, averaged over firms."""
+    secagg: ServerInference
+    """From the sum the secure-aggregation protocol returns, averaged over firms."""
+    per_firm: ServerViewPerFirm
+    """The same errors for each firm."""
+    disaggregation: DisaggregationPolicies
+    """Disaggregation across rounds, per participation policy."""
+
+
+class RocCurve(_Block):
+    """One seed's ROC curve of a membership attack, for plots: at most 500 points, on a
+    log-FPR grid when the full curve is longer."""
+
+    fpr: list[float | None]
+    """False-positive rates, in [0, 1], increasing."""
+    tpr: list[float | None]
+    """True-positive rates at those FPRs, in [0, 1]."""
+
+
+class MembershipCurves(_Block):
+    """A regime's membership ROC curves, one per seed in the order of `seeds`."""
+
+    loss: list[RocCurve]
+    """The loss-threshold attack."""
+    lira: list[RocCurve] | None = _optional()
+    """Online LiRA; absent when `membership.shadows` is 0."""
+
+
+class Results(_Block):
+    """The whole of results.json.
+
+    `fedscore run CONFIG --out DIR` writes `DIR/results.json` (keys sorted, indented by 2),
+    `DIR/results.csv` and `DIR/report.html`. The same config and seeds give a byte-identical
+    results.json.
+    """
+
+    schema_version: Literal[1]
+    """The schema of this file; bumped when a key is added, removed or changes meaning."""
+    config: ExperimentConfig
+    """The validated experiment config with every default filled in (`experiments/config.py`
+    documents its keys)."""
+    seeds: list[int] = Field(min_length=1)
+    """The seeds, in run order; every `per_seed` list follows it."""
+    holdout: list[HoldoutSize]
+    """Per seed, the held-out citizens every regime is scored on."""
+    regimes: dict[RegimeName, Regime]
+    """Each regime's figures."""
+    exposure: dict[PartyName, PartyExposure]
+    """What each party holds in raw form (the same under every regime)."""
+    server_view: ServerView
+    """What the coordinating server infers from what it receives."""
+    curves: dict[RegimeName, MembershipCurves]
+    """Each regime's membership ROC curves."""
+
+    @model_validator(mode="after")
+    def _one_value_per_seed(self) -> Results:
+        seeds = len(self.seeds)
+        if self.seeds != self.config.experiment.seeds:
+            raise ValueError(f"seeds {self.seeds} differ from config.experiment.seeds")
+        if len(self.holdout) != seeds:
+            raise ValueError(f"holdout has {len(self.holdout)} entries, one per seed ({seeds})")
+        if set(self.curves) != set(self.regimes):
+            raise ValueError(
+                f"curves has regimes {sorted(self.curves)}, not {sorted(self.regimes)}"
+            )
+        for name, curves in self.curves.items():
+            for attack in (curves.loss, curves.lira):
+                if attack is not None and len(attack) != seeds:
+                    raise ValueError(f"curves.{name} has {len(attack)} curves, one per seed")
+        tree = {"regimes": self.regimes, "exposure": self.exposure, "server_view": self.server_view}
+        for path, summary in _summaries(tree, ""):
+            if len(summary.per_seed) != seeds:
+                raise ValueError(
+                    f"{path}.per_seed has {len(summary.per_seed)} values, one per seed ({seeds})"
+                )
+        return self
+
+    def as_dict(self) -> dict[str, Any]:
+        """results.json's content as plain dicts and lists, keys in computation order."""
+        return self.model_dump(mode="json")
+
+    def to_json(self) -> str:
+        """The text of results.json: keys sorted, indent 2, NaN written as JSON's `NaN`."""
+        return json.dumps(self.as_dict(), indent=2, sort_keys=True) + "\n"
+
+
+def _summaries(node: object, path: str) -> Iterator[tuple[str, Summary]]:
+    """Every Summary under `node`, with its dotted key path."""
+    if isinstance(node, Summary):
+        yield path, node
+    elif isinstance(node, BaseModel):
+        for name in type(node).model_fields:
+            yield from _summaries(getattr(node, name), f"{path}.{name}".lstrip("."))
+    elif isinstance(node, dict):
+        for key, value in node.items():
+            yield from _summaries(value, f"{path}.{key}".lstrip("."))
