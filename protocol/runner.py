@@ -249,15 +249,9 @@ def run_round(
     server = SecAggServer(config, dimension, round_number)
     transcript = Transcript()
     client_errors: dict[int, ProtocolError] = {}
-    stage_methods: dict[Stage, Callable[..., object]] = {
-        Stage.ADVERTISE_KEYS: server.advertise_keys,
-        Stage.SHARE_KEYS: server.share_keys,
-        Stage.MASKED_INPUT: server.masked_input,
-        Stage.UNMASK: server.unmask,
-    }
     requests: Mapping[int, Message] = server.start(sorted(clients))
     host = _LocalClients(clients) if workers == 1 else _ClientProcesses(clients, workers)
-    outcome: object = None
+    outcome: Mapping[int, Message] | AggregateResult | None = None
     try:
         for stage in STAGE_ORDER:
             batch: list[tuple[int, bytes]] = []
@@ -281,9 +275,8 @@ def run_round(
                     responses[client_id] = (
                         message if message is response else parse_message(payload)
                     )
-            outcome = stage_methods[stage](responses)
-            if stage is not Stage.UNMASK:
-                assert isinstance(outcome, dict)
+            outcome = server.receive(stage, responses)
+            if not isinstance(outcome, AggregateResult):
                 requests = outcome
     finally:
         client_masks = host.close()
