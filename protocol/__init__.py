@@ -44,6 +44,7 @@ from protocol.messages import (
     UnmaskResponse,
     parse_message,
 )
+from protocol.pipeline import Cohort, PipelineScheduler
 from protocol.quantize import dequantize, error_bound, quantize, to_signed
 from protocol.runner import RoundResult, run_round
 from protocol.schema import export_schemas
@@ -74,6 +75,7 @@ __all__ = [
     "ClientSessions",
     "ClientState",
     "ClientStatus",
+    "Cohort",
     "ConfigMismatch",
     "DecryptionError",
     "DropReason",
@@ -88,6 +90,7 @@ __all__ = [
     "Message",
     "MissingInput",
     "PeerKeys",
+    "PipelineScheduler",
     "ProtocolAbort",
     "ProtocolError",
     "ReceivedMessage",
