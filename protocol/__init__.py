@@ -46,7 +46,7 @@ from protocol.messages import (
 )
 from protocol.pipeline import Cohort, PipelineScheduler
 from protocol.quantize import dequantize, error_bound, quantize, to_signed
-from protocol.runner import RoundResult, run_round
+from protocol.runner import RoundOutcome, RoundResult, run_round, run_rounds
 from protocol.schema import export_schemas
 from protocol.server import AggregateResult, SecAggServer
 from protocol.sessions import MAX_OPEN_ROUNDS, ClientSessions
@@ -96,6 +96,7 @@ __all__ = [
     "ReceivedMessage",
     "RefusedRequest",
     "RoundMismatch",
+    "RoundOutcome",
     "RoundResult",
     "SealedShares",
     "SecAggClient",
@@ -125,5 +126,6 @@ __all__ = [
     "recommended_degree",
     "recommended_threshold",
     "run_round",
+    "run_rounds",
     "to_signed",
 ]
