@@ -44,8 +44,9 @@ from protocol.messages import (
     UnmaskResponse,
     parse_message,
 )
+from protocol.pipeline import Cohort, PipelineScheduler
 from protocol.quantize import dequantize, error_bound, quantize, to_signed
-from protocol.runner import RoundResult, run_round
+from protocol.runner import RoundOutcome, RoundResult, run_round, run_rounds
 from protocol.schema import export_schemas
 from protocol.server import AggregateResult, SecAggServer
 from protocol.sessions import MAX_OPEN_ROUNDS, ClientSessions
@@ -74,6 +75,7 @@ __all__ = [
     "ClientSessions",
     "ClientState",
     "ClientStatus",
+    "Cohort",
     "ConfigMismatch",
     "DecryptionError",
     "DropReason",
@@ -88,11 +90,13 @@ __all__ = [
     "Message",
     "MissingInput",
     "PeerKeys",
+    "PipelineScheduler",
     "ProtocolAbort",
     "ProtocolError",
     "ReceivedMessage",
     "RefusedRequest",
     "RoundMismatch",
+    "RoundOutcome",
     "RoundResult",
     "SealedShares",
     "SecAggClient",
@@ -122,5 +126,6 @@ __all__ = [
     "recommended_degree",
     "recommended_threshold",
     "run_round",
+    "run_rounds",
     "to_signed",
 ]

@@ -1,9 +1,12 @@
-"""Play a whole round on one machine, through the same state machines and wire encoding.
+"""Play whole rounds on one machine, through the same state machines and wire encoding.
 
 Every message is encoded with `to_bytes`, logged in the transcript, and decoded again on the
 other side, exactly as a network transport would; a dropout schedule says which client stays
-silent from which stage on. Clients live in this process or, with `workers`, in forked worker
-processes that see only bytes. Nothing here is a shortcut the federation would not take.
+silent from which stage on. `run_round` plays one round, its clients in this process or, with
+`workers`, in forked worker processes that see only bytes. `run_rounds` plays several as a
+federation does, through the scheduler of `protocol/pipeline.py` (pipelined: SPEC.md §9), each
+node keeping its rounds in a `ClientSessions`. Nothing here is a shortcut the federation would
+not take.
 """
 
 from __future__ import annotations
@@ -21,8 +24,14 @@ import numpy.typing as npt
 
 from protocol.client import SecAggClient
 from protocol.config import SecAggConfig
-from protocol.errors import ProtocolError
+from protocol.errors import ProtocolAbort, ProtocolError
 from protocol.messages import Message, parse_message
+from protocol.nodes import DropoutPlan, LocalNodes
+from protocol.pipeline import (
+    Cohort,
+    PipelineScheduler,
+    RoundInFlight,
+)
 from protocol.quantize import check_input, to_signed
 from protocol.server import AggregateResult, SecAggServer
 from protocol.stages import STAGE_ORDER, Stage
@@ -206,6 +215,19 @@ def _answer_batch(
     return results
 
 
+def _vectors(
+    inputs: Mapping[int, npt.ArrayLike] | Sequence[npt.ArrayLike], what: str = "inputs"
+) -> tuple[dict[int, npt.NDArray[np.float64]], int]:
+    """Checked vectors by id (a sequence gets ids 1..n), and their common length."""
+    by_id = dict(inputs) if isinstance(inputs, Mapping) else dict(enumerate(inputs, start=1))
+    vectors = {client_id: check_input(vector) for client_id, vector in by_id.items()}
+    dimensions = {vector.shape[0] for vector in vectors.values()}
+    if len(dimensions) != 1:
+        raise ValueError(f"{what} must share one length, got lengths {sorted(dimensions)}")
+    (dimension,) = dimensions
+    return vectors, dimension
+
+
 def run_round(
     config: SecAggConfig,
     inputs: Mapping[int, npt.ArrayLike] | Sequence[npt.ArrayLike],
@@ -224,12 +246,7 @@ def run_round(
     when fewer than t clients remain.
     """
     start = time.perf_counter()
-    by_id = dict(inputs) if isinstance(inputs, Mapping) else dict(enumerate(inputs, start=1))
-    vectors = {client_id: check_input(vector) for client_id, vector in by_id.items()}
-    dimensions = {vector.shape[0] for vector in vectors.values()}
-    if len(dimensions) != 1:
-        raise ValueError(f"inputs must share one length, got lengths {sorted(dimensions)}")
-    (dimension,) = dimensions
+    vectors, dimension = _vectors(inputs)
     schedule = dict(dropout or {})
     unknown = set(schedule) - set(vectors)
     if unknown:
@@ -249,15 +266,9 @@ def run_round(
     server = SecAggServer(config, dimension, round_number)
     transcript = Transcript()
     client_errors: dict[int, ProtocolError] = {}
-    stage_methods: dict[Stage, Callable[..., object]] = {
-        Stage.ADVERTISE_KEYS: server.advertise_keys,
-        Stage.SHARE_KEYS: server.share_keys,
-        Stage.MASKED_INPUT: server.masked_input,
-        Stage.UNMASK: server.unmask,
-    }
     requests: Mapping[int, Message] = server.start(sorted(clients))
     host = _LocalClients(clients) if workers == 1 else _ClientProcesses(clients, workers)
-    outcome: object = None
+    outcome: Mapping[int, Message] | AggregateResult | None = None
     try:
         for stage in STAGE_ORDER:
             batch: list[tuple[int, bytes]] = []
@@ -281,9 +292,8 @@ def run_round(
                     responses[client_id] = (
                         message if message is response else parse_message(payload)
                     )
-            outcome = stage_methods[stage](responses)
-            if stage is not Stage.UNMASK:
-                assert isinstance(outcome, dict)
+            outcome = server.receive(stage, responses)
+            if not isinstance(outcome, AggregateResult):
                 requests = outcome
     finally:
         client_masks = host.close()
@@ -304,4 +314,104 @@ def run_round(
         seconds=time.perf_counter() - start,
         client_errors=client_errors,
         masks_expanded=server.masks_expanded + client_masks,
+    )
+
+
+# -- several rounds, as a federation runs them (SPEC.md §9) -----------------------------------
+
+
+@dataclass
+class RoundOutcome:
+    """One round of `run_rounds`: its checked sum, or the abort that stopped it."""
+
+    round_number: int
+    result: RoundResult | None
+    """The sum and its check (None when the round aborted)."""
+    abort: ProtocolAbort | None
+    """What stopped the round (None when it completed)."""
+    transcript: Transcript
+    """The round's own messages, in the order sent (its key stages too, if run a round ahead)."""
+    messages: list[str]
+    """The transport messages of this round's turn, e.g. `masked_input+advertise_keys`."""
+    stage_seconds: dict[str, float]
+    """The scheduler's timings of the round (`RoundInFlight.seconds`)."""
+
+    @property
+    def exact(self) -> bool:
+        return self.result is not None and self.result.exact
+
+
+def run_rounds(
+    config: SecAggConfig,
+    inputs: Sequence[Mapping[int, npt.ArrayLike] | Sequence[npt.ArrayLike]],
+    *,
+    pipelined: bool = True,
+    dropout: DropoutPlan | None = None,
+    rounding_seed: int | None = None,
+    persist: bool = False,
+) -> list[RoundOutcome]:
+    """Run rounds 1, 2, ... with `inputs[r - 1]` as round r's vectors by node (a sequence gets
+    nodes 1..n), whose nodes are round r's cohort.
+
+    `pipelined` runs each round's key stages inside the previous round's messages (SPEC.md §9);
+    otherwise each stage is a message of its own. An abort is reported in its round's outcome
+    and the other rounds go on. `dropout[r][node] = stage` silences the node in every message
+    carrying round r's `stage` or a later stage of round r (`LocalNodes`).
+    """
+    if not inputs:
+        raise ValueError("inputs must hold at least one round")
+    rounds = {r: _vectors(vectors, f"round {r}'s inputs") for r, vectors in enumerate(inputs, 1)}
+    for r, schedule in (dropout or {}).items():
+        unknown = set(schedule) - set(rounds[r][0]) if r in rounds else set(schedule)
+        if unknown:
+            raise ValueError(
+                f"dropout[{r}] names nodes without an input in round {r}: {sorted(unknown)}"
+            )
+    nodes = LocalNodes(
+        {r: vectors for r, (vectors, _) in rounds.items()},
+        dropout=dropout,
+        rounding_seed=rounding_seed,
+        persist=persist,
+    )
+    scheduler = PipelineScheduler(pipelined)
+    outcomes: list[RoundOutcome] = []
+    for r, (vectors, dimension) in rounds.items():
+        following = Cohort.of(rounds[r + 1][0], config) if r + 1 in rounds else None
+        start = time.perf_counter()
+        round_ = scheduler.run_round(r, Cohort.of(vectors, config), dimension, nodes, following)
+        seconds = time.perf_counter() - start
+        result = None
+        if round_.outcome is not None:
+            result = _checked(round_, round_.outcome, nodes, vectors, seconds)
+        messages = nodes.messages.get(r, [])
+        outcome = RoundOutcome(
+            r, result, round_.aborted, round_.transcript, messages, round_.seconds
+        )
+        outcomes.append(outcome)
+    return outcomes
+
+
+def _checked(
+    round_: RoundInFlight,
+    aggregate: AggregateResult,
+    nodes: LocalNodes,
+    vectors: Mapping[int, npt.NDArray[np.float64]],
+    seconds: float,
+) -> RoundResult:
+    """The round's sum beside the sum of its contributors' inputs, computed in the clear."""
+    config = round_.cohort.config
+    expected_words = np.zeros(round_.server.dimension, dtype=np.uint32)
+    expected_float = np.zeros(round_.server.dimension, dtype=np.float64)
+    for node in round_.contributors():
+        np.add(expected_words, nodes.encoded[round_.number][node], out=expected_words)
+        expected_float += np.clip(vectors[node], -config.clip, config.clip)
+    errors = nodes.errors.get(round_.number, {})
+    return RoundResult(
+        aggregate=aggregate,
+        transcript=round_.transcript,
+        expected_integer_sum=to_signed(expected_words, config),
+        expected_float_sum=expected_float,
+        seconds=seconds,
+        client_errors={round_.client_of[node]: error for node, error in errors.items()},
+        masks_expanded=round_.server.masks_expanded + nodes.masks_expanded.get(round_.number, 0),
     )

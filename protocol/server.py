@@ -6,6 +6,9 @@ transport may deliver duplicates) and return the next stage's requests; `unmask`
 aggregate. A client missing from the responses is dropped; a bad response gets a named error,
 recorded in `rejections`, and its sender is dropped. Below t survivors, or when a secret can no
 longer be rebuilt, the method raises `ProtocolAbort` before asking for anything more.
+
+`receive(stage, responses)` hands responses to their stage's method: the only stage -> method
+table, so no driver (the in-process runner, the pipeline scheduler) keeps its own.
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import numpy as np
 import numpy.typing as npt
@@ -490,6 +493,27 @@ class SecAggServer:
             return shamir.combine(shares, self.threshold)
         except ValueError as error:
             raise self._abort(stage, f"client {owner}'s {what}: {error}") from error
+
+    # -- one entry point for transports -------------------------------------------------------
+
+    def receive(
+        self, stage: Stage, responses: Responses[Any]
+    ) -> Mapping[int, Message] | AggregateResult:
+        """`stage`'s responses to that stage's method: the next stage's requests, or the sum.
+
+        The one stage -> method table. A response of another stage's kind is refused by the
+        method like any bad response; responses for a stage other than the one due next raise
+        `UnexpectedStage`.
+        """
+        match stage:
+            case Stage.ADVERTISE_KEYS:
+                return self.advertise_keys(responses)
+            case Stage.SHARE_KEYS:
+                return self.share_keys(responses)
+            case Stage.MASKED_INPUT:
+                return self.masked_input(responses)
+            case Stage.UNMASK:
+                return self.unmask(responses)
 
     # -- the server's view --------------------------------------------------------------------
 

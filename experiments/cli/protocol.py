@@ -1,4 +1,4 @@
-"""`fedscore protocol`: simulate a secure-aggregation round, export its schemas, read a transcript.
+"""`fedscore protocol`: simulate secure-aggregation rounds, export their schemas, read a transcript.
 
 Registered in the main CLI as a sub-command group; usable alone as `experiments.cli.protocol.app`.
 Machine-readable output goes to stdout (`--json`); progress bars and notes go to stderr.
@@ -7,6 +7,7 @@ Machine-readable output goes to stdout (`--json`); progress bars and notes go to
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -18,11 +19,13 @@ from rich.table import Table
 
 from protocol import (
     ProtocolAbort,
+    RoundOutcome,
     SecAggConfig,
     Stage,
     Transcript,
     error_bound,
     run_round,
+    run_rounds,
 )
 from protocol.schema import export_schemas
 
@@ -71,16 +74,42 @@ def simulate(
         Path | None, typer.Option("--transcript", help="Write the message transcript (JSONL).")
     ] = None,
     view: Annotated[
-        Path | None, typer.Option("--view", help="Write the server's view of the round (JSON).")
+        Path | None,
+        typer.Option(
+            "--view",
+            help="Write the server's view of the round (JSON; with --rounds/--pipelined, a list "
+            "of one view per round).",
+        ),
     ] = None,
     json_output: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+    rounds: Annotated[
+        int,
+        typer.Option(
+            "--rounds", min=1, help="Rounds to play, each with fresh inputs and dropouts."
+        ),
+    ] = 1,
+    pipelined: Annotated[
+        bool,
+        typer.Option(
+            "--pipelined",
+            help="Carry round r+1's key stages in round r's messages (SPEC.md §9); a client "
+            "silent in such a message misses both rounds.",
+        ),
+    ] = False,
 ) -> None:
-    """Play one round in process with random inputs in [-1, 1] and report exactness and cost."""
+    """Play rounds in process with random inputs in [-1, 1] and report exactness and cost."""
     try:
         config = SecAggConfig(num_clients=clients, neighbours=neighbours, threshold=threshold)
     except ValueError as error:
         _err.print(f"[red]invalid parameters:[/] {error}", soft_wrap=True)
         raise typer.Exit(2) from error
+    if rounds > 1 or pipelined:
+        if workers > 1:
+            _err.print("[red]--workers > 1 plays a single round; drop --rounds/--pipelined[/]")
+            raise typer.Exit(2)
+        plan = RoundsPlan(clients, dim, dropout, drop_stage, seed, rounds, pipelined)
+        _simulate_rounds(config, plan, transcript, view, json_output)
+        return
     rng = np.random.default_rng(seed)
     inputs = rng.uniform(-1.0, 1.0, size=(clients, dim))
     schedule = _dropout_schedule(clients, dropout, drop_stage, rng)
@@ -162,6 +191,140 @@ def simulate(
     _out.print(table)
     if transcript is not None:
         _err.print(f"[green]wrote[/] {transcript}")
+
+
+@dataclass(frozen=True)
+class RoundsPlan:
+    """What `simulate --rounds/--pipelined` plays."""
+
+    clients: int
+    dim: int
+    dropout: float
+    drop_stage: Stage
+    seed: int
+    rounds: int
+    pipelined: bool
+
+
+def _simulate_rounds(
+    config: SecAggConfig,
+    plan: RoundsPlan,
+    transcript: Path | None,
+    view: Path | None,
+    json_output: bool,
+) -> None:
+    """Several rounds through the scheduler, each with its own inputs and dropouts; exits 1
+    unless every round sums exactly."""
+    rng = np.random.default_rng(plan.seed)
+    inputs: list[list[np.ndarray]] = []
+    schedules: dict[int, dict[int, Stage]] = {}
+    for round_number in range(1, plan.rounds + 1):
+        inputs.append(list(rng.uniform(-1.0, 1.0, size=(plan.clients, plan.dim))))
+        schedules[round_number] = _dropout_schedule(
+            plan.clients, plan.dropout, plan.drop_stage, rng
+        )
+    outcomes = run_rounds(
+        config, inputs, pipelined=plan.pipelined, dropout=schedules, rounding_seed=plan.seed
+    )
+    per_round = [_round_report(outcome, config, plan.clients) for outcome in outcomes]
+    report: dict[str, Any] = {
+        "exact": all(outcome.exact for outcome in outcomes),
+        "pipelined": plan.pipelined,
+        "rounds": plan.rounds,
+        "clients": plan.clients,
+        "dim": plan.dim,
+        "dropout": plan.dropout,
+        "drop_stage": plan.drop_stage.value,
+        "neighbours": config.degree,
+        "threshold": config.reconstruction_threshold,
+        "seconds": round(sum(r["seconds"] for r in per_round), 4),
+        "per_round": per_round,
+    }
+    if transcript is not None:
+        entries = [entry for outcome in outcomes for entry in outcome.transcript.entries]
+        Transcript(entries).to_jsonl(transcript)
+    if view is not None:  # one view per round: the completed round's, or the abort's
+        views: list[dict[str, Any] | None] = []
+        for outcome in outcomes:
+            seen = outcome.result.aggregate.view if outcome.result else None
+            if outcome.abort is not None:
+                seen = outcome.abort.view
+            views.append(None if seen is None else seen.model_dump(mode="json"))
+        view.write_text(json.dumps(views, indent=2))
+    if json_output:
+        print(json.dumps(report))
+    else:
+        _print_rounds(report)
+    if not report["exact"]:
+        raise typer.Exit(1)
+
+
+def _round_report(outcome: RoundOutcome, config: SecAggConfig, clients: int) -> dict[str, Any]:
+    entries = outcome.transcript.entries
+    report: dict[str, Any] = {
+        "round": outcome.round_number,
+        "exact": outcome.exact,
+        "aborted": outcome.abort is not None,
+        "messages": outcome.messages,
+        "protocol_messages": len(entries),
+        "upload_bytes_per_client": round(sum(e.bytes for e in entries if e.sender != 0) / clients),
+        "download_bytes_per_client": round(
+            sum(e.bytes for e in entries if e.sender == 0) / clients
+        ),
+    }
+    if outcome.abort is not None:
+        report |= {"stage": outcome.abort.stage.value, "reason": outcome.abort.reason}
+        report["seconds"] = round(sum(outcome.stage_seconds.values()), 4)
+        return report
+    result = outcome.result
+    assert result is not None
+    return report | {
+        "survivors": len(result.survivors),
+        "survivor_ids": list(result.survivors),
+        "max_abs_error": result.max_abs_error,
+        "error_bound": error_bound(config, len(result.survivors)),
+        "seconds": round(result.seconds, 4),
+        "masks_expanded": result.masks_expanded,
+    }
+
+
+_SHORT = {
+    "advertise_keys": "adv",
+    "share_keys": "share",
+    "masked_input": "mask",
+    "unmask": "unmask",
+}
+
+
+def _short(label: str) -> str:
+    """`masked_input+advertise_keys` -> `mask+adv`, to keep the table narrow."""
+    return "+".join(_SHORT[stage] for stage in label.split("+"))
+
+
+def _print_rounds(report: dict[str, Any]) -> None:
+    mode = "pipelined" if report["pipelined"] else "each round alone"
+    table = Table(
+        title=f"secure aggregation: n={report['clients']}, d={report['dim']}, "
+        f"dropout={report['dropout']}, {report['rounds']} rounds, {mode}"
+    )
+    for column in ("round", "outcome", "survivors", "max |error|", "bound", "seconds"):
+        table.add_column(column, justify="left" if column == "outcome" else "right")
+    table.add_column("messages")
+    for r in report["per_round"]:
+        outcome = "exact" if r["exact"] else "aborted" if r["aborted"] else "NOT EXACT"
+        table.add_row(
+            str(r["round"]),
+            outcome,
+            str(r.get("survivors", "-")),
+            f"{r['max_abs_error']:.2g}" if "max_abs_error" in r else "-",
+            f"{r['error_bound']:.2g}" if "error_bound" in r else "-",
+            f"{r['seconds']:.3f}",
+            ", ".join(_short(label) for label in r["messages"]),
+        )
+    _out.print(table)
+    for r in report["per_round"]:
+        if r["aborted"]:
+            _err.print(f"round {r['round']} aborted at {r['stage']}: {r['reason']}", soft_wrap=True)
 
 
 @app.command()

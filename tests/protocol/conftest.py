@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 import numpy as np
@@ -51,14 +51,6 @@ class ManualRound:
         self.responses: dict[Stage, dict[int, Any]] = {}
         self.result: AggregateResult | None = None
 
-    def server_method(self, stage: Stage) -> Callable[[Any], Any]:
-        return {
-            Stage.ADVERTISE_KEYS: self.server.advertise_keys,
-            Stage.SHARE_KEYS: self.server.share_keys,
-            Stage.MASKED_INPUT: self.server.masked_input,
-            Stage.UNMASK: self.server.unmask,
-        }[stage]
-
     def answer(self, stage: Stage, silent: Iterable[int] = ()) -> dict[int, Message]:
         """Let every invited client answer its request for `stage`, except the silent ones."""
         quiet = set(silent)
@@ -72,7 +64,7 @@ class ManualRound:
 
     def deliver(self, stage: Stage, responses: Mapping[int, Any] | list[tuple[int, Any]]) -> Any:
         """Hand responses to the server and keep what it returns."""
-        outcome = self.server_method(stage)(responses)
+        outcome = self.server.receive(stage, responses)
         next_stage = stage.next()
         if next_stage is None:
             self.result = outcome

@@ -1,13 +1,13 @@
 """Pipelined rounds (SPEC.md §9): round r+1's key stages ride on round r's messages.
 
-The driver below is a transport in miniature: one batch per client per message, the server's
-per-round state machines fed in the order the Flower workflow feeds them.
+Driven by the real scheduler (`protocol.pipeline`) over real nodes (`protocol.nodes.LocalNodes`,
+one `ClientSessions` each), as the Flower workflow drives firms; the rest of the file checks
+`ClientSessions` itself.
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
 
 import numpy as np
 import pytest
@@ -18,10 +18,11 @@ from pydantic import ValidationError
 from protocol import (
     MAX_OPEN_ROUNDS,
     AdvertiseKeysRequest,
-    AggregateResult,
     ClientSessions,
+    Cohort,
     DecryptionError,
     MalformedMessage,
+    PipelineScheduler,
     ProtocolAbort,
     SecAggClient,
     SecAggConfig,
@@ -29,136 +30,49 @@ from protocol import (
     SessionsState,
     Stage,
     UnexpectedStage,
-    quantize,
+    run_rounds,
     to_signed,
 )
+from protocol.nodes import LocalNodes
 
 DIMENSION = 6
+MASKED = Stage.MASKED_INPUT.position
 
 
 def _input(client: int, round_number: int) -> np.ndarray:
     return np.random.default_rng([client, round_number]).uniform(-0.5, 0.5, DIMENSION)
 
 
-def _quantized(config: SecAggConfig, client: int, round_number: int) -> np.ndarray:
-    rng = np.random.default_rng(1000 * client + round_number)
-    return to_signed(quantize(_input(client, round_number), config, rng), config)
-
-
-@dataclass
-class PipelinedFederation:
-    """n clients, every round's cohort = all of them; `silent` = {(client, round, message)}."""
-
-    config: SecAggConfig
-    silent: set[tuple[int, int, str]] = field(default_factory=set)
-    persist: bool = False
-    """Rebuild every client from its stored bytes after every message, as a SuperNode does."""
-    sessions: dict[int, ClientSessions] = field(default_factory=dict)
-    results: dict[int, AggregateResult | ProtocolAbort] = field(default_factory=dict)
-
-    def __post_init__(self) -> None:
-        self.sessions = {c: ClientSessions() for c in range(1, self.config.num_clients + 1)}
-
-    def _send(
-        self, label: str, slot: int, parts: list[tuple[SecAggServer, dict[int, object]]]
-    ) -> list[dict[int, object]]:
-        """One message per client carrying each part's request for it; per-part responses."""
-        responses: list[dict[int, object]] = [{} for _ in parts]
-        for client, sessions in self.sessions.items():
-            batch = [(i, requests[client]) for i, (_, requests) in enumerate(parts)]
-            batch = [(i, request) for i, request in batch if request is not None]
-            if not batch or (client, slot, label) in self.silent:
-                continue
-
-            def provide(session: SecAggClient, client: int = client) -> None:
-                round_number = session.round_number
-                assert round_number is not None
-                session.provide_input(
-                    _input(client, round_number), rounding_seed=1000 * client + round_number
-                )
-
-            answers = sessions.handle_batch([r for _, r in batch], provide)  # type: ignore[misc]
-            if self.persist:
-                self.sessions[client] = ClientSessions.from_bytes(sessions.to_bytes())
-            for (i, _), answer in zip(batch, answers, strict=True):
-                responses[i][client] = answer
-        return responses
-
-    def run(self, rounds: int) -> None:
-        n = self.config.num_clients
-        servers = {r: SecAggServer(self.config, DIMENSION, r) for r in range(1, rounds + 1)}
-        pending: dict[int, dict[int, object]] = {1: dict(servers[1].start(range(1, n + 1)))}
-        # bootstrap: round 1's key stages on their own
-        try:
-            for handler in (servers[1].advertise_keys, servers[1].share_keys):
-                (answers,) = self._send("bootstrap", 1, [(servers[1], self._all(pending[1]))])
-                pending[1] = dict(handler(answers))  # type: ignore[arg-type]
-        except ProtocolAbort as abort:
-            self.results[1] = abort
-            del pending[1]
-        for r in range(1, rounds + 1):
-            if r + 1 <= rounds:
-                pending[r + 1] = dict(servers[r + 1].start(range(1, n + 1)))
-            for label, now, ahead in (
-                ("A", servers[r].masked_input, "advertise_keys"),
-                ("B", servers[r].unmask, "share_keys"),
-            ):
-                parts = [(servers[r], self._all(pending.get(r, {})))]
-                if r + 1 in pending:
-                    parts.append((servers[r + 1], self._all(pending[r + 1])))
-                answers = self._send(label, r, parts)
-                if r + 1 in pending:  # the pipelined round first, as the workflow does
-                    try:
-                        step = getattr(servers[r + 1], ahead)(answers[1])
-                        pending[r + 1] = dict(step)
-                    except ProtocolAbort:
-                        del pending[r + 1]
-                if r not in pending:
-                    continue
-                try:
-                    outcome = now(answers[0])  # type: ignore[arg-type]
-                except ProtocolAbort as abort:
-                    self.results[r] = abort
-                    del pending[r]
-                    continue
-                if isinstance(outcome, AggregateResult):
-                    self.results[r] = outcome
-                    del pending[r]
-                else:
-                    pending[r] = dict(outcome)
-            if r + 1 <= rounds and r + 1 not in pending:  # restart a round that aborted early
-                servers[r + 1] = SecAggServer(self.config, DIMENSION, r + 1)
-                pending[r + 1] = dict(servers[r + 1].start(range(1, n + 1)))
-                try:
-                    for handler in (servers[r + 1].advertise_keys, servers[r + 1].share_keys):
-                        parts = [(servers[r + 1], self._all(pending[r + 1]))]
-                        (answers,) = self._send("bootstrap", r + 1, parts)
-                        pending[r + 1] = dict(handler(answers))  # type: ignore[arg-type]
-                except ProtocolAbort as abort:
-                    self.results[r + 1] = abort
-                    del pending[r + 1]
-
-    def _all(self, requests: dict[int, object]) -> dict[int, object]:
-        return {c: requests.get(c) for c in self.sessions}
-
-
 def _config(n: int, threshold: int) -> SecAggConfig:
     return SecAggConfig(num_clients=n, threshold=threshold, scale=2.0**12)
 
 
+def _federation(n: int, rounds: int, persist: bool = False) -> LocalNodes:
+    """n nodes, every round's cohort = all of them."""
+    inputs = {r: {c: _input(c, r) for c in range(1, n + 1)} for r in range(1, rounds + 1)}
+    return LocalNodes(inputs, rounding_seed=0, persist=persist)
+
+
 def test_every_pipelined_round_sums_exactly_and_leaves_no_secret() -> None:
     # Prepare
-    federation = PipelinedFederation(_config(5, 3))
+    config = _config(5, 3)
+    nodes = _federation(5, rounds=4)
+    cohort = Cohort.of(range(1, 6), config)
+    scheduler = PipelineScheduler()
     # Execute
-    federation.run(rounds=4)
+    rounds = [
+        scheduler.run_round(r, cohort, DIMENSION, nodes, cohort if r < 4 else None)
+        for r in range(1, 5)
+    ]
     # Assert
-    for r in range(1, 5):
-        result = federation.results[r]
-        assert isinstance(result, AggregateResult)
-        assert result.survivors == (1, 2, 3, 4, 5)
-        expected = sum(_quantized(federation.config, c, r) for c in result.survivors)
-        np.testing.assert_array_equal(result.integer_sum, expected)
-    assert all(not s.open_rounds for s in federation.sessions.values())
+    for round_ in rounds:
+        assert round_.outcome is not None
+        assert round_.outcome.survivors == (1, 2, 3, 4, 5)
+        encoded = sum(nodes.encoded[round_.number][c] for c in range(1, 6))
+        expected = to_signed(np.asarray(encoded, dtype=np.uint32), config)
+        np.testing.assert_array_equal(round_.outcome.integer_sum, expected)
+    assert nodes.messages[2] == ["masked_input+advertise_keys", "unmask+share_keys"]
+    assert all(not s.open_rounds for s in nodes.sessions.values())
 
 
 @settings(max_examples=25, deadline=None)
@@ -166,33 +80,39 @@ def test_every_pipelined_round_sums_exactly_and_leaves_no_secret() -> None:
     n=st.integers(4, 7),
     rounds=st.integers(2, 4),
     events=st.lists(
-        st.tuples(st.integers(1, 7), st.integers(1, 4), st.sampled_from(["A", "B", "bootstrap"])),
+        st.tuples(st.integers(1, 7), st.integers(1, 4), st.sampled_from(list(Stage))),
         max_size=6,
     ),
     persist=st.booleans(),
 )
 def test_pipelined_rounds_are_exact_or_abort_under_any_dropouts(
-    n: int, rounds: int, events: list[tuple[int, int, str]], persist: bool
+    n: int, rounds: int, events: list[tuple[int, int, Stage]], persist: bool
 ) -> None:
-    # Prepare: any client may go silent in any message of any round; with `persist`, every
-    # client is rebuilt from its stored bytes after every message
+    # Prepare: any client may go silent in any message of any round (and with it every round
+    # the message carries); with `persist`, every client is rebuilt from its stored bytes after
+    # every message
     threshold = n // 2 + 1  # the smallest t the config accepts on the complete graph
-    silent = {e for e in events if e[0] <= n}
-    federation = PipelinedFederation(_config(n, threshold), silent=silent, persist=persist)
+    plan: dict[int, dict[int, Stage]] = {}
+    for client, r, stage in events:
+        if client <= n and r <= rounds:
+            earliest = plan.setdefault(r, {}).get(client, stage)
+            plan[r][client] = min(earliest, stage, key=lambda s: s.position)
+    inputs = [{c: _input(c, r) for c in range(1, n + 1)} for r in range(1, rounds + 1)]
     # Execute
-    federation.run(rounds)
+    outcomes = run_rounds(_config(n, threshold), inputs, dropout=plan, persist=persist)
     # Assert: each round either sums exactly its survivors' inputs or aborted below t
-    for r in range(1, rounds + 1):
-        result = federation.results[r]
-        if isinstance(result, ProtocolAbort):
-            assert "fewer than t" in str(result) or "remain" in str(result)
+    assert [outcome.round_number for outcome in outcomes] == list(range(1, rounds + 1))
+    for outcome in outcomes:
+        if outcome.abort is not None:
+            assert isinstance(outcome.abort, ProtocolAbort) and outcome.result is None
+            assert "fewer than t" in str(outcome.abort) or "remain" in str(outcome.abort)
             continue
-        assert len(result.survivors) >= threshold
-        assert not {c for c, rr, m in federation.silent if rr == r and m == "A"} & set(
-            result.survivors
-        )
-        expected = sum(_quantized(federation.config, c, r) for c in result.survivors)
-        np.testing.assert_array_equal(result.integer_sum, expected)
+        assert outcome.result is not None and outcome.exact
+        survivors = set(outcome.result.survivors)
+        assert len(survivors) >= threshold
+        silent = plan.get(outcome.round_number, {})
+        assert not {c for c, s in silent.items() if s.position <= MASKED} & survivors
+        assert not outcome.result.client_errors
 
 
 # -- the container's own rules ------------------------------------------------------------
@@ -273,11 +193,14 @@ def test_responses_are_not_requests() -> None:
 
 
 def test_a_round_is_forgotten_once_its_unmask_is_answered() -> None:
-    federation = PipelinedFederation(_config(3, 2))
-    federation.run(rounds=1)
-    assert isinstance(federation.results[1], AggregateResult)
-    assert all(s.session(1) is None for s in federation.sessions.values())
-    assert Stage.UNMASK  # the last stage closed every session
+    # Prepare
+    nodes = _federation(3, rounds=1)
+    scheduler = PipelineScheduler()
+    # Execute
+    round_ = scheduler.run_round(1, Cohort.of([1, 2, 3], _config(3, 2)), DIMENSION, nodes)
+    # Assert
+    assert round_.outcome is not None
+    assert all(s.session(1) is None for s in nodes.sessions.values())
 
 
 # -- the state a node stores between messages (protocol/state.py) ---------------------------

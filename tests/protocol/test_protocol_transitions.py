@@ -63,7 +63,7 @@ def test_server_accepts_only_the_current_stage(
         assert round_.server.next_stage is called.next()
     else:
         with pytest.raises(UnexpectedStage):
-            round_.server_method(called)({})
+            round_.server.receive(called, {})
 
 
 def test_server_refuses_everything_after_the_round_and_a_second_start(
@@ -76,7 +76,7 @@ def test_server_refuses_everything_after_the_round_and_a_second_start(
     # Execute / Assert
     for stage in Stage:
         with pytest.raises(UnexpectedStage):
-            round_.server_method(stage)({})
+            round_.server.receive(stage, {})
     with pytest.raises(UnexpectedStage):
         round_.server.start([1, 2, 3])
     assert set(round_.server.statuses.values()) == {ClientStatus.UNMASKED}

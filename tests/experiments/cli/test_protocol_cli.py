@@ -65,6 +65,60 @@ def test_simulate_rejects_an_unsafe_configuration() -> None:
     assert "neighbours must be even" in result.stderr
 
 
+def test_simulate_pipelined_rounds_reports_exactness_per_round(tmp_path: Path) -> None:
+    # Prepare: one client in eight drops at masked_input in every round
+    transcript = tmp_path / "rounds.jsonl"
+    arguments = ["simulate", "--pipelined", "--rounds", "3", "--clients", "8", "--dim", "40"]
+    arguments += ["--dropout", "0.125", "--seed", "3", "--json", "--transcript", str(transcript)]
+    # Execute
+    result = runner.invoke(app, arguments)
+    # Assert: round r+1's key stages rode on round r's two messages
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert report["exact"] is True and report["pipelined"] is True
+    per_round = report["per_round"]
+    assert [r["round"] for r in per_round] == [1, 2, 3]
+    assert all(r["exact"] and not r["aborted"] for r in per_round)
+    assert all(0 <= r["max_abs_error"] < r["error_bound"] for r in per_round)
+    assert per_round[0]["messages"] == [
+        "advertise_keys",
+        "share_keys",
+        "masked_input+advertise_keys",
+        "unmask+share_keys",
+    ]
+    assert per_round[1]["messages"] == ["masked_input+advertise_keys", "unmask+share_keys"]
+    assert per_round[2]["messages"] == ["masked_input", "unmask"]
+    entries = Transcript.from_jsonl(transcript.read_text()).entries
+    assert len(entries) == sum(r["protocol_messages"] for r in per_round)
+    assert {e.round for e in entries} == {1, 2, 3}
+
+
+def test_simulate_rounds_alone_prints_a_table_and_fails_when_a_round_aborts() -> None:
+    # Prepare: 2 of 8 clients drop in every round; pipelined, round 1's dropouts also miss
+    # round 2's key stages, which leaves round 2 below t = 6
+    arguments = ["simulate", "--rounds", "2", "--clients", "8", "--dim", "20", "--seed", "3"]
+    # Execute
+    alone = runner.invoke(app, [*arguments, "--dropout", "0.25"])
+    pipelined = runner.invoke(app, [*arguments, "--dropout", "0.25", "--pipelined", "--json"])
+    # Assert
+    assert alone.exit_code == 0, alone.output
+    assert "2 rounds, each round alone" in alone.stdout
+    assert alone.stdout.count("exact") == 2
+    assert pipelined.exit_code == 1
+    report = json.loads(pipelined.stdout)
+    first, second = report["per_round"]
+    assert report["exact"] is False and first["exact"] is True
+    assert second["aborted"] is True and "fewer than t" in second["reason"]
+
+
+def test_simulate_refuses_worker_processes_for_several_rounds() -> None:
+    # Execute
+    result = runner.invoke(app, ["simulate", "--pipelined", "--workers", "2", "--json"])
+    # Assert
+    assert result.exit_code == 2
+    assert "--workers" in result.stderr
+
+
 def test_schema_writes_one_schema_per_model(tmp_path: Path) -> None:
     # Execute
     result = runner.invoke(app, ["schema", "--out", str(tmp_path)])
