@@ -53,7 +53,7 @@ def test_complete_graph_is_exact_with_t_survivors_and_aborts_below(
 ) -> None:
     # Prepare
     degree = num_clients - 1
-    threshold = data.draw(st.integers(degree // 2 + 1, num_clients))
+    threshold = data.draw(st.integers((degree + 1) // 2 + 1, num_clients))
     config = SecAggConfig(num_clients=num_clients, threshold=threshold, scale=2.0**12)
     rng = np.random.default_rng(seed)
     inputs = [rng.uniform(-1.5, 1.5, dimension) for _ in range(num_clients)]
