@@ -89,6 +89,8 @@ class SecAggClient:
     ) -> None:
         if not 1 <= client_id < 2**32:
             raise ValueError(f"client_id must be in [1, 2^32), got {client_id}")
+        if round_number is not None and not 0 <= round_number < crypto.ROUND_LIMIT:
+            raise ValueError(f"round_number must be in [0, 2^64), got {round_number}")
         if vector is None and dimension is None:
             raise ValueError("give the input vector, or its dimension and the input later")
         self.client_id = client_id

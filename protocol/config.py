@@ -96,6 +96,11 @@ class SecAggConfig(BaseModel):
 
     @model_validator(mode="after")
     def _check_combination(self) -> SecAggConfig:
+        if not math.isfinite(self.clip * self.scale):
+            raise ValueError(
+                f"clip * scale overflows a float ({self.clip!r} * {self.scale!r}); lower clip or "
+                "scale"
+            )
         n, k = self.num_clients, self.degree
         if self.neighbours is not None:
             if self.neighbours > n - 1:

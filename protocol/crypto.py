@@ -27,6 +27,9 @@ from protocol.errors import DecryptionError, InvalidPublicKey
 KEY_BYTES = 32
 """Length of X25519 keys, HKDF outputs, AES-256 keys and mask seeds."""
 GCM_NONCE_BYTES = 12
+ROUND_LIMIT = 2**64
+"""Round numbers are packed as unsigned 64-bit integers into every session id, commitment and
+graph seed, so every model and state machine refuses a round number at or above this."""
 DOMAIN = b"fedscore-secagg/v1"
 """Domain separator hashed into every session id, so keys never collide with another protocol."""
 

@@ -88,8 +88,8 @@ class SecAggServer:
     def __init__(self, config: SecAggConfig, dimension: int, round_number: int = 0) -> None:
         if dimension < 1:
             raise ValueError(f"dimension must be >= 1, got {dimension}")
-        if round_number < 0:
-            raise ValueError(f"round_number must be >= 0, got {round_number}")
+        if not 0 <= round_number < crypto.ROUND_LIMIT:
+            raise ValueError(f"round_number must be in [0, 2^64), got {round_number}")
         self.config = config
         self.dimension = dimension
         self.round_number = round_number

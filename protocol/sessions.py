@@ -52,6 +52,9 @@ class ClientSessions:
 
     @classmethod
     def from_state(cls, state: SessionsState) -> ClientSessions:
+        misfiled = [r for r, client in state.rounds.items() if client.round_number != r]
+        if misfiled:
+            raise MalformedMessage(f"stored rounds {misfiled} hold another round's state")
         sessions = cls()
         sessions._rounds = {r: SecAggClient.from_state(c) for r, c in state.rounds.items()}
         return sessions
@@ -62,7 +65,14 @@ class ClientSessions:
 
     @classmethod
     def from_bytes(cls, data: bytes) -> ClientSessions:
-        return cls.from_state(SessionsState.model_validate_json(data))
+        """Load `to_bytes` output; anything else (a corrupted or foreign store) raises
+        MalformedMessage, so the transport treats it like any bad input."""
+        try:
+            return cls.from_state(SessionsState.model_validate_json(data))
+        except ProtocolError:
+            raise
+        except (ValueError, TypeError, KeyError, ArithmeticError, RecursionError) as error:
+            raise MalformedMessage(f"stored sessions state does not load: {error!r}") from error
 
     def handle_batch(
         self, requests: Sequence[AnyRequest], provide_input: ProvideInput | None = None

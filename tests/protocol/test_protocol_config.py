@@ -108,3 +108,10 @@ def test_recommended_threshold_is_a_strict_majority_of_the_holders_for_every_deg
         assert threshold <= degree + 1
         assert threshold == max((degree + 1) // 2 + 1, -(-2 * (degree + 1) // 3))
         SecAggConfig(num_clients=num_clients, neighbours=degree, threshold=threshold, scale=1.0)
+
+
+@pytest.mark.parametrize(("clip", "scale"), [(1e200, 1e200), (1.7e308, 2.0**16), (2.0, 1e308)])
+def test_a_clip_times_scale_beyond_floats_is_a_validation_error(clip: float, scale: float) -> None:
+    # Execute / Assert: clip * scale is inf; it used to escape as OverflowError (issue 15, 5)
+    with pytest.raises(ValidationError, match=r"clip \* scale"):
+        SecAggConfig(num_clients=3, clip=clip, scale=scale)

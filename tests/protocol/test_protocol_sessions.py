@@ -13,7 +13,6 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from pydantic import ValidationError
 
 from protocol import (
     MAX_OPEN_ROUNDS,
@@ -323,5 +322,5 @@ def test_a_stored_state_with_a_bad_key_is_refused() -> None:
     sessions.handle_batch([_advertise(1)])
     data = json.loads(sessions.to_bytes())
     data["rounds"]["1"]["masking_private_key"] = "AAAA"  # 3 bytes, not 32
-    with pytest.raises(ValidationError, match="masking_private_key"):
+    with pytest.raises(MalformedMessage, match="masking_private_key"):
         ClientSessions.from_bytes(json.dumps(data).encode())
