@@ -46,6 +46,12 @@ def quantize(
     # time of floor-then-compare, which needed two more d-long temporaries).
     scaled += rng.random(scaled.shape[0])
     np.floor(scaled, out=scaled)
+    # In exact arithmetic floor(x + U) <= ceil(clip * scale) for x <= clip * scale, but x + U is
+    # rounded to float64 first: with U close enough to 1 (the generator returns up to 1 - 2^-53)
+    # it can round up to the next integer and give ceil(clip * scale) + 1, which could wrap the
+    # sum. Clamp to the bound the config's no-wrap check uses (the low end cannot overshoot:
+    # -clip * scale + U >= -clip * scale is exact in float).
+    np.minimum(scaled, config.max_abs_quantized, out=scaled)
     # |q| <= max_abs_quantized < 2^(b-1) / n (the config's check), so int32 holds it; its two's
     # complement bits are already q mod 2^32.
     words = scaled.astype(np.int32).view(np.uint32)
