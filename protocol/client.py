@@ -258,6 +258,12 @@ class SecAggClient:
                 f"got {request.sender} -> {request.receiver}"
             )
 
+    def forget(self) -> None:
+        """Give the round up: forget every secret and the input, refuse anything further (a
+        transport calls this when a batch fails around the client rather than inside it)."""
+        self._abort()
+        self.quantized_input = None
+
     def _abort(self) -> None:
         """Forget every secret and refuse anything further."""
         self.next_stage = None

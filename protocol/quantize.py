@@ -16,18 +16,25 @@ import numpy as np
 import numpy.typing as npt
 
 from protocol.config import SecAggConfig
-from protocol.errors import VectorLengthError
+from protocol.errors import InvalidInput, VectorLengthError
 
 
 def check_input(vector: npt.ArrayLike, dimension: int | None = None) -> npt.NDArray[np.float64]:
-    """Validate a client input: a finite 1-D float vector, of `dimension` when given."""
-    array = np.asarray(vector, dtype=np.float64)
+    """Validate a client input: a finite 1-D float vector, of `dimension` when given.
+
+    Faults are protocol errors (`InvalidInput`, `VectorLengthError`), so a client that is
+    handed a bad input mid-round forgets the round like after any other fault (SPEC.md §9).
+    """
+    try:
+        array = np.asarray(vector, dtype=np.float64)
+    except (ValueError, TypeError) as error:
+        raise InvalidInput(f"input must be a numeric vector: {error}") from error
     if array.ndim != 1:
         raise VectorLengthError(f"vector must be 1-D, got shape {array.shape}")
     if dimension is not None and array.shape[0] != dimension:
         raise VectorLengthError(f"vector must have length {dimension}, got {array.shape[0]}")
     if not np.isfinite(array).all():
-        raise ValueError("vector must be finite (no NaN or inf)")
+        raise InvalidInput("input vector must be finite (no NaN or inf)")
     return array
 
 

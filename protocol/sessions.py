@@ -82,7 +82,9 @@ class ClientSessions:
         Rounds older than the oldest round in the batch are forgotten first: the server has
         moved past them, so their secrets can never be asked for again. A protocol fault in any
         request forgets every round the batch touched and propagates: the transport reports an
-        error, and the server counts this client as dropped from all of them.
+        error, and the server counts this client as dropped from all of them. So does any other
+        exception (a failure in `provide_input`, e.g. training): a round is never left open
+        with its keys after the batch failed.
         """
         strays = [type(r).__name__ for r in requests if not isinstance(r, _REQUEST_TYPES)]
         if strays:
@@ -103,9 +105,11 @@ class ClientSessions:
             )
         try:
             return [self._answer(request, provide_input) for request in requests]
-        except ProtocolError:
+        except Exception:
             for round_number in rounds:
-                self._rounds.pop(round_number, None)
+                forgotten = self._rounds.pop(round_number, None)
+                if forgotten is not None:
+                    forgotten.forget()
             raise
 
     def _answer(self, request: AnyRequest, provide_input: ProvideInput | None) -> AnyResponse:
