@@ -347,6 +347,8 @@ class SecAggClient:
         encryption_key = crypto.private_key_from_bytes(self._encryption_private_key)
         for peer in request.neighbours:
             keys = PublicKeys(peer.client_id, peer.encryption_public_key, peer.masking_public_key)
+            crypto.check_canonical(keys.encryption)  # canonical bytes: the reuse check below
+            crypto.check_canonical(keys.masking)  # compares points, not spellings
             if keys.encryption in seen_keys or keys.masking in seen_keys:
                 raise MalformedMessage(f"client {peer.client_id} reuses a public key")
             seen_keys |= {keys.encryption, keys.masking}

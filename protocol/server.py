@@ -252,10 +252,10 @@ class SecAggServer:
 
         def validate(client_id: int, message: AdvertiseKeysResponse) -> None:
             keys = (message.encryption_public_key, message.masking_public_key)
+            for key in keys:  # canonical first, so the reuse check compares points
+                crypto.check_public_key(key)
             if keys[0] == keys[1] or seen_keys & set(keys):
                 raise InvalidPublicKey(f"client {client_id} reuses a public key")
-            for key in keys:
-                crypto.check_public_key(key)
             seen_keys.update(keys)
 
         stage = Stage.ADVERTISE_KEYS

@@ -356,3 +356,46 @@ def test_a_late_masked_input_is_refused_and_its_self_mask_never_asked_for(
     assert 4 not in round_.result.view.revealed_self_mask_shares
     assert round_.result.view.revealed_masking_key_shares[4] >= round_.server.threshold
     _assert_exact_without(round_, {4})
+
+
+def _non_canonical(key: bytes) -> bytes:
+    """The same X25519 point with bit 255 set (RFC 7748 receivers ignore that bit)."""
+    return key[:31] + bytes([key[31] | 0x80])
+
+
+@pytest.mark.parametrize("field", ["encryption_public_key", "masking_public_key"])
+def test_another_clients_key_spelled_non_canonically_drops_the_copier(
+    manual_round: type[ManualRound], field: str
+) -> None:
+    # Prepare: client 4 advertises client 1's key with bit 255 set; a raw-bytes reuse check
+    # let it through, and every neighbour of 4 then failed (issue 15, defect 8)
+    round_ = manual_round(num_clients=5)
+    responses = round_.answer(Stage.ADVERTISE_KEYS)
+    responses[4] = responses[4].model_copy(
+        update={field: _non_canonical(getattr(responses[1], field))}
+    )
+    # Execute
+    round_.deliver(Stage.ADVERTISE_KEYS, responses)
+    _finish(round_, Stage.SHARE_KEYS)
+    # Assert
+    assert round_.server.drops[4].reason is DropReason.INVALID_PUBLIC_KEY
+    assert "canonical" in str(round_.server.rejections[0][1])
+    _assert_exact_without(round_, {4})
+
+
+def test_a_client_refuses_a_neighbour_key_spelled_non_canonically(
+    manual_round: type[ManualRound],
+) -> None:
+    # Prepare: the share-keys request relays neighbour 3's masking key with bit 255 set
+    round_ = manual_round(num_clients=4)
+    round_.play(Stage.ADVERTISE_KEYS)
+    request = round_.requests[Stage.SHARE_KEYS][1]
+    neighbours = [
+        peer.model_copy(update={"masking_public_key": _non_canonical(peer.masking_public_key)})
+        if peer.client_id == 3
+        else peer
+        for peer in request.neighbours
+    ]
+    # Execute / Assert
+    with pytest.raises(InvalidPublicKey, match="canonical"):
+        round_.clients[1].share_keys(request.model_copy(update={"neighbours": neighbours}))
