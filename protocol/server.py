@@ -33,7 +33,7 @@ from protocol.errors import (
     UnknownSender,
     VectorLengthError,
 )
-from protocol.graph import graph_seed, neighbour_graph
+from protocol.graph import connected_pieces, graph_seed, neighbour_graph
 from protocol.masking import PublicKeys, add_mask, pair_sign, pairwise_mask_seed
 from protocol.messages import (
     SERVER_ID,
@@ -375,6 +375,7 @@ class SecAggServer:
                     f"dropped client {client_id} has {holders} surviving share holders, fewer "
                     f"than t = {self.threshold}; its pairwise masks could not be removed",
                 )
+        self._require_connected(stage, survivors)
         total = np.zeros(self.dimension, dtype=np.uint32)
         for message in accepted.values():
             np.add(total, message.vector(), out=total)
@@ -389,6 +390,25 @@ class SecAggServer:
         }
         self._advance(stage, ClientStatus.SENT_MASKED_INPUT)
         return dict(self._unmask_requests)
+
+    def _require_connected(self, stage: Stage, survivors: set[int]) -> None:
+        """Abort unless the survivors form one connected piece of the neighbour graph.
+
+        Pairwise masks cancel inside every piece, so with two pieces the shares the unmask
+        stage reveals would give the server each piece's sum, not only the total (SPEC.md §5
+        proves connectivity is exactly what hides everything but the total). Checked before
+        any unmask request goes out. The complete graph is connected whatever survives.
+        """
+        if self.config.degree >= len(self._graph) - 1:
+            return
+        pieces = connected_pieces(self._graph, survivors)
+        if len(pieces) > 1:
+            sizes = ", ".join(str(len(piece)) for piece in pieces)
+            raise self._abort(
+                stage,
+                f"the survivors' neighbour graph is not connected: {len(pieces)} pieces of "
+                f"{sizes} clients, whose sums the server could read one by one",
+            )
 
     # -- stage 4 ------------------------------------------------------------------------------
 
