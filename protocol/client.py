@@ -33,6 +33,7 @@ from protocol.graph import graph_seed, neighbours_of
 from protocol.masking import (
     PublicKeys,
     add_mask,
+    masked_input_binding,
     pair_sign,
     pairwise_mask_seed,
     share_associated_data,
@@ -470,11 +471,15 @@ class SecAggClient:
         self.masks_expanded += 1 + len(mask_peers)
         if self.config.modulus_bits < 32:
             masked &= np.uint32(self.config.modulus - 1)
+        vector = masked.tobytes()
+        binding = masked_input_binding(self.round_number, self._my_keys, mask_peers, vector)
         # The masks are sent; these secrets now live only as shares.
         self._encryption_private_key = self._masking_private_key = self._self_mask_seed = None
         self._channels.clear()
         self.next_stage, self.status = Stage.UNMASK, ClientStatus.SENT_MASKED_INPUT
-        return MaskedInputResponse(**self._reply_header(), masked_vector=masked.tobytes())
+        return MaskedInputResponse(
+            **self._reply_header(), mask_peers=mask_peers, binding=binding, masked_vector=vector
+        )
 
     # -- stage 4 ------------------------------------------------------------------------------
 

@@ -97,6 +97,13 @@ class InvalidInput(ProtocolError, ValueError):
     up front still catch it that way."""
 
 
+class MaskedInputMismatch(ProtocolError):
+    """A masked input that cannot be summed: masked with another set of peers than the server
+    expects, or whose binding to its session, peers and vector does not verify."""
+
+    drop_reason = DropReason.MASKED_INPUT_MISMATCH
+
+
 class MissingInput(ProtocolError):
     """A client was asked for its masked input before it was given an input to mask."""
 

@@ -216,12 +216,25 @@ class MaskedInputRequest(Message):
 
 
 class MaskedInputResponse(Message):
-    """Client → server, stage masked_input: the masked quantised vector, nothing in the clear."""
+    """Client → server, stage masked_input: the masked quantised vector, nothing in the clear.
+
+    Version 2 added `mask_peers` and `binding`: the server checks both before summing, so a
+    share lost in transit, a flipped bit or a replayed vector drops the sender rather than
+    corrupting the sum.
+    """
 
     stage: ClassVar[Stage] = Stage.MASKED_INPUT
     raw_field: ClassVar[str | None] = "masked_vector"
+    version: Literal[2] = 2  # type: ignore[assignment]  # a type bumps its own version
+    """Wire-format version of this message type (2: with mask_peers and binding)."""
     kind: Literal["masked_input_response"] = "masked_input_response"
     """Message type tag."""
+    mask_peers: list[ClientId]
+    """The neighbours whose pairwise masks are in the vector (whose shares the client opened),
+    sorted; the server requires exactly the neighbours it routed shares from."""
+    binding: Digest
+    """SHA-256 over the round, the sender's id and public keys, `mask_peers` and SHA-256 of
+    `masked_vector` (`masking.masked_input_binding`), recomputed by the server."""
     masked_vector: bytes = b""
     """y = q + PRG(b) ± Σ PRG(s_uv) mod 2^b, as raw little-endian uint32 (raw tail on the wire)."""
 

@@ -25,6 +25,7 @@ from protocol.errors import (
     InvalidPublicKey,
     InvalidShare,
     MalformedMessage,
+    MaskedInputMismatch,
     ProtocolAbort,
     ProtocolError,
     RoundMismatch,
@@ -34,7 +35,13 @@ from protocol.errors import (
     VectorLengthError,
 )
 from protocol.graph import connected_pieces, graph_seed, neighbour_graph
-from protocol.masking import PublicKeys, add_mask, pair_sign, pairwise_mask_seed
+from protocol.masking import (
+    PublicKeys,
+    add_mask,
+    masked_input_binding,
+    pair_sign,
+    pairwise_mask_seed,
+)
 from protocol.messages import (
     SERVER_ID,
     AdvertiseKeysRequest,
@@ -352,6 +359,21 @@ class SecAggServer:
                 raise VectorLengthError(
                     f"client {client_id} sent {len(message.masked_vector)} bytes, expected "
                     f"{expected_bytes} ({self.dimension} uint32 words)"
+                )
+            routed = sorted(self._graph[client_id] & self._shared)
+            if message.mask_peers != routed:
+                missing = sorted(set(routed) - set(message.mask_peers))
+                raise MaskedInputMismatch(
+                    f"client {client_id} masked with {message.mask_peers}, but the server routed "
+                    f"it shares from {routed} (missing {missing}: lost in transit?)"
+                )
+            binding = masked_input_binding(
+                self.round_number, self._keys[client_id], routed, message.masked_vector
+            )
+            if binding != message.binding:
+                raise MaskedInputMismatch(
+                    f"client {client_id}'s masked input does not match its binding: altered in "
+                    "transit, or from another session of this round"
                 )
 
         stage = Stage.MASKED_INPUT

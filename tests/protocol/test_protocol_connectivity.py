@@ -107,7 +107,7 @@ def _sparse_rounds(draw: st.DrawFn) -> tuple[SecAggConfig, dict[int, Stage]]:
     return config, dropped
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=100, deadline=None)
 @given(case=_sparse_rounds(), seed=st.integers(0, 2**16))
 def test_a_completed_round_has_connected_survivors_under_any_dropouts(
     case: tuple[SecAggConfig, dict[int, Stage]], seed: int

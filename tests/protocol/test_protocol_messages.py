@@ -45,7 +45,14 @@ def test_every_message_of_a_real_round_round_trips(manual_round: type[ManualRoun
 def test_masked_vector_costs_four_bytes_a_word() -> None:
     # Prepare
     words = np.arange(100_000, dtype=np.uint32)
-    message = MaskedInputResponse(round=3, sender=7, receiver=0, masked_vector=words.tobytes())
+    message = MaskedInputResponse(
+        round=3,
+        sender=7,
+        receiver=0,
+        mask_peers=[],
+        binding=bytes(32),
+        masked_vector=words.tobytes(),
+    )
     # Execute
     payload = message.to_bytes()
     decoded = MaskedInputResponse.from_bytes(payload)
@@ -100,7 +107,9 @@ def test_short_public_key_is_refused_at_parse_time() -> None:
 
 def test_masked_vector_with_a_partial_word_is_refused() -> None:
     # Prepare
-    message = MaskedInputResponse(round=0, sender=1, receiver=0, masked_vector=b"\x00" * 5)
+    message = MaskedInputResponse(
+        round=0, sender=1, receiver=0, mask_peers=[], binding=bytes(32), masked_vector=b"\x00" * 5
+    )
     # Execute / Assert
     with pytest.raises(MalformedMessage, match="whole uint32 words"):
         message.vector()
