@@ -22,7 +22,7 @@ import numpy.typing as npt
 from protocol.client import SecAggClient
 from protocol.config import SecAggConfig
 from protocol.errors import ProtocolError
-from protocol.messages import Message, parse_message
+from protocol.messages import MaskedInputRequest, Message, parse_message
 from protocol.quantize import check_input, to_signed
 from protocol.server import AggregateResult, SecAggServer
 from protocol.stages import STAGE_ORDER, Stage
@@ -105,7 +105,10 @@ class _LocalClients:
 def _answer(client: SecAggClient, payload: bytes) -> ClientResult:
     try:
         request = parse_message(payload)
-        return client.handle(request).to_bytes()  # type: ignore[arg-type]
+        response = client.handle(request).to_bytes()  # type: ignore[arg-type]
+        if isinstance(request, MaskedInputRequest):
+            client.release_input()  # masked and sent: as on a node, only keys and shares stay
+        return response
     except ProtocolError as error:
         return error
 
@@ -255,6 +258,8 @@ def run_round(
         Stage.MASKED_INPUT: server.masked_input,
         Stage.UNMASK: server.unmask,
     }
+    # Simulation only: the clear encodings the sum is checked against (clients release theirs).
+    encoded_inputs = {client_id: client.quantized_input for client_id, client in clients.items()}
     requests: Mapping[int, Message] = server.start(sorted(clients))
     host = _LocalClients(clients) if workers == 1 else _ClientProcesses(clients, workers)
     outcome: object = None
@@ -292,7 +297,7 @@ def run_round(
     expected_words = np.zeros(dimension, dtype=np.uint32)
     expected_float = np.zeros(dimension, dtype=np.float64)
     for client_id in survivors:
-        encoded = clients[client_id].quantized_input
+        encoded = encoded_inputs[client_id]
         assert encoded is not None  # every simulated client was built with its input
         np.add(expected_words, encoded, out=expected_words)
         expected_float += np.clip(vectors[client_id], -config.clip, config.clip)
