@@ -33,6 +33,7 @@ from protocol.graph import graph_seed, neighbours_of
 from protocol.masking import (
     PublicKeys,
     add_mask,
+    masked_input_binding,
     pair_sign,
     pairwise_mask_seed,
     share_associated_data,
@@ -89,6 +90,8 @@ class SecAggClient:
     ) -> None:
         if not 1 <= client_id < 2**32:
             raise ValueError(f"client_id must be in [1, 2^32), got {client_id}")
+        if round_number is not None and not 0 <= round_number < crypto.ROUND_LIMIT:
+            raise ValueError(f"round_number must be in [0, 2^64), got {round_number}")
         if vector is None and dimension is None:
             raise ValueError("give the input vector, or its dimension and the input later")
         self.client_id = client_id
@@ -256,6 +259,12 @@ class SecAggClient:
                 f"got {request.sender} -> {request.receiver}"
             )
 
+    def forget(self) -> None:
+        """Give the round up: forget every secret and the input, refuse anything further (a
+        transport calls this when a batch fails around the client rather than inside it)."""
+        self._abort()
+        self.quantized_input = None
+
     def _abort(self) -> None:
         """Forget every secret and refuse anything further."""
         self.next_stage = None
@@ -339,6 +348,8 @@ class SecAggClient:
         encryption_key = crypto.private_key_from_bytes(self._encryption_private_key)
         for peer in request.neighbours:
             keys = PublicKeys(peer.client_id, peer.encryption_public_key, peer.masking_public_key)
+            crypto.check_canonical(keys.encryption)  # canonical bytes: the reuse check below
+            crypto.check_canonical(keys.masking)  # compares points, not spellings
             if keys.encryption in seen_keys or keys.masking in seen_keys:
                 raise MalformedMessage(f"client {peer.client_id} reuses a public key")
             seen_keys |= {keys.encryption, keys.masking}
@@ -460,11 +471,15 @@ class SecAggClient:
         self.masks_expanded += 1 + len(mask_peers)
         if self.config.modulus_bits < 32:
             masked &= np.uint32(self.config.modulus - 1)
+        vector = masked.tobytes()
+        binding = masked_input_binding(self.round_number, self._my_keys, mask_peers, vector)
         # The masks are sent; these secrets now live only as shares.
         self._encryption_private_key = self._masking_private_key = self._self_mask_seed = None
         self._channels.clear()
         self.next_stage, self.status = Stage.UNMASK, ClientStatus.SENT_MASKED_INPUT
-        return MaskedInputResponse(**self._reply_header(), masked_vector=masked.tobytes())
+        return MaskedInputResponse(
+            **self._reply_header(), mask_peers=mask_peers, binding=binding, masked_vector=vector
+        )
 
     # -- stage 4 ------------------------------------------------------------------------------
 

@@ -1,8 +1,9 @@
 """Public parameters of a secure-aggregation round, validated so that no bad combination runs.
 
 The checks guard correctness and security, not style: a sum that can wrap the modulus would
-decode to garbage, a threshold at or below k/2 would let two disjoint halves of a neighbourhood
-each rebuild a secret, and a threshold above the neighbourhood could never be met.
+decode to garbage, a threshold of at most half the k + 1 share holders would let two disjoint
+groups of holders each rebuild a secret (an active server then tells one group "u survived" and
+the other "u dropped"), and a threshold above the neighbourhood could never be met.
 """
 
 from __future__ import annotations
@@ -23,8 +24,12 @@ def recommended_degree(num_clients: int) -> int:
 
 
 def recommended_threshold(degree: int) -> int:
-    """Two thirds of the neighbourhood (k + 1 holders), and always more than k/2."""
-    return max(degree // 2 + 1, math.ceil(2 * (degree + 1) / 3))
+    """Two thirds of the neighbourhood (k + 1 holders), always a strict majority of it.
+
+    ⌈2(k + 1)/3⌉ alone is already > (k + 1)/2 for every k >= 1; the majority term states the
+    rule `SecAggConfig` enforces rather than relying on that arithmetic.
+    """
+    return max((degree + 1) // 2 + 1, math.ceil(2 * (degree + 1) / 3))
 
 
 class SecAggConfig(BaseModel):
@@ -39,8 +44,8 @@ class SecAggConfig(BaseModel):
         default=None,
         ge=1,
         description=(
-            "Shares needed to rebuild a secret (t). Must satisfy k/2 < t <= k + 1; defaults to "
-            "about two thirds of the neighbourhood."
+            "Shares needed to rebuild a secret (t). Must satisfy (k + 1)/2 < t <= k + 1 (a "
+            "strict majority of the k + 1 share holders); defaults to about two thirds of them."
         ),
     )
     neighbours: int | None = Field(
@@ -91,6 +96,11 @@ class SecAggConfig(BaseModel):
 
     @model_validator(mode="after")
     def _check_combination(self) -> SecAggConfig:
+        if not math.isfinite(self.clip * self.scale):
+            raise ValueError(
+                f"clip * scale overflows a float ({self.clip!r} * {self.scale!r}); lower clip or "
+                "scale"
+            )
         n, k = self.num_clients, self.degree
         if self.neighbours is not None:
             if self.neighbours > n - 1:
@@ -101,8 +111,11 @@ class SecAggConfig(BaseModel):
                     f"complete graph), got {k}"
                 )
         t = self.reconstruction_threshold
-        if 2 * t <= k:
-            raise ValueError(f"threshold must be > neighbours/2 = {k / 2}, got {t}")
+        if 2 * t <= k + 1:
+            raise ValueError(
+                f"threshold must be > neighbours/2 + 1/2 = {(k + 1) / 2} (a strict majority of "
+                f"the {k + 1} share holders), got {t}"
+            )
         if t > k + 1:
             raise ValueError(
                 f"threshold must be <= the neighbourhood size neighbours + 1 = {k + 1}, got {t}"

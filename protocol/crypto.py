@@ -27,6 +27,9 @@ from protocol.errors import DecryptionError, InvalidPublicKey
 KEY_BYTES = 32
 """Length of X25519 keys, HKDF outputs, AES-256 keys and mask seeds."""
 GCM_NONCE_BYTES = 12
+ROUND_LIMIT = 2**64
+"""Round numbers are packed as unsigned 64-bit integers into every session id, commitment and
+graph seed, so every model and state machine refuses a round number at or above this."""
 DOMAIN = b"fedscore-secagg/v1"
 """Domain separator hashed into every session id, so keys never collide with another protocol."""
 
@@ -59,12 +62,36 @@ def public_key(private_key: X25519PrivateKey) -> bytes:
 
 
 def check_public_key(public: bytes) -> None:
-    """Refuse anything that is not a usable X25519 public key (wrong length or low order)."""
+    """Refuse anything that is not a usable X25519 public key: wrong length, a non-canonical
+    encoding, or a low-order point."""
+    check_canonical(public)
     x25519(_PROBE_KEY, public)
 
 
+_CURVE25519_PRIME = 2**255 - 19
+
+
+def check_canonical(public: bytes) -> None:
+    """Refuse a public key that is not the canonical encoding of its point.
+
+    RFC 7748 receivers ignore bit 255 and reduce u modulo p = 2^255 - 19, so the same key has
+    other spellings (bit 255 set, or u + p for u < 19). Accepting them would let one client
+    pass off another's key as different bytes; only u < p, with bit 255 clear, is accepted, so
+    equal keys are equal bytes and a raw-bytes comparison is a comparison of points.
+    """
+    if len(public) != KEY_BYTES:
+        raise InvalidPublicKey(f"public key must be {KEY_BYTES} bytes, got {len(public)}")
+    if int.from_bytes(public, "little") >= _CURVE25519_PRIME:
+        raise InvalidPublicKey(
+            "public key is not a canonical X25519 encoding (bit 255 set, or u >= 2^255 - 19)"
+        )
+
+
 def x25519(private_key: X25519PrivateKey, peer_public_key: bytes) -> bytes:
-    """RFC 7748 X25519 key agreement; a bad or low-order peer key raises `InvalidPublicKey`."""
+    """RFC 7748 X25519 key agreement; a bad or low-order peer key raises `InvalidPublicKey`.
+
+    Exactly the RFC function (it masks bit 255, as its published vectors require): keys that
+    arrive from other parties go through `check_public_key` / `check_canonical` first."""
     if len(peer_public_key) != KEY_BYTES:
         raise InvalidPublicKey(f"public key must be {KEY_BYTES} bytes, got {len(peer_public_key)}")
     try:

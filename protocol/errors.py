@@ -90,6 +90,20 @@ class VectorLengthError(ProtocolError):
     drop_reason = DropReason.WRONG_VECTOR_LENGTH
 
 
+class InvalidInput(ProtocolError, ValueError):
+    """A client's own input is not a finite numeric vector (NaN, inf, text, objects).
+
+    Also a ValueError, as it was before it became a protocol error: callers that validate inputs
+    up front still catch it that way."""
+
+
+class MaskedInputMismatch(ProtocolError):
+    """A masked input that cannot be summed: masked with another set of peers than the server
+    expects, or whose binding to its session, peers and vector does not verify."""
+
+    drop_reason = DropReason.MASKED_INPUT_MISMATCH
+
+
 class MissingInput(ProtocolError):
     """A client was asked for its masked input before it was given an input to mask."""
 

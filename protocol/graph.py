@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import struct
-from collections.abc import Sequence
+from collections.abc import Collection, Mapping, Sequence
 
 import numpy as np
 import numpy.typing as npt
@@ -77,3 +77,26 @@ def neighbour_graph(
     offsets = np.r_[1 : half + 1, -half:0]
     table = ring[(np.arange(size)[:, None] + offsets[None, :]) % size]
     return {int(client): frozenset(row.tolist()) for client, row in zip(ring, table, strict=True)}
+
+
+def connected_pieces(
+    graph: Mapping[int, frozenset[int]], members: Collection[int]
+) -> list[frozenset[int]]:
+    """The connected components of the subgraph induced on `members`, largest first.
+
+    Pairwise masks cancel inside each component of the survivors' graph, so each component's
+    sum is what the server could read; the server aborts unless there is exactly one (SPEC.md
+    §5). A breadth-first search, O(|members| · k).
+    """
+    left = set(members)
+    pieces: list[frozenset[int]] = []
+    while left:
+        frontier = [left.pop()]
+        piece = set(frontier)
+        while frontier:
+            reached = graph[frontier.pop()] & left
+            left -= reached
+            piece |= reached
+            frontier.extend(reached)
+        pieces.append(frozenset(piece))
+    return sorted(pieces, key=lambda piece: (-len(piece), min(piece)))

@@ -7,7 +7,9 @@ client's derivation when it rebuilds a dropped client's masking key, so the two 
 
 from __future__ import annotations
 
+import hashlib
 import struct
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cached_property
 
@@ -16,6 +18,7 @@ import numpy.typing as npt
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
 from protocol.crypto import (
+    DOMAIN,
     encode_party,
     hkdf_sha256,
     pair_session_id,
@@ -70,6 +73,32 @@ def pairwise_mask_seed(
     """The 32-byte AES-CTR key of the mask `me` and `peer` share in this round."""
     session = pair_session_id(round_number, PAIRWISE_MASK, me.as_party(), peer.as_party())
     return hkdf_sha256(x25519(private_masking_key, peer.masking), info=session)
+
+
+_BINDING_DOMAIN = DOMAIN + b"/masked-input"
+
+
+def masked_input_binding(
+    round_number: int, sender: PublicKeys, mask_peers: Sequence[int], masked_vector: bytes
+) -> bytes:
+    """SHA-256 binding a masked vector to its session and to the peers it was masked with.
+
+    Over, each 4-byte length-prefixed: the domain, the round (u64), the sender's id and fresh
+    public keys (which exist in exactly one protocol instance, so they name the session), the
+    sorted peer ids (u32 each) and SHA-256 of the vector's bytes. The server recomputes it from
+    the keys it holds and the shares it routed: a share lost on the way to the sender, a bit
+    flipped anywhere, or a vector from another session of the same round number fails to
+    match, and the sender is dropped instead of the sum going silently wrong. A checksum against
+    faults and stale messages, not a signature: whoever can rewrite the message can recompute it.
+    """
+    parts = [
+        _BINDING_DOMAIN,
+        struct.pack("<Q", round_number),
+        sender.encoded,
+        np.asarray(mask_peers, dtype="<u4").tobytes(),
+        hashlib.sha256(masked_vector).digest(),
+    ]
+    return hashlib.sha256(b"".join(struct.pack("<I", len(p)) + p for p in parts)).digest()
 
 
 def add_mask(total: npt.NDArray[np.uint32], seed: bytes, sign: int) -> None:

@@ -19,7 +19,7 @@ import numpy.typing as npt
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, TypeAdapter, ValidationError
 
 from protocol.config import SecAggConfig
-from protocol.crypto import DOMAIN
+from protocol.crypto import DOMAIN, ROUND_LIMIT
 from protocol.errors import MalformedMessage
 from protocol.stages import Stage
 
@@ -28,6 +28,7 @@ SERVER_ID = 0
 MESSAGE_VERSION: Literal[1] = 1
 
 ClientId = Annotated[int, Field(ge=1, lt=2**32)]
+RoundNumber = Annotated[int, Field(ge=0, lt=ROUND_LIMIT)]
 PublicKeyBytes = Annotated[bytes, Field(min_length=32, max_length=32)]
 Digest = Annotated[bytes, Field(min_length=32, max_length=32)]
 ShareValue = Annotated[bytes, Field(min_length=33, max_length=33)]
@@ -53,8 +54,8 @@ class Message(_Model):
 
     version: Literal[1] = MESSAGE_VERSION
     """Wire-format version of this message type."""
-    round: int = Field(ge=0)
-    """Round number; a message from another round is a replay and is rejected."""
+    round: RoundNumber
+    """Round number (< 2^64); a message from another round is a replay and is rejected."""
     sender: int = Field(ge=0, lt=2**32)
     """Party that sent the message (0 is the server)."""
     receiver: int = Field(ge=0, lt=2**32)
@@ -215,12 +216,25 @@ class MaskedInputRequest(Message):
 
 
 class MaskedInputResponse(Message):
-    """Client → server, stage masked_input: the masked quantised vector, nothing in the clear."""
+    """Client → server, stage masked_input: the masked quantised vector, nothing in the clear.
+
+    Version 2 added `mask_peers` and `binding`: the server checks both before summing, so a
+    share lost in transit, a flipped bit or a replayed vector drops the sender rather than
+    corrupting the sum.
+    """
 
     stage: ClassVar[Stage] = Stage.MASKED_INPUT
     raw_field: ClassVar[str | None] = "masked_vector"
+    version: Literal[2] = 2  # type: ignore[assignment]  # a type bumps its own version
+    """Wire-format version of this message type (2: with mask_peers and binding)."""
     kind: Literal["masked_input_response"] = "masked_input_response"
     """Message type tag."""
+    mask_peers: list[ClientId]
+    """The neighbours whose pairwise masks are in the vector (whose shares the client opened),
+    sorted; the server requires exactly the neighbours it routed shares from."""
+    binding: Digest
+    """SHA-256 over the round, the sender's id and public keys, `mask_peers` and SHA-256 of
+    `masked_vector` (`masking.masked_input_binding`), recomputed by the server."""
     masked_vector: bytes = b""
     """y = q + PRG(b) ± Σ PRG(s_uv) mod 2^b, as raw little-endian uint32 (raw tail on the wire)."""
 
@@ -303,17 +317,30 @@ _ANY_MESSAGE: TypeAdapter[AnyRequest | AnyResponse] = TypeAdapter(AnyMessage)
 
 
 def parse_message(data: bytes) -> AnyRequest | AnyResponse:
-    """Decode any message from its wire bytes; malformed input raises MalformedMessage."""
+    """Decode any message from its wire bytes; malformed input raises MalformedMessage.
+
+    These are bytes from the network: whatever goes wrong while decoding them (a validator's
+    ValueError, an arithmetic overflow inside one) is reported as MalformedMessage, so a
+    transport handles every bad payload the same way.
+    """
+    try:
+        return _parse_message(data)
+    except MalformedMessage:
+        raise
+    except ValidationError as error:
+        raise MalformedMessage(f"message does not parse: {error}") from error
+    except (ValueError, TypeError, ArithmeticError, RecursionError) as error:
+        raise MalformedMessage(f"message does not parse: {error!r}") from error
+
+
+def _parse_message(data: bytes) -> AnyRequest | AnyResponse:
     if len(data) < _HEADER_LENGTH.size:
         raise MalformedMessage("message shorter than its header length")
     (header_length,) = _HEADER_LENGTH.unpack_from(data)
     header_end = _HEADER_LENGTH.size + header_length
     if header_end > len(data):
         raise MalformedMessage("header length points past the end of the message")
-    try:
-        message = _ANY_MESSAGE.validate_json(data[_HEADER_LENGTH.size : header_end])
-    except ValidationError as error:
-        raise MalformedMessage(f"message does not parse: {error}") from error
+    message = _ANY_MESSAGE.validate_json(data[_HEADER_LENGTH.size : header_end])
     raw_field = message.raw_field
     if raw_field is None:
         if header_end != len(data):

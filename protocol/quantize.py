@@ -16,18 +16,25 @@ import numpy as np
 import numpy.typing as npt
 
 from protocol.config import SecAggConfig
-from protocol.errors import VectorLengthError
+from protocol.errors import InvalidInput, VectorLengthError
 
 
 def check_input(vector: npt.ArrayLike, dimension: int | None = None) -> npt.NDArray[np.float64]:
-    """Validate a client input: a finite 1-D float vector, of `dimension` when given."""
-    array = np.asarray(vector, dtype=np.float64)
+    """Validate a client input: a finite 1-D float vector, of `dimension` when given.
+
+    Faults are protocol errors (`InvalidInput`, `VectorLengthError`), so a client that is
+    handed a bad input mid-round forgets the round like after any other fault (SPEC.md §9).
+    """
+    try:
+        array = np.asarray(vector, dtype=np.float64)
+    except (ValueError, TypeError) as error:
+        raise InvalidInput(f"input must be a numeric vector: {error}") from error
     if array.ndim != 1:
         raise VectorLengthError(f"vector must be 1-D, got shape {array.shape}")
     if dimension is not None and array.shape[0] != dimension:
         raise VectorLengthError(f"vector must have length {dimension}, got {array.shape[0]}")
     if not np.isfinite(array).all():
-        raise ValueError("vector must be finite (no NaN or inf)")
+        raise InvalidInput("input vector must be finite (no NaN or inf)")
     return array
 
 
@@ -46,6 +53,12 @@ def quantize(
     # time of floor-then-compare, which needed two more d-long temporaries).
     scaled += rng.random(scaled.shape[0])
     np.floor(scaled, out=scaled)
+    # In exact arithmetic floor(x + U) <= ceil(clip * scale) for x <= clip * scale, but x + U is
+    # rounded to float64 first: with U close enough to 1 (the generator returns up to 1 - 2^-53)
+    # it can round up to the next integer and give ceil(clip * scale) + 1, which could wrap the
+    # sum. Clamp to the bound the config's no-wrap check uses (the low end cannot overshoot:
+    # -clip * scale + U >= -clip * scale is exact in float).
+    np.minimum(scaled, config.max_abs_quantized, out=scaled)
     # |q| <= max_abs_quantized < 2^(b-1) / n (the config's check), so int32 holds it; its two's
     # complement bits are already q mod 2^32.
     words = scaled.astype(np.int32).view(np.uint32)

@@ -25,7 +25,7 @@ import numpy.typing as npt
 from protocol.client import SecAggClient
 from protocol.config import SecAggConfig
 from protocol.errors import ProtocolAbort, ProtocolError
-from protocol.messages import Message, parse_message
+from protocol.messages import MaskedInputRequest, Message, parse_message
 from protocol.nodes import DropoutPlan, LocalNodes
 from protocol.pipeline import (
     Cohort,
@@ -114,7 +114,10 @@ class _LocalClients:
 def _answer(client: SecAggClient, payload: bytes) -> ClientResult:
     try:
         request = parse_message(payload)
-        return client.handle(request).to_bytes()  # type: ignore[arg-type]
+        response = client.handle(request).to_bytes()  # type: ignore[arg-type]
+        if isinstance(request, MaskedInputRequest):
+            client.release_input()  # masked and sent: as on a node, only keys and shares stay
+        return response
     except ProtocolError as error:
         return error
 
@@ -266,6 +269,8 @@ def run_round(
     server = SecAggServer(config, dimension, round_number)
     transcript = Transcript()
     client_errors: dict[int, ProtocolError] = {}
+    # Simulation only: the clear encodings the sum is checked against (clients release theirs).
+    encoded_inputs = {client_id: client.quantized_input for client_id, client in clients.items()}
     requests: Mapping[int, Message] = server.start(sorted(clients))
     host = _LocalClients(clients) if workers == 1 else _ClientProcesses(clients, workers)
     outcome: Mapping[int, Message] | AggregateResult | None = None
@@ -302,7 +307,7 @@ def run_round(
     expected_words = np.zeros(dimension, dtype=np.uint32)
     expected_float = np.zeros(dimension, dtype=np.float64)
     for client_id in survivors:
-        encoded = clients[client_id].quantized_input
+        encoded = encoded_inputs[client_id]
         assert encoded is not None  # every simulated client was built with its input
         np.add(expected_words, encoded, out=expected_words)
         expected_float += np.clip(vectors[client_id], -config.clip, config.clip)

@@ -28,6 +28,7 @@ from protocol.errors import (
     InvalidPublicKey,
     InvalidShare,
     MalformedMessage,
+    MaskedInputMismatch,
     ProtocolAbort,
     ProtocolError,
     RoundMismatch,
@@ -36,8 +37,14 @@ from protocol.errors import (
     UnknownSender,
     VectorLengthError,
 )
-from protocol.graph import graph_seed, neighbour_graph
-from protocol.masking import PublicKeys, add_mask, pair_sign, pairwise_mask_seed
+from protocol.graph import connected_pieces, graph_seed, neighbour_graph
+from protocol.masking import (
+    PublicKeys,
+    add_mask,
+    masked_input_binding,
+    pair_sign,
+    pairwise_mask_seed,
+)
 from protocol.messages import (
     SERVER_ID,
     AdvertiseKeysRequest,
@@ -91,8 +98,8 @@ class SecAggServer:
     def __init__(self, config: SecAggConfig, dimension: int, round_number: int = 0) -> None:
         if dimension < 1:
             raise ValueError(f"dimension must be >= 1, got {dimension}")
-        if round_number < 0:
-            raise ValueError(f"round_number must be >= 0, got {round_number}")
+        if not 0 <= round_number < crypto.ROUND_LIMIT:
+            raise ValueError(f"round_number must be in [0, 2^64), got {round_number}")
         self.config = config
         self.dimension = dimension
         self.round_number = round_number
@@ -255,10 +262,10 @@ class SecAggServer:
 
         def validate(client_id: int, message: AdvertiseKeysResponse) -> None:
             keys = (message.encryption_public_key, message.masking_public_key)
+            for key in keys:  # canonical first, so the reuse check compares points
+                crypto.check_public_key(key)
             if keys[0] == keys[1] or seen_keys & set(keys):
                 raise InvalidPublicKey(f"client {client_id} reuses a public key")
-            for key in keys:
-                crypto.check_public_key(key)
             seen_keys.update(keys)
 
         stage = Stage.ADVERTISE_KEYS
@@ -356,6 +363,21 @@ class SecAggServer:
                     f"client {client_id} sent {len(message.masked_vector)} bytes, expected "
                     f"{expected_bytes} ({self.dimension} uint32 words)"
                 )
+            routed = sorted(self._graph[client_id] & self._shared)
+            if message.mask_peers != routed:
+                missing = sorted(set(routed) - set(message.mask_peers))
+                raise MaskedInputMismatch(
+                    f"client {client_id} masked with {message.mask_peers}, but the server routed "
+                    f"it shares from {routed} (missing {missing}: lost in transit?)"
+                )
+            binding = masked_input_binding(
+                self.round_number, self._keys[client_id], routed, message.masked_vector
+            )
+            if binding != message.binding:
+                raise MaskedInputMismatch(
+                    f"client {client_id}'s masked input does not match its binding: altered in "
+                    "transit, or from another session of this round"
+                )
 
         stage = Stage.MASKED_INPUT
         accepted = self._collect(stage, responses, MaskedInputResponse, validate)
@@ -378,6 +400,7 @@ class SecAggServer:
                     f"dropped client {client_id} has {holders} surviving share holders, fewer "
                     f"than t = {self.threshold}; its pairwise masks could not be removed",
                 )
+        self._require_connected(stage, survivors)
         total = np.zeros(self.dimension, dtype=np.uint32)
         for message in accepted.values():
             np.add(total, message.vector(), out=total)
@@ -392,6 +415,25 @@ class SecAggServer:
         }
         self._advance(stage, ClientStatus.SENT_MASKED_INPUT)
         return dict(self._unmask_requests)
+
+    def _require_connected(self, stage: Stage, survivors: set[int]) -> None:
+        """Abort unless the survivors form one connected piece of the neighbour graph.
+
+        Pairwise masks cancel inside every piece, so with two pieces the shares the unmask
+        stage reveals would give the server each piece's sum, not only the total (SPEC.md §5
+        proves connectivity is exactly what hides everything but the total). Checked before
+        any unmask request goes out. The complete graph is connected whatever survives.
+        """
+        if self.config.degree >= len(self._graph) - 1:
+            return
+        pieces = connected_pieces(self._graph, survivors)
+        if len(pieces) > 1:
+            sizes = ", ".join(str(len(piece)) for piece in pieces)
+            raise self._abort(
+                stage,
+                f"the survivors' neighbour graph is not connected: {len(pieces)} pieces of "
+                f"{sizes} clients, whose sums the server could read one by one",
+            )
 
     # -- stage 4 ------------------------------------------------------------------------------
 

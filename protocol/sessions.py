@@ -52,6 +52,9 @@ class ClientSessions:
 
     @classmethod
     def from_state(cls, state: SessionsState) -> ClientSessions:
+        misfiled = [r for r, client in state.rounds.items() if client.round_number != r]
+        if misfiled:
+            raise MalformedMessage(f"stored rounds {misfiled} hold another round's state")
         sessions = cls()
         sessions._rounds = {r: SecAggClient.from_state(c) for r, c in state.rounds.items()}
         return sessions
@@ -62,7 +65,14 @@ class ClientSessions:
 
     @classmethod
     def from_bytes(cls, data: bytes) -> ClientSessions:
-        return cls.from_state(SessionsState.model_validate_json(data))
+        """Load `to_bytes` output; anything else (a corrupted or foreign store) raises
+        MalformedMessage, so the transport treats it like any bad input."""
+        try:
+            return cls.from_state(SessionsState.model_validate_json(data))
+        except ProtocolError:
+            raise
+        except (ValueError, TypeError, KeyError, ArithmeticError, RecursionError) as error:
+            raise MalformedMessage(f"stored sessions state does not load: {error!r}") from error
 
     def handle_batch(
         self, requests: Sequence[AnyRequest], provide_input: ProvideInput | None = None
@@ -72,7 +82,9 @@ class ClientSessions:
         Rounds older than the oldest round in the batch are forgotten first: the server has
         moved past them, so their secrets can never be asked for again. A protocol fault in any
         request forgets every round the batch touched and propagates: the transport reports an
-        error, and the server counts this client as dropped from all of them.
+        error, and the server counts this client as dropped from all of them. So does any other
+        exception (a failure in `provide_input`, e.g. training): a round is never left open
+        with its keys after the batch failed.
         """
         strays = [type(r).__name__ for r in requests if not isinstance(r, _REQUEST_TYPES)]
         if strays:
@@ -93,9 +105,11 @@ class ClientSessions:
             )
         try:
             return [self._answer(request, provide_input) for request in requests]
-        except ProtocolError:
+        except Exception:
             for round_number in rounds:
-                self._rounds.pop(round_number, None)
+                forgotten = self._rounds.pop(round_number, None)
+                if forgotten is not None:
+                    forgotten.forget()
             raise
 
     def _answer(self, request: AnyRequest, provide_input: ProvideInput | None) -> AnyResponse:

@@ -71,6 +71,9 @@ class DropReason(StrEnum):
     """A revealed share did not match the dealer's commitment."""
     WRONG_VECTOR_LENGTH = "wrong_vector_length"
     """The masked vector does not have the agreed length."""
+    MASKED_INPUT_MISMATCH = "masked_input_mismatch"
+    """The masked input was masked with other peers than the server routed shares from (a share
+    lost in transit), or its binding does not match (altered in transit, or another session's)."""
     TOO_FEW_NEIGHBOURS = "too_few_neighbours"
     """Fewer than t of the client's share holders remain, so its secrets could not be rebuilt."""
     CLIENT_REFUSED = "client_refused"

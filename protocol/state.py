@@ -19,7 +19,7 @@ from typing import Annotated, Any, Literal
 from pydantic import Field
 
 from protocol.config import SecAggConfig
-from protocol.messages import ClientId, PeerKeys, ShareValue
+from protocol.messages import ClientId, PeerKeys, RoundNumber, ShareValue
 from protocol.messages import _Model as _State  # same strictness and base64 bytes as the wire
 from protocol.stages import ClientStatus, Stage
 
@@ -40,7 +40,7 @@ class ClientState(_State):
     version: Literal[1] = 1
     client_id: ClientId
     config: SecAggConfig
-    round_number: int | None = Field(ge=0)
+    round_number: RoundNumber | None
     dimension: int = Field(ge=1)
     next_stage: Stage | None
     status: ClientStatus
@@ -65,4 +65,4 @@ class SessionsState(_State):
     """A client's open rounds (`ClientSessions`), by round number."""
 
     version: Literal[1] = 1
-    rounds: dict[int, ClientState]
+    rounds: dict[RoundNumber, ClientState]

@@ -24,6 +24,7 @@ from protocol import (
     Stage,
     Transcript,
     error_bound,
+    recommended_degree,
     run_round,
     run_rounds,
 )
@@ -58,7 +59,12 @@ def simulate(
     ] = 0.0,
     neighbours: Annotated[
         int | None,
-        typer.Option("--neighbours", min=1, help="Neighbour degree k (default: complete graph)."),
+        typer.Option(
+            "--neighbours",
+            min=1,
+            help="Neighbour degree k (default: the recommended ~3·log2 n of SPEC §6; "
+            "n - 1 for the complete graph).",
+        ),
     ] = None,
     threshold: Annotated[
         int | None, typer.Option("--threshold", min=1, help="Threshold t (default: ~2/3 of k+1).")
@@ -99,7 +105,8 @@ def simulate(
 ) -> None:
     """Play rounds in process with random inputs in [-1, 1] and report exactness and cost."""
     try:
-        config = SecAggConfig(num_clients=clients, neighbours=neighbours, threshold=threshold)
+        degree = recommended_degree(clients) if neighbours is None else neighbours
+        config = SecAggConfig(num_clients=clients, neighbours=degree, threshold=threshold)
     except ValueError as error:
         _err.print(f"[red]invalid parameters:[/] {error}", soft_wrap=True)
         raise typer.Exit(2) from error

@@ -11,6 +11,7 @@ import pytest
 from protocol import (
     AggregateResult,
     Message,
+    ProtocolError,
     SecAggClient,
     SecAggConfig,
     SecAggServer,
@@ -49,16 +50,27 @@ class ManualRound:
             Stage.ADVERTISE_KEYS: self.server.start(sorted(self.clients))
         }
         self.responses: dict[Stage, dict[int, Any]] = {}
+        self.client_errors: dict[int, ProtocolError] = {}
         self.result: AggregateResult | None = None
 
-    def answer(self, stage: Stage, silent: Iterable[int] = ()) -> dict[int, Message]:
-        """Let every invited client answer its request for `stage`, except the silent ones."""
+    def answer(
+        self, stage: Stage, silent: Iterable[int] = (), tolerate: bool = False
+    ) -> dict[int, Message]:
+        """Let every invited client answer its request for `stage`, except the silent ones.
+
+        With `tolerate`, a client that raises a protocol error stays silent instead (the error
+        is kept in `client_errors`), as over a network."""
         quiet = set(silent)
-        responses = {
-            client_id: self.clients[client_id].handle(request)
-            for client_id, request in self.requests[stage].items()
-            if client_id not in quiet
-        }
+        responses = {}
+        for client_id, request in self.requests[stage].items():
+            if client_id in quiet:
+                continue
+            try:
+                responses[client_id] = self.clients[client_id].handle(request)
+            except ProtocolError as error:
+                if not tolerate:
+                    raise
+                self.client_errors[client_id] = error
         self.responses[stage] = responses
         return responses
 

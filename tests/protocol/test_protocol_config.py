@@ -5,6 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from pydantic import ValidationError
 
 from protocol.config import SecAggConfig, recommended_degree, recommended_threshold
@@ -76,3 +78,40 @@ def test_degree_is_logarithmic() -> None:
     # Assert
     assert recommended_degree(1000) == 30
     assert recommended_degree(10_000) == 40
+
+
+@pytest.mark.parametrize(
+    ("num_clients", "neighbours", "threshold"),
+    [(4, None, 2), (6, None, 3), (8, None, 4), (10, None, 5), (20, None, 10)],
+)
+def test_a_threshold_of_half_the_share_holders_is_rejected(
+    num_clients: int, neighbours: int | None, threshold: int
+) -> None:
+    # Prepare: 2t = k + 1, so the k + 1 holders of a secret split into two disjoint groups of
+    # t; an active server tells one group "u survived" and the other "u dropped" and rebuilds
+    # both of u's secrets without any colluder (issue 15, defect 2).
+    # Execute / Assert
+    with pytest.raises(ValidationError, match="threshold must be > neighbours/2"):
+        SecAggConfig(num_clients=num_clients, neighbours=neighbours, threshold=threshold)
+
+
+@given(num_clients=st.integers(2, 100_000))
+def test_recommended_threshold_is_a_strict_majority_of_the_holders_for_every_degree(
+    num_clients: int,
+) -> None:
+    # Prepare: the complete graph (k = n - 1, odd when n is even) and the sparse recommendation
+    for degree in {num_clients - 1, recommended_degree(num_clients)}:
+        # Execute
+        threshold = recommended_threshold(degree)
+        # Assert
+        assert 2 * threshold > degree + 1
+        assert threshold <= degree + 1
+        assert threshold == max((degree + 1) // 2 + 1, -(-2 * (degree + 1) // 3))
+        SecAggConfig(num_clients=num_clients, neighbours=degree, threshold=threshold, scale=1.0)
+
+
+@pytest.mark.parametrize(("clip", "scale"), [(1e200, 1e200), (1.7e308, 2.0**16), (2.0, 1e308)])
+def test_a_clip_times_scale_beyond_floats_is_a_validation_error(clip: float, scale: float) -> None:
+    # Execute / Assert: clip * scale is inf; it used to escape as OverflowError (issue 15, 5)
+    with pytest.raises(ValidationError, match=r"clip \* scale"):
+        SecAggConfig(num_clients=3, clip=clip, scale=scale)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 import pytest
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
@@ -215,3 +217,29 @@ def test_prg_into_refuses_a_wrong_buffer() -> None:
     # Execute / Assert
     with pytest.raises(ValueError, match="contiguous uint32"):
         crypto.prg_uint32_into(bytes(32), np.empty(4, dtype=np.int64))
+
+
+_P25519 = 2**255 - 19
+
+
+def _with_bit_255(key: bytes) -> bytes:
+    return key[:31] + bytes([key[31] | 0x80])
+
+
+@pytest.mark.parametrize(
+    "encode",
+    [
+        _with_bit_255,
+        lambda key: ((int.from_bytes(key, "little") % 17) + 2 + _P25519).to_bytes(32, "little"),
+    ],
+    ids=["bit-255-set", "u-plus-p"],
+)
+def test_non_canonical_encodings_are_refused(encode: Callable[[bytes], bytes]) -> None:
+    # Prepare: RFC 7748 makes X25519 ignore bit 255 and reduce u modulo p, so these are other
+    # spellings of valid, non-low-order points that X25519 itself accepts (issue 15, defect 8)
+    public = crypto.public_key(X25519PrivateKey.generate())
+    spelled = encode(public)
+    crypto.x25519(X25519PrivateKey.generate(), spelled)  # the RFC 7748 function: no error
+    # Execute / Assert
+    with pytest.raises(InvalidPublicKey, match="canonical"):
+        crypto.check_public_key(spelled)

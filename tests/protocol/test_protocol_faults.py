@@ -7,6 +7,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from protocol import (
     ClientStatus,
@@ -18,6 +20,7 @@ from protocol import (
     InvalidShare,
     MalformedMessage,
     MaskedInputRequest,
+    MaskedInputResponse,
     MaskingKeyShare,
     Message,
     ProtocolAbort,
@@ -356,3 +359,151 @@ def test_a_late_masked_input_is_refused_and_its_self_mask_never_asked_for(
     assert 4 not in round_.result.view.revealed_self_mask_shares
     assert round_.result.view.revealed_masking_key_shares[4] >= round_.server.threshold
     _assert_exact_without(round_, {4})
+
+
+def _non_canonical(key: bytes) -> bytes:
+    """The same X25519 point with bit 255 set (RFC 7748 receivers ignore that bit)."""
+    return key[:31] + bytes([key[31] | 0x80])
+
+
+@pytest.mark.parametrize("field", ["encryption_public_key", "masking_public_key"])
+def test_another_clients_key_spelled_non_canonically_drops_the_copier(
+    manual_round: type[ManualRound], field: str
+) -> None:
+    # Prepare: client 4 advertises client 1's key with bit 255 set; a raw-bytes reuse check
+    # let it through, and every neighbour of 4 then failed (issue 15, defect 8)
+    round_ = manual_round(num_clients=5)
+    responses = round_.answer(Stage.ADVERTISE_KEYS)
+    responses[4] = responses[4].model_copy(
+        update={field: _non_canonical(getattr(responses[1], field))}
+    )
+    # Execute
+    round_.deliver(Stage.ADVERTISE_KEYS, responses)
+    _finish(round_, Stage.SHARE_KEYS)
+    # Assert
+    assert round_.server.drops[4].reason is DropReason.INVALID_PUBLIC_KEY
+    assert "canonical" in str(round_.server.rejections[0][1])
+    _assert_exact_without(round_, {4})
+
+
+def test_a_client_refuses_a_neighbour_key_spelled_non_canonically(
+    manual_round: type[ManualRound],
+) -> None:
+    # Prepare: the share-keys request relays neighbour 3's masking key with bit 255 set
+    round_ = manual_round(num_clients=4)
+    round_.play(Stage.ADVERTISE_KEYS)
+    request = round_.requests[Stage.SHARE_KEYS][1]
+    neighbours = [
+        peer.model_copy(update={"masking_public_key": _non_canonical(peer.masking_public_key)})
+        if peer.client_id == 3
+        else peer
+        for peer in request.neighbours
+    ]
+    # Execute / Assert
+    with pytest.raises(InvalidPublicKey, match="canonical"):
+        round_.clients[1].share_keys(request.model_copy(update={"neighbours": neighbours}))
+
+
+# -- the masked input commits to its session and to the peers it was masked with (defect 9) ----
+
+
+def test_a_share_lost_in_transit_drops_its_holder_instead_of_corrupting_the_sum(
+    manual_round: type[ManualRound],
+) -> None:
+    # Prepare: dealer 2's sealed shares never reach client 1, so client 1 masks without the
+    # (1, 2) pair mask while client 2 masks with it; the server took this for an exact round
+    round_ = manual_round(num_clients=5)
+    round_.play_until(Stage.MASKED_INPUT)
+    request = round_.requests[Stage.MASKED_INPUT][1]
+    kept = [sealed for sealed in request.shares if sealed.dealer != 2]
+    round_.requests[Stage.MASKED_INPUT][1] = request.model_copy(update={"shares": kept})
+    # Execute
+    round_.play(Stage.MASKED_INPUT)
+    round_.play(Stage.UNMASK)
+    # Assert: client 1 counts as dropped after sharing keys: its pairwise masks are removed
+    # with its masking key, its self mask keeps its vector hidden, and the sum is exact
+    assert round_.server.drops[1].reason is DropReason.MASKED_INPUT_MISMATCH
+    assert "masked with" in round_.server.drops[1].detail
+    _assert_exact_without(round_, {1})
+
+
+@pytest.mark.parametrize("target", ["vector", "binding", "peers"])
+def test_a_bit_flipped_in_a_masked_input_drops_its_sender(
+    manual_round: type[ManualRound], target: str
+) -> None:
+    # Prepare
+    round_ = manual_round(num_clients=5)
+    round_.play_until(Stage.MASKED_INPUT)
+    responses = round_.answer(Stage.MASKED_INPUT)
+    genuine = responses[2]
+    if target == "vector":
+        flipped = bytearray(genuine.masked_vector)
+        flipped[5] ^= 0x10
+        responses[2] = genuine.model_copy(update={"masked_vector": bytes(flipped)})
+    elif target == "binding":
+        binding = bytes([genuine.binding[0] ^ 1]) + genuine.binding[1:]
+        responses[2] = genuine.model_copy(update={"binding": binding})
+    else:
+        responses[2] = genuine.model_copy(update={"mask_peers": genuine.mask_peers[1:]})
+    # Execute
+    round_.deliver(Stage.MASKED_INPUT, responses)
+    round_.play(Stage.UNMASK)
+    # Assert
+    assert round_.server.drops[2].reason is DropReason.MASKED_INPUT_MISMATCH
+    _assert_exact_without(round_, {2})
+
+
+def test_a_masked_input_replayed_from_another_session_of_the_same_round_drops_its_sender(
+    manual_round: type[ManualRound],
+) -> None:
+    # Prepare: two instances of round 0 (a restarted server, an abandoned and reopened round);
+    # client 3's masked input from the first is delivered in the second
+    earlier = manual_round(num_clients=4, seed=1)
+    earlier.play_until(Stage.MASKED_INPUT)
+    replayed = earlier.answer(Stage.MASKED_INPUT)[3]
+    round_ = manual_round(num_clients=4, seed=2)
+    round_.play_until(Stage.MASKED_INPUT)
+    responses = round_.answer(Stage.MASKED_INPUT)
+    responses[3] = replayed
+    # Execute
+    round_.deliver(Stage.MASKED_INPUT, responses)
+    round_.play(Stage.UNMASK)
+    # Assert
+    assert round_.server.drops[3].reason is DropReason.MASKED_INPUT_MISMATCH
+    assert "another session" in round_.server.drops[3].detail
+    _assert_exact_without(round_, {3})
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    num_clients=st.integers(4, 8),
+    lost=st.sets(st.tuples(st.integers(1, 8), st.integers(1, 8)), max_size=5),
+    flipped=st.sets(st.integers(1, 8), max_size=2),
+    seed=st.integers(0, 2**16),
+)
+def test_shares_lost_and_vectors_corrupted_in_transit_never_give_a_wrong_sum(
+    num_clients: int, lost: set[tuple[int, int]], flipped: set[int], seed: int
+) -> None:
+    # Prepare: a network that loses the (dealer, holder) sealed shares in `lost` and flips a
+    # bit of the masked vectors of the clients in `flipped`
+    config = SecAggConfig(num_clients=num_clients, threshold=num_clients // 2 + 1, scale=2.0**10)
+    inputs = np.random.default_rng(seed).uniform(-1, 1, (num_clients, 4))
+
+    def network(message: Message) -> Message:
+        if isinstance(message, MaskedInputRequest):
+            kept = [s for s in message.shares if (s.dealer, s.holder) not in lost]
+            return message.model_copy(update={"shares": kept})
+        if isinstance(message, MaskedInputResponse) and message.sender in flipped:
+            vector = bytearray(message.masked_vector)
+            vector[-1] ^= 0x80
+            return message.model_copy(update={"masked_vector": bytes(vector)})
+        return message
+
+    # Execute
+    try:
+        result = run_round(config, list(inputs), intercept=network, rounding_seed=seed)
+    except ProtocolAbort:
+        return
+    # Assert: whoever is in the sum, the sum is exactly theirs
+    assert result.exact
+    assert not set(result.survivors) & flipped

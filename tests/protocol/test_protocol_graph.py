@@ -6,7 +6,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from protocol.graph import graph_seed, neighbour_graph, neighbours_of
+from protocol.graph import (
+    connected_pieces,
+    graph_seed,
+    neighbour_graph,
+    neighbours_of,
+    ring_order,
+)
 
 
 @settings(max_examples=40, deadline=None)
@@ -66,3 +72,44 @@ def test_one_clients_neighbours_match_the_whole_graph() -> None:
         assert neighbours_of(client, participants, 4, seed) == graph[client]
     with pytest.raises(ValueError, match="not a participant"):
         neighbours_of(5, participants, 4, seed)
+
+
+def _long_gaps(present: list[bool], half_degree: int) -> int:
+    """Cyclic runs of at least k/2 consecutive absent ring positions."""
+    if not any(present):
+        return 0
+    start = present.index(True)
+    rotated = present[start:] + present[:start]
+    gaps, run = 0, 0
+    for here in [*rotated, True]:
+        if here:
+            gaps += run >= half_degree
+            run = 0
+        else:
+            run += 1
+    return gaps
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    size=st.integers(3, 60),
+    half_degree=st.integers(1, 8),
+    data=st.data(),
+)
+def test_a_harary_graph_minus_some_clients_is_connected_iff_at_most_one_long_gap(
+    size: int, half_degree: int, data: st.DataObject
+) -> None:
+    # Prepare: keep a random subset of the ring; SPEC.md §5 states the rule this checks
+    participants = list(range(1, size + 1))
+    seed = graph_seed(1, participants)
+    degree = 2 * half_degree
+    if degree >= size - 1:
+        return
+    ring = [int(c) for c in ring_order(participants, seed)]
+    present = data.draw(st.lists(st.booleans(), min_size=size, max_size=size))
+    members = [client for client, here in zip(ring, present, strict=True) if here]
+    # Execute
+    pieces = connected_pieces(neighbour_graph(participants, degree, seed), members)
+    # Assert
+    assert sorted(c for piece in pieces for c in piece) == sorted(members)
+    assert (len(pieces) <= 1) == (_long_gaps(present, half_degree) <= 1)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import struct
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -12,9 +14,13 @@ from protocol import (
     AdvertiseKeysResponse,
     MalformedMessage,
     MaskedInputResponse,
+    SecAggClient,
+    SecAggConfig,
+    SecAggServer,
     Stage,
     UnmaskResponse,
     parse_message,
+    run_round,
 )
 
 if TYPE_CHECKING:
@@ -39,7 +45,14 @@ def test_every_message_of_a_real_round_round_trips(manual_round: type[ManualRoun
 def test_masked_vector_costs_four_bytes_a_word() -> None:
     # Prepare
     words = np.arange(100_000, dtype=np.uint32)
-    message = MaskedInputResponse(round=3, sender=7, receiver=0, masked_vector=words.tobytes())
+    message = MaskedInputResponse(
+        round=3,
+        sender=7,
+        receiver=0,
+        mask_peers=[],
+        binding=bytes(32),
+        masked_vector=words.tobytes(),
+    )
     # Execute
     payload = message.to_bytes()
     decoded = MaskedInputResponse.from_bytes(payload)
@@ -94,7 +107,9 @@ def test_short_public_key_is_refused_at_parse_time() -> None:
 
 def test_masked_vector_with_a_partial_word_is_refused() -> None:
     # Prepare
-    message = MaskedInputResponse(round=0, sender=1, receiver=0, masked_vector=b"\x00" * 5)
+    message = MaskedInputResponse(
+        round=0, sender=1, receiver=0, mask_peers=[], binding=bytes(32), masked_vector=b"\x00" * 5
+    )
     # Execute / Assert
     with pytest.raises(MalformedMessage, match="whole uint32 words"):
         message.vector()
@@ -120,3 +135,56 @@ def test_a_parsed_message_keeps_its_bytes_and_an_edited_copy_does_not() -> None:
     # Assert
     assert parsed.to_bytes() is not None and parsed.to_bytes() == payload
     assert parse_message(edited.to_bytes()).round == 3
+
+
+def _advertise_request_bytes(round_number: int, **config: object) -> bytes:
+    """A well-formed advertise-keys request, with the fields given written straight into the JSON
+    (as a faulty or hostile sender could), bypassing the models' validation."""
+    header = {
+        "version": 1,
+        "round": round_number,
+        "sender": 0,
+        "receiver": 1,
+        "kind": "advertise_keys_request",
+        "config": {"version": 1, "num_clients": 3, **config},
+        "dimension": 4,
+    }
+    text = json.dumps(header).encode()
+    return struct.pack("<I", len(text)) + text
+
+
+def test_a_config_overflowing_clip_times_scale_is_a_malformed_message() -> None:
+    # Prepare
+    payload = _advertise_request_bytes(1, clip=1e200, scale=1e200)
+    # Execute / Assert: it used to raise OverflowError (issue 15, defect 5)
+    with pytest.raises(MalformedMessage, match=r"clip \* scale"):
+        parse_message(payload)
+
+
+@pytest.mark.parametrize("round_number", [2**64, 2**64 + 5, 10**30])
+def test_a_round_number_of_64_bits_or_more_is_a_malformed_message(round_number: int) -> None:
+    # Prepare
+    payload = _advertise_request_bytes(round_number)
+    # Execute / Assert: it used to parse, then crash with struct.error in graph.py
+    with pytest.raises(MalformedMessage, match="round"):
+        parse_message(payload)
+
+
+def test_the_largest_round_number_still_runs_a_round() -> None:
+    # Prepare
+    config = SecAggConfig(num_clients=3, scale=2.0**10)
+    # Execute
+    result = run_round(config, [np.full(2, 0.25)] * 3, round_number=2**64 - 1)
+    # Assert
+    assert result.exact
+
+
+@pytest.mark.parametrize("round_number", [2**64, -1])
+def test_server_and_client_refuse_a_round_number_outside_64_bits(round_number: int) -> None:
+    # Prepare
+    config = SecAggConfig(num_clients=3)
+    # Execute / Assert: the server used to accept 2^64, then crash in advertise_keys
+    with pytest.raises(ValueError, match="round_number"):
+        SecAggServer(config, dimension=2, round_number=round_number)
+    with pytest.raises(ValueError, match="round_number"):
+        SecAggClient(1, config, np.zeros(2), round_number=round_number)

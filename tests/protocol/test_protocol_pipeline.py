@@ -224,7 +224,7 @@ def test_a_changed_next_round_starts_afresh(change: str) -> None:
 def test_a_failed_reply_drops_its_node_from_every_round_it_carried() -> None:
     # Prepare: in round 1's message A node 2 crashes, node 3 answers garbage and node 4 answers
     # for one round only
-    nodes = _nodes({1: range(1, 7), 2: range(1, 7)})
+    nodes = _nodes({1: range(1, 8), 2: range(1, 8)})
 
     def faulty(message: TransportMessage) -> Mapping[int, Reply]:
         replies = dict(nodes(message))
@@ -236,12 +236,12 @@ def test_a_failed_reply_drops_its_node_from_every_round_it_carried() -> None:
         return replies
 
     scheduler = PipelineScheduler()
-    cohort = Cohort.of(range(1, 7), _config(n=6))
+    cohort = Cohort.of(range(1, 8), _config(n=7, threshold=4))
     # Execute
     first = scheduler.run_round(1, cohort, DIMENSION, faulty, cohort)
     second = scheduler.prepared
     # Assert: both rounds lost nodes 2-4, each with the transport's reason at its own stage
-    assert first.contributors() == [1, 5, 6]
+    assert first.contributors() == [1, 5, 6, 7]
     assert first.aborted is None
     _assert_exact(first, nodes)
     assert second is not None and second.aborted is None

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from fakes.rng import LARGEST_BELOW_ONE, ConstantUniform
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
@@ -87,3 +88,41 @@ def test_wrong_length_is_refused_naming_the_expected_length() -> None:
     # Execute / Assert
     with pytest.raises(VectorLengthError, match="length 3, got 2"):
         check_input(np.zeros(2), dimension=3)
+
+
+def test_rounding_up_at_the_clip_never_exceeds_the_no_wrap_bound() -> None:
+    # Prepare: a config the validator accepts with no room to spare: n * ceil(clip * scale) =
+    # 3 * 715,827,882 = 2^31 - 2. At x = clip, x * scale + U with U = 1 - 2^-53 rounds (in
+    # float64) to clip * scale + 1, so floor gave ceil(clip * scale) + 1 and three honest
+    # inputs of +2.0 summed past 2^31 and decoded as about -6 (issue 15, defect 4).
+    config = SecAggConfig(num_clients=3, clip=2.0, scale=357_913_941.0)
+    rounding = ConstantUniform()  # U just below 1, as default_rng returns once in 2^53 draws
+    # Execute
+    encoded = [quantize(np.array([3.0, 2.0, -2.0]), config, rounding) for _ in range(3)]
+    total = np.sum(encoded, axis=0, dtype=np.uint32)
+    # Assert
+    assert np.all(np.abs(to_signed(encoded[0], config)) <= config.max_abs_quantized)
+    decoded = dequantize(total, config)
+    np.testing.assert_allclose(decoded, [6.0, 6.0, -6.0], atol=error_bound(config, 3))
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    clip=st.sampled_from([1.0, 2.0, 0.5]) | st.floats(1e-3, 1e3),
+    scale_bits=st.integers(0, 30),
+    scale_factor=st.sampled_from([1.0, 3.0, 1.0000001]),
+    uniform=st.sampled_from([0.0, 0.5, LARGEST_BELOW_ONE]) | st.floats(0, 1, exclude_max=True),
+    vector=arrays(np.float64, st.integers(1, 8), elements=st.floats(-1e4, 1e4)),
+)
+def test_every_encoded_value_stays_within_max_abs_quantized(
+    clip: float, scale_bits: int, scale_factor: float, uniform: float, vector: np.ndarray
+) -> None:
+    # Prepare: any config with room for two clients, any U the generator can return
+    scale = 2.0**scale_bits * scale_factor
+    if 2 * (np.ceil(clip * scale) + 1) >= 2**31:
+        return
+    config = SecAggConfig(num_clients=2, clip=clip, scale=scale)
+    # Execute
+    signed = to_signed(quantize(vector, config, ConstantUniform(uniform)), config)
+    # Assert
+    assert np.all(np.abs(signed) <= config.max_abs_quantized)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pickle
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -17,12 +18,14 @@ from protocol import (
     MaskedInputResponse,
     Message,
     ProtocolAbort,
+    SecAggClient,
     SecAggConfig,
     ServerView,
     Stage,
     Transcript,
     error_bound,
     run_round,
+    runner,
 )
 
 
@@ -53,7 +56,7 @@ def test_complete_graph_is_exact_with_t_survivors_and_aborts_below(
 ) -> None:
     # Prepare
     degree = num_clients - 1
-    threshold = data.draw(st.integers(degree // 2 + 1, num_clients))
+    threshold = data.draw(st.integers((degree + 1) // 2 + 1, num_clients))
     config = SecAggConfig(num_clients=num_clients, threshold=threshold, scale=2.0**12)
     rng = np.random.default_rng(seed)
     inputs = [rng.uniform(-1.5, 1.5, dimension) for _ in range(num_clients)]
@@ -247,3 +250,31 @@ def test_run_round_refuses_bad_arguments() -> None:
         run_round(config, [np.zeros(2), np.zeros(2), np.zeros(3)])
     with pytest.raises(ValueError, match="without an input"):
         run_round(config, [np.zeros(2)] * 3, dropout={9: Stage.UNMASK})
+
+
+def test_run_round_releases_each_clients_input_once_it_is_masked(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Prepare: the runner builds the real clients; this subclass only remembers them
+    built: list[SecAggClient] = []
+
+    class RememberedClient(SecAggClient):
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            built.append(self)
+
+    monkeypatch.setattr(runner, "SecAggClient", RememberedClient)
+    config = SecAggConfig(num_clients=5, scale=2.0**10)
+    inputs = np.random.default_rng(0).uniform(-1, 1, (5, 4))
+    # Execute: client 5 stays silent from masked_input on, so it never masks
+    result = run_round(config, list(inputs), dropout={5: Stage.MASKED_INPUT})
+    # Assert: the encoded input of every client that masked is gone (issue 15, defect 10); the
+    # runner still checks the sum against the inputs it was given
+    assert result.exact and result.survivors == (1, 2, 3, 4)
+    assert {c.client_id: c.quantized_input is None for c in built} == {
+        1: True,
+        2: True,
+        3: True,
+        4: True,
+        5: False,
+    }

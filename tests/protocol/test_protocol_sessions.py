@@ -13,7 +13,6 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from pydantic import ValidationError
 
 from protocol import (
     MAX_OPEN_ROUNDS,
@@ -24,6 +23,7 @@ from protocol import (
     MalformedMessage,
     PipelineScheduler,
     ProtocolAbort,
+    ProtocolError,
     SecAggClient,
     SecAggConfig,
     SecAggServer,
@@ -246,5 +246,42 @@ def test_a_stored_state_with_a_bad_key_is_refused() -> None:
     sessions.handle_batch([_advertise(1)])
     data = json.loads(sessions.to_bytes())
     data["rounds"]["1"]["masking_private_key"] = "AAAA"  # 3 bytes, not 32
-    with pytest.raises(ValidationError, match="masking_private_key"):
+    with pytest.raises(MalformedMessage, match="masking_private_key"):
         ClientSessions.from_bytes(json.dumps(data).encode())
+
+
+@pytest.mark.parametrize(
+    "bad_input",
+    [
+        np.array([0.1, np.nan, 0.2, 0.0, 0.0, 0.0]),
+        np.full(DIMENSION, np.inf),
+        ["0.1", "x", "0", "0", "0", "0"],
+        [object()] * DIMENSION,
+        "not a vector",
+    ],
+    ids=["nan", "inf", "non-numeric-text", "object", "string"],
+)
+def test_a_non_finite_or_non_numeric_input_is_a_protocol_error_that_forgets_the_round(
+    bad_input: object,
+) -> None:
+    # Prepare: round 1 shared keys; the firm's training returns garbage when asked to mask
+    config = _config(3, 2)
+    server = SecAggServer(config, DIMENSION, 1)
+    sessions = {c: ClientSessions() for c in (1, 2, 3)}
+    requests: dict[int, object] = dict(server.start([1, 2, 3]))
+    for handler in (server.advertise_keys, server.share_keys):
+        answers = {c: sessions[c].handle_batch([requests[c]])[0] for c in (1, 2, 3)}  # type: ignore[list-item]
+        requests = dict(handler(answers))  # type: ignore[arg-type]
+    client = sessions[1].session(1)
+    assert client is not None
+    # Execute / Assert: it used to raise ValueError/TypeError and keep the round open
+    with pytest.raises(ProtocolError, match="input"):
+        sessions[1].handle_batch(
+            [requests[1], _advertise(2)],  # type: ignore[list-item]
+            lambda c: c.provide_input(bad_input),  # type: ignore[arg-type]
+        )
+    assert sessions[1].open_rounds == []
+    left = client.to_state()
+    assert left.masking_private_key is None and left.encryption_private_key is None
+    assert left.self_mask_seed is None and not left.channels
+    assert not left.held_self_mask_shares and not left.held_key_shares

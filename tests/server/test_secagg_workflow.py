@@ -82,7 +82,7 @@ def test_a_firm_failing_at_any_stage_is_a_dropout_the_round_survives(
 
     grid = make_grid(intercept)
     nodes = sorted(grid.get_node_ids())
-    secure_settings = replace(settings, threshold=2)
+    secure_settings = replace(settings, threshold=3)
     content, dimension = _round_content(secure_settings)
     # Execute
     result = aggregate_securely(grid, nodes, content, 1, secure_settings, dimension)
@@ -112,7 +112,7 @@ def test_a_tampered_reply_is_rejected_and_its_sender_dropped(
 
     grid = make_grid(intercept)
     nodes = sorted(grid.get_node_ids())
-    secure_settings = replace(settings, threshold=2)
+    secure_settings = replace(settings, threshold=3)
     content, dimension = _round_content(secure_settings)
     # Execute
     result = aggregate_securely(grid, nodes, content, 1, secure_settings, dimension)
@@ -233,7 +233,7 @@ def test_a_firm_failing_a_pipelined_message_drops_from_both_rounds_it_carried(
         hit = node == 104 and request.metadata.group_id == "1" and _stage_of(request) == message
         return Message(Error(code=1, reason="firm crashed"), reply_to=request) if hit else reply
 
-    secure = replace(settings, secagg="ours", rounds=3, threshold=2, run_dir="")
+    secure = replace(settings, secagg="ours", rounds=3, threshold=3, run_dir="")
     # Execute
     result = run_federation(make_grid(intercept), secure)
     # Assert: round 1 keeps 104's input only if it had sent it; round 2 runs without 104

@@ -8,7 +8,7 @@ from pathlib import Path
 from typer.testing import CliRunner
 
 from experiments.cli.protocol import app
-from protocol import MESSAGE_TYPES, Transcript
+from protocol import MESSAGE_TYPES, Transcript, recommended_degree, recommended_threshold
 
 runner = CliRunner()
 
@@ -157,3 +157,15 @@ def test_inspect_refuses_a_file_that_is_not_a_transcript(tmp_path: Path) -> None
     # Assert
     assert result.exit_code == 2
     assert "not a transcript" in result.stderr
+
+
+def test_simulate_defaults_to_the_recommended_sparse_degree() -> None:
+    # Execute: no --neighbours (issue 15, defect 11: it used to run the complete graph, about
+    # 400 s a round at n = 1,000, d = 100,000 against 8 s with k = 30)
+    result = runner.invoke(app, ["simulate", "--clients", "40", "--dim", "20", "--json"])
+    # Assert
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert report["neighbours"] == recommended_degree(40) == 16
+    assert report["threshold"] == recommended_threshold(16)
+    assert report["exact"] is True
