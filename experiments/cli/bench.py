@@ -32,6 +32,7 @@ from rich.table import Table
 
 from clients import records as R
 from clients.participant import LocalResult
+from experiments.cli.procfs import tree_cpu_seconds, tree_rss_bytes
 
 app = typer.Typer(help="Benchmarks.", no_args_is_help=True, add_completion=False)
 
@@ -83,54 +84,6 @@ class SyntheticFirm:
         return {"n": 1.0, "loss_sum": 0.5, "correct": 1.0}
 
 
-def _process_tree(root: int) -> set[int]:
-    """`root` and all its live descendants (Ray's head, raylet and workers), from /proc."""
-    parents: dict[int, int] = {}
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-            except OSError:
-                continue
-            parents[int(entry.name)] = int(fields[1])
-    tree, grew = {root}, True
-    while grew:
-        grew = False
-        for pid, parent in parents.items():
-            if parent in tree and pid not in tree:
-                tree.add(pid)
-                grew = True
-    return tree
-
-
-def _tree_rss_bytes(root: int) -> int:
-    """Resident memory of `root` and all its live descendants."""
-    total = 0
-    for pid in _process_tree(root):
-        try:
-            for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-                if line.startswith("VmRSS:"):
-                    total += int(line.split()[1]) * 1024
-        except OSError:
-            continue
-    return total
-
-
-_CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
-
-
-def _tree_cpu_seconds(root: int) -> float:
-    """User + system CPU seconds spent so far by `root` and its live descendants."""
-    total = 0
-    for pid in _process_tree(root):
-        try:
-            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        total += int(fields[11]) + int(fields[12])  # utime, stime
-    return total / _CLOCK_TICKS
-
-
 class PeakMemory:
     """Samples the process tree's resident memory in a thread; `peak` is the largest sum seen."""
 
@@ -141,7 +94,7 @@ class PeakMemory:
 
     def _run(self) -> None:
         while not self._stop.is_set():
-            self.peak = max(self.peak, _tree_rss_bytes(os.getpid()))
+            self.peak = max(self.peak, tree_rss_bytes(os.getpid()))
             self._stop.wait(self.interval)
 
     def __enter__(self) -> PeakMemory:
@@ -238,12 +191,12 @@ def run_benchmark(
             """Records the block's wall seconds (unless `wall` is False) and the CPU seconds the
             whole process tree spends in it. The clock runs inside the two /proc scans, so their
             milliseconds do not pad both sides of a ratio."""
-            before = _tree_cpu_seconds(os.getpid())
+            before = tree_cpu_seconds(os.getpid())
             start = time.perf_counter()
             yield
             if wall:
                 seconds[mode].append(time.perf_counter() - start)
-            cpu_seconds[mode].append(_tree_cpu_seconds(os.getpid()) - before)
+            cpu_seconds[mode].append(tree_cpu_seconds(os.getpid()) - before)
 
         for round_number in range(1, rounds + 1):
             args = (grid, nodes, content(round_number), round_number, settings, dim + 3)
