@@ -88,10 +88,7 @@ def load_firm_data(world_dir: Path, firm: str, heldout_ids: np.ndarray | None) -
     manifest = read_manifest(Path(world_dir))
     columns = common_columns(manifest, firm)
     table = load_firm_table(Path(world_dir), firm)
-    scaler = FeatureScaler.from_ranges(
-        [c.name for c in columns], [c.low for c in columns], [c.high for c in columns], table
-    )
-    features = scaler.transform(table)
+    features = FeatureScaler.from_columns(columns, table).transform(table)
     labels = table[LABEL].to_numpy(dtype=np.float32)
     held_out = (
         np.zeros(len(table), dtype=bool)

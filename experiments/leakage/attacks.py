@@ -22,6 +22,7 @@ import pandas as pd
 from torch import nn
 
 from clients.participant import ModelSpec
+from clients.scaling import FeatureScaler
 from clients.training import predict_default
 from experiments.config import ExperimentConfig
 from experiments.leakage.attribute import attribute_inference
@@ -48,7 +49,6 @@ from experiments.regimes.standalone import (
     common_features,
     firm_features,
     national_database,
-    scaler_for,
     settings_of,
 )
 from experiments.world.tables import ID, LABEL, World
@@ -99,7 +99,7 @@ def unified_surface(
 ) -> MembershipSurface:
     """Candidates are citizens of the national database; the recipe is one central fit."""
     table, columns = national_database(world)
-    features = scaler_for(columns, table).transform(table)
+    features = FeatureScaler.from_columns(columns, table).transform(table)
     labels = table[LABEL].to_numpy().astype(np.float32)
     train = ~holdout.is_test(table[ID].to_numpy())
     pool = _pool(train, config.membership.pool, np.random.default_rng([seed, 0x3E3B]))

@@ -67,12 +67,6 @@ def settings_of(config: ExperimentConfig) -> TrainSettings:
     )
 
 
-def scaler_for(columns: list[ColumnInfo], local: pd.DataFrame) -> FeatureScaler:
-    return FeatureScaler.from_ranges(
-        [c.name for c in columns], [c.low for c in columns], [c.high for c in columns], local
-    )
-
-
 def fit_model(
     config: ExperimentConfig, features: np.ndarray, labels: np.ndarray, seed: int
 ) -> nn.Module:
@@ -140,7 +134,7 @@ def run_unified(
 ) -> RegimeOutput:
     """One central model on the national database, trained on every non-held-out citizen."""
     table, columns = national_database(world)
-    scaler = scaler_for(columns, table)
+    scaler = FeatureScaler.from_columns(columns, table)
     features = scaler.transform(table)
     labels = table[LABEL].to_numpy()
     train = ~holdout.is_test(table[ID].to_numpy())
@@ -157,12 +151,12 @@ def run_unified(
 
 def firm_features(world: World, firm: str, table: pd.DataFrame) -> np.ndarray:
     """A firm's scaled feature matrix, from its own columns and the declared ranges only."""
-    return scaler_for(world.feature_columns(firm), table).transform(table)
+    return FeatureScaler.from_columns(world.feature_columns(firm), table).transform(table)
 
 
 def common_features(world: World, firm: str, table: pd.DataFrame) -> np.ndarray:
     """A firm's scaled common-schema columns: the features a shared (federated) model sees."""
-    return scaler_for(world.columns_of(firm, {"common"}), table).transform(table)
+    return FeatureScaler.from_columns(world.columns_of(firm, {"common"}), table).transform(table)
 
 
 def run_local_only(
