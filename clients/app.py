@@ -48,6 +48,7 @@ from clients.participant import (
     load_firm_data,
     local_round,
 )
+from clients.streams import firm_round_seed
 
 if TYPE_CHECKING:
     from clients.training import DPSettings, TrainSettings
@@ -125,9 +126,7 @@ def _dp_settings(config: ConfigRecord) -> DPSettings | None:
 
 def _node_seed(config: ConfigRecord, data: FirmData) -> int:
     """Distinct per firm and per round, repeatable for a given run seed."""
-    firm_hash = int.from_bytes(data.firm.encode()[:4].ljust(4, b"\0"), "little")
-    round_number = int(config[R.ROUND])  # type: ignore[arg-type]
-    return (int(config[R.SEED]) * 1_000_003 + round_number * 7919 + firm_hash) % 2**31  # type: ignore[arg-type]
+    return firm_round_seed(int(config[R.SEED]), int(config[R.ROUND]), data.firm)  # type: ignore[arg-type]
 
 
 def train_locally(content: RecordDict, data: FirmData) -> LocalResult:

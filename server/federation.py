@@ -23,6 +23,7 @@ from rich.console import Console
 
 from clients import records as R
 from clients.participant import ModelSpec, read_contribution_sum
+from clients.streams import Stream, generator
 from protocol import ProtocolAbort, Stage
 from server.checkpoint import Checkpoint, latest_checkpoint, save_checkpoint
 from server.messaging import exchange, wait_for_nodes
@@ -174,7 +175,7 @@ def sample_nodes(nodes: list[int], settings: FederationSettings, round_number: i
     wanted = max(settings.min_clients, int(np.ceil(settings.fraction * len(nodes))))
     if wanted >= len(nodes):
         return sorted(nodes)
-    rng = np.random.default_rng([settings.seed, round_number, 0x5A4D])
+    rng = generator(Stream.NODE_SAMPLING, settings.seed, round_number)
     return sorted(int(n) for n in rng.choice(nodes, size=wanted, replace=False))
 
 

@@ -32,6 +32,7 @@ from rich.table import Table
 
 from clients import records as R
 from clients.participant import LocalResult
+from clients.streams import bench_node_seed
 from experiments.cli.procfs import tree_cpu_seconds, tree_rss_bytes
 
 app = typer.Typer(help="Benchmarks.", no_args_is_help=True, add_completion=False)
@@ -48,7 +49,7 @@ def bench() -> None:
 
 def _round_seed(context: Context, content: RecordDict) -> int:
     round_number = int(content.config_records[R.CONFIG_RECORD][R.ROUND])  # type: ignore[arg-type]
-    return (context.node_id % 2**31) * 1009 + round_number
+    return bench_node_seed(context.node_id, round_number)
 
 
 class _SyntheticNumPyClient(NumPyClient):

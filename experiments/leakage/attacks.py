@@ -23,6 +23,7 @@ from torch import nn
 
 from clients.participant import ModelSpec
 from clients.scaling import FeatureScaler
+from clients.streams import Stream, generator
 from clients.training import predict_default
 from experiments.config import ExperimentConfig
 from experiments.leakage.attribute import attribute_inference
@@ -102,7 +103,7 @@ def unified_surface(
     features = FeatureScaler.from_columns(columns, table).transform(table)
     labels = table[LABEL].to_numpy().astype(np.float32)
     train = ~holdout.is_test(table[ID].to_numpy())
-    pool = _pool(train, config.membership.pool, np.random.default_rng([seed, 0x3E3B]))
+    pool = _pool(train, config.membership.pool, generator(Stream.POOL_UNIFIED, seed))
     rest = np.setdiff1d(np.flatnonzero(train), pool)
 
     def train_all(membership: np.ndarray) -> np.ndarray:
@@ -185,7 +186,7 @@ def local_surface(
 ) -> MembershipSurface:
     """Candidates are (firm, citizen) rows; each firm's own model is attacked on its own rows."""
     rows = _firm_rows(world, holdout, firm_features)
-    pool = _pool(rows.train, config.membership.pool, np.random.default_rng([seed, 0x10CA]))
+    pool = _pool(rows.train, config.membership.pool, generator(Stream.POOL_LOCAL, seed))
     rest = np.setdiff1d(np.flatnonzero(rows.train), pool)
     firms = list(world.firms)
     in_firm = [rows.firm[pool] == index for index in range(len(firms))]
@@ -236,7 +237,7 @@ def federated_surface(
     what the best attack learns.
     """
     rows = _firm_rows(world, holdout, common_features)
-    pool = _pool(rows.train, config.membership.pool, np.random.default_rng([seed, 0xFEDA]))
+    pool = _pool(rows.train, config.membership.pool, generator(Stream.POOL_FEDERATED, seed))
     rest = np.setdiff1d(np.flatnonzero(rows.train), pool)
     # Flat rows are grouped by firm in firm order, so a sorted pool concatenates per firm.
     pool_x = np.concatenate([rows.features[i][rows.of(pool, i)] for i in range(len(world.firms))])
@@ -317,7 +318,7 @@ def attribute_figures(
     One held-out row per citizen (drawn at random among the firms that score them), so no
     citizen sits in two cross-validation folds.
     """
-    rng = np.random.default_rng([seed, 0xA771])
+    rng = generator(Stream.ATTRIBUTE_ROWS, seed)
     order = rng.permutation(len(holdout.pairs))
     first = np.sort(order[~holdout.pairs[ID].iloc[order].duplicated().to_numpy()])
     ids = holdout.pairs[ID].to_numpy()[first]

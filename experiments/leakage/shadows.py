@@ -20,6 +20,7 @@ from torch.func import functional_call, stack_module_state, vmap
 
 from clients.model import flatten_weights, get_weights, set_weights, unflatten_weights
 from clients.participant import ModelSpec
+from clients.streams import shadow_init_seed, shadow_round_seed
 from clients.training import TrainSettings, predict_default
 from server.optimiser import FedAdam, FedAvg
 
@@ -77,7 +78,7 @@ def train_stacked(
 def shadow_models(spec: ModelSpec, k: int, seed: int) -> list[nn.Module]:
     """k fresh models of one spec, each from its own initial seed."""
     return [
-        ModelSpec(spec.kind, spec.n_features, spec.hidden, seed + 7919 * j).build()
+        ModelSpec(spec.kind, spec.n_features, spec.hidden, shadow_init_seed(seed, j)).build()
         for j in range(k)
     ]
 
@@ -134,7 +135,7 @@ def fedavg_stacked(
                 shard.labels,
                 shard.include,
                 settings,
-                seed + 1009 * round_number + index,
+                shadow_round_seed(seed, round_number, index),
             )
             for j, model in enumerate(local):
                 totals[j] += rows[j] * (flatten_weights(get_weights(model)) - globals_[j])

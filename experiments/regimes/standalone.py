@@ -15,6 +15,7 @@ from torch import nn
 
 from clients.model import BaseRateScore, make_model
 from clients.scaling import FeatureScaler
+from clients.streams import Stream, generator, local_model_seed
 from clients.training import TrainSettings, predict_default, train_model
 from experiments.config import ExperimentConfig
 from experiments.world.tables import ID, LABEL, ColumnInfo, World
@@ -32,7 +33,7 @@ class Holdout:
 
     @classmethod
     def draw(cls, world: World, fraction: float, seed: int) -> Holdout:
-        rng = np.random.default_rng([seed, 0x4E57])  # its own stream: training seeds don't move it
+        rng = generator(Stream.HOLDOUT, seed)  # its own stream: training seeds don't move it
         ids = world.truth[ID].to_numpy()
         test_ids = np.sort(ids[rng.random(len(ids)) < fraction])
         pairs = [
@@ -178,7 +179,7 @@ def run_local_only(
             models[firm] = BaseRateScore((labels.sum() + 1.0) / (len(labels) + 2.0))
             base_rate_only.append(firm)
         else:
-            models[firm] = fit_model(config, features[train], labels, seed + 1000 * (index + 1))
+            models[firm] = fit_model(config, features[train], labels, local_model_seed(seed, index))
         n_train[firm] = int(train.sum())
         rows = (holdout.pairs["firm"] == firm).to_numpy()
         pd_by_id = pd.Series(predict_default(models[firm], features), index=ids)
