@@ -12,9 +12,8 @@ import hashlib
 import json
 import sys
 import warnings
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import numpy as np
 from flwr.app import Array, ArrayRecord, ConfigRecord, RecordDict
@@ -22,17 +21,24 @@ from flwr.serverapp import Grid
 from rich.console import Console
 
 from clients import records as R
-from clients.participant import ModelSpec, read_contribution_sum
+from clients.participant import read_contribution_sum
 from clients.streams import Stream, generator
 from protocol import ProtocolAbort, Stage
 from server.checkpoint import Checkpoint, latest_checkpoint, save_checkpoint
+from server.flower_secaggplus import run_flower_secaggplus
 from server.messaging import exchange, wait_for_nodes
 from server.optimiser import FedAdam, FedAvg
+from server.rounds import (
+    RESULT_FILE,
+    TRANSCRIPT_FILE,
+    WEIGHTS_FILE,
+    Aggregate,
+    FederationResult,
+    RoundAggregate,
+    evaluate,
+)
+from server.secagg_workflow import SecureAggregator
 from server.settings import FederationSettings
-
-TRANSCRIPT_FILE = "transcript.jsonl"
-RESULT_FILE = "federation.json"
-WEIGHTS_FILE = "final_weights.npy"
 
 
 class InsecureAggregationWarning(UserWarning):
@@ -47,36 +53,6 @@ def warn_insecure() -> None:
     )
     Console(stderr=True).print(f"[bold red on white] WARNING [/] [bold red]{message}[/]")
     warnings.warn(message, InsecureAggregationWarning, stacklevel=2)
-
-
-@dataclass
-class RoundAggregate:
-    """What the server holds after one round's aggregation."""
-
-    total: np.ndarray  # sum of the contributors' contribution vectors
-    contributors: list[int]
-    dropped: dict[int, str]
-    public_metrics: dict[int, dict[str, float]] = field(default_factory=dict)
-    transcript: list[dict[str, Any]] = field(default_factory=list)
-    info: dict[str, Any] = field(default_factory=dict)
-
-
-class Aggregate(Protocol):
-    """(grid, nodes, round content, round number, settings, dimension) -> the round's sum.
-
-    `next_nodes`, when given, is the next round's cohort: an aggregator may prepare that round
-    while this one runs (pipelined secure aggregation)."""
-
-    def __call__(
-        self,
-        grid: Grid,
-        nodes: list[int],
-        content: RecordDict,
-        round_number: int,
-        settings: FederationSettings,
-        dimension: int,
-        next_nodes: list[int] | None = None,
-    ) -> RoundAggregate: ...
 
 
 def _digest(data: bytes) -> str:
@@ -129,36 +105,6 @@ def aggregate_in_the_clear(
     return RoundAggregate(total, contributors, dropped, metrics, transcript)
 
 
-def _evaluate(
-    grid: Grid,
-    nodes: list[int],
-    weights: np.ndarray,
-    config: dict[str, Any],
-    round_number: int,
-    timeout: float,
-) -> dict[str, float]:
-    """Pooled loss and accuracy of the global model on the firms' held-out rows."""
-    content = RecordDict(
-        {
-            R.GLOBAL_RECORD: ArrayRecord({R.WEIGHTS: Array(weights)}),
-            R.CONFIG_RECORD: ConfigRecord(config),
-        }
-    )
-    stage = exchange(grid, dict.fromkeys(nodes, content), "evaluate", str(round_number), timeout)
-    sums = np.zeros(3)
-    for reply in stage.replies.values():
-        record = reply.content.metric_records[R.METRICS_RECORD]
-        sums += [float(record["n"]), float(record["loss_sum"]), float(record["correct"])]  # type: ignore[arg-type]
-    if sums[0] == 0:
-        return {"n": 0.0, "firms": 0.0}
-    return {
-        "n": float(sums[0]),
-        "firms": float(len(stage.replies)),
-        "loss": float(sums[1] / sums[0]),
-        "accuracy": float(sums[2] / sums[0]),
-    }
-
-
 def _optimiser(settings: FederationSettings) -> FedAvg | FedAdam:
     if settings.optimiser == "fedadam":
         return FedAdam(
@@ -179,20 +125,9 @@ def sample_nodes(nodes: list[int], settings: FederationSettings, round_number: i
     return sorted(int(n) for n in rng.choice(nodes, size=wanted, replace=False))
 
 
-@dataclass
-class FederationResult:
-    weights: np.ndarray
-    spec: ModelSpec
-    history: list[dict[str, Any]]
-    accountant: dict[str, Any]
-    resumed_from: int = 0
-
-
 def _aggregator(settings: FederationSettings) -> Aggregate:
     if settings.secagg == "none":
         return aggregate_in_the_clear
-    from server.secagg_workflow import SecureAggregator
-
     return SecureAggregator(pipeline=settings.pipeline)
 
 
@@ -214,8 +149,6 @@ def run_federation(
 ) -> FederationResult:
     """Run (or resume) the federation; `stop_after` ends early after that round (crash tests)."""
     if settings.secagg == "flower":
-        from server.flower_secaggplus import run_flower_secaggplus
-
         flower = run_flower_secaggplus(grid, settings)
         if settings.run_dir:
             write_result(Path(settings.run_dir), flower, settings)
@@ -288,7 +221,7 @@ def run_federation(
             )
         record = history[-1]
         if settings.evaluate:
-            record["evaluation"] = _evaluate(
+            record["evaluation"] = evaluate(
                 grid, nodes, weights, config, round_number, settings.timeout
             )
         for node, metrics in result.public_metrics.items():

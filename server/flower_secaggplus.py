@@ -22,8 +22,9 @@ from flwr.server.strategy import FedAvg
 from flwr.server.workflow import DefaultWorkflow, SecAggPlusWorkflow
 from flwr.serverapp import Grid
 
-from server.federation import TRANSCRIPT_FILE, FederationResult, _evaluate, wait_for_nodes
+from server.messaging import wait_for_nodes
 from server.recording import RecordingGrid
+from server.rounds import TRANSCRIPT_FILE, FederationResult, evaluate
 from server.settings import FederationSettings
 
 MAIN_PARAMS_RECORD = "parameters"  # where Flower's DefaultWorkflow keeps the global weights
@@ -78,7 +79,7 @@ def run_flower_secaggplus(grid: Grid, settings: FederationSettings) -> Federatio
     weights = flatten_weights([np.asarray(a, dtype=np.float32) for a in record.to_numpy_ndarrays()])
     history: list[dict[str, Any]] = [{"round": settings.rounds, "invited": len(nodes)}]
     if settings.evaluate:
-        history[0]["evaluation"] = _evaluate(
+        history[0]["evaluation"] = evaluate(
             grid,
             nodes,
             weights,

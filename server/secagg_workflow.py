@@ -51,8 +51,8 @@ from protocol import (
     Transcript,
     parse_message,
 )
-from server.federation import RoundAggregate
 from server.messaging import exchange
+from server.rounds import RoundAggregate
 from server.settings import FederationSettings
 
 

@@ -27,8 +27,9 @@ from clients.training import predict_default
 from experiments.config import ExperimentConfig
 from experiments.regimes.standalone import Holdout, RegimeOutput
 from experiments.world.tables import ID, World, load_firm_table, write_world
-from server.federation import FederationResult, run_federation
+from server.federation import run_federation
 from server.messaging import poll_faster
+from server.rounds import FederationResult
 from server.settings import FederationSettings, SecAggMode
 
 FEDERATED_SECAGG = "federated_secagg"

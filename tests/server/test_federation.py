@@ -14,13 +14,9 @@ from flwr.app import Message
 from clients import records as R
 from protocol import Transcript
 from server.checkpoint import latest_checkpoint
-from server.federation import (
-    RESULT_FILE,
-    TRANSCRIPT_FILE,
-    InsecureAggregationWarning,
-    run_federation,
-)
+from server.federation import InsecureAggregationWarning, run_federation
 from server.inprocess import InProcessGrid
+from server.rounds import RESULT_FILE, TRANSCRIPT_FILE
 from server.settings import FederationSettings
 
 

@@ -12,7 +12,7 @@ from experiments.regimes.federated import dp_regime_name, federated_regimes, sco
 from experiments.regimes.standalone import Holdout
 from experiments.world.datasets import load_german_credit
 from experiments.world.tables import write_world
-from server.federation import FederationResult
+from server.rounds import FederationResult
 from server.settings import FederationSettings
 
 
