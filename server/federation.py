@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from flwr.app import Array, ArrayRecord, ConfigRecord, RecordDict
+from flwr.app import Array, ArrayRecord, RecordDict
 from flwr.serverapp import Grid
 from rich.console import Console
 
@@ -27,7 +27,7 @@ from protocol import ProtocolAbort, Stage
 from server.checkpoint import Checkpoint, latest_checkpoint, save_checkpoint
 from server.flower_secaggplus import run_flower_secaggplus
 from server.messaging import exchange, wait_for_nodes
-from server.optimiser import FedAdam, FedAvg
+from server.optimiser import server_optimiser
 from server.rounds import (
     RESULT_FILE,
     TRANSCRIPT_FILE,
@@ -38,7 +38,7 @@ from server.rounds import (
     evaluate,
 )
 from server.secagg_workflow import SecureAggregator
-from server.settings import FederationSettings
+from server.settings import FederationRun, FederationSettings
 
 
 class InsecureAggregationWarning(UserWarning):
@@ -105,35 +105,25 @@ def aggregate_in_the_clear(
     return RoundAggregate(total, contributors, dropped, metrics, transcript)
 
 
-def _optimiser(settings: FederationSettings) -> FedAvg | FedAdam:
-    if settings.optimiser == "fedadam":
-        return FedAdam(
-            learning_rate=settings.server_learning_rate,
-            beta1=settings.adam_beta1,
-            beta2=settings.adam_beta2,
-            tau=settings.adam_tau,
-        )
-    return FedAvg(learning_rate=settings.server_learning_rate)
-
-
-def sample_nodes(nodes: list[int], settings: FederationSettings, round_number: int) -> list[int]:
+def sample_nodes(nodes: list[int], run: FederationRun, round_number: int) -> list[int]:
     """A seeded sample per round, so a resumed run samples exactly as an uninterrupted one."""
-    wanted = max(settings.min_clients, int(np.ceil(settings.fraction * len(nodes))))
+    federation = run.federation
+    wanted = max(federation.min_clients, int(np.ceil(federation.fraction * len(nodes))))
     if wanted >= len(nodes):
         return sorted(nodes)
-    rng = generator(Stream.NODE_SAMPLING, settings.seed, round_number)
+    rng = generator(Stream.NODE_SAMPLING, run.seed, round_number)
     return sorted(int(n) for n in rng.choice(nodes, size=wanted, replace=False))
 
 
-def _aggregator(settings: FederationSettings) -> Aggregate:
-    if settings.secagg == "none":
+def _aggregator(run: FederationRun) -> Aggregate:
+    if run.secagg == "none":
         return aggregate_in_the_clear
-    return SecureAggregator(pipeline=settings.pipeline)
+    return SecureAggregator(pipeline=run.federation.pipeline)
 
 
-def _check_same_run(saved: dict[str, Any], settings: FederationSettings) -> None:
+def _check_same_run(saved: dict[str, Any], run: FederationRun) -> None:
     """Resuming with other settings would mix two experiments in one model: refuse it."""
-    current = settings.to_run_config()
+    current = run.to_run_config()
     changed = sorted(
         key
         for key in set(saved) | set(current)
@@ -145,28 +135,29 @@ def _check_same_run(saved: dict[str, Any], settings: FederationSettings) -> None
 
 
 def run_federation(
-    grid: Grid, settings: FederationSettings, stop_after: int | None = None
+    grid: Grid, run: FederationRun, stop_after: int | None = None
 ) -> FederationResult:
     """Run (or resume) the federation; `stop_after` ends early after that round (crash tests)."""
-    if settings.secagg == "flower":
-        flower = run_flower_secaggplus(grid, settings)
-        if settings.run_dir:
-            write_result(Path(settings.run_dir), flower, settings)
+    if run.secagg == "flower":
+        flower = run_flower_secaggplus(grid, run)
+        if run.run_dir:
+            write_result(Path(run.run_dir), flower, run)
         return flower
-    if settings.secagg == "none":
+    if run.secagg == "none":
         warn_insecure()
-    spec = settings.model_spec()
-    run_dir = Path(settings.run_dir) if settings.run_dir else None
+    federation = run.federation
+    spec = run.model_spec()
+    run_dir = Path(run.run_dir) if run.run_dir else None
     checkpoints = run_dir / "checkpoints" if run_dir else None
     weights = spec.initial_weights()
-    optimiser = _optimiser(settings)
+    optimiser = server_optimiser(federation)
     history: list[dict[str, Any]] = []
     accountant: dict[str, Any] = {}
     first_round = 1
-    if settings.resume and checkpoints is not None:
+    if federation.resume and checkpoints is not None:
         checkpoint = latest_checkpoint(checkpoints)
         if checkpoint is not None:
-            _check_same_run(checkpoint.settings, settings)
+            _check_same_run(checkpoint.settings, run)
             weights, history, accountant = (
                 checkpoint.weights,
                 checkpoint.history,
@@ -178,25 +169,27 @@ def run_federation(
         run_dir.mkdir(parents=True, exist_ok=True)
         if first_round == 1:
             (run_dir / TRANSCRIPT_FILE).write_text("")  # a fresh run starts a fresh transcript
-    aggregate = _aggregator(settings)
+    aggregate = _aggregator(run)
     dimension = weights.size + 3
-    for round_number in range(first_round, settings.rounds + 1):
-        available = wait_for_nodes(grid, settings.min_clients, settings.timeout)
-        nodes = sample_nodes(available, settings, round_number)
+    for round_number in range(first_round, federation.rounds + 1):
+        available = wait_for_nodes(grid, federation.min_clients, federation.timeout)
+        nodes = sample_nodes(available, run, round_number)
         next_nodes = (
-            sample_nodes(available, settings, round_number + 1)
-            if round_number < settings.rounds
+            sample_nodes(available, run, round_number + 1)
+            if round_number < federation.rounds
             else None
         )
-        config = settings.train_config(spec, round_number)
+        config = run.round_config(spec, round_number)
         content = RecordDict(
             {
                 R.GLOBAL_RECORD: ArrayRecord({R.WEIGHTS: Array(weights)}),
-                R.CONFIG_RECORD: ConfigRecord(config),
+                R.CONFIG_RECORD: config.to_record(),
             }
         )
         try:
-            result = aggregate(grid, nodes, content, round_number, settings, dimension, next_nodes)
+            result = aggregate(
+                grid, nodes, content, round_number, federation, dimension, next_nodes
+            )
             if not result.contributors:
                 raise ProtocolAbort(Stage.MASKED_INPUT, "no firm contributed to the round")
         except ProtocolAbort as abort:
@@ -205,7 +198,7 @@ def run_federation(
             history.append({"round": round_number, "invited": len(nodes), "aborted": str(abort)})
             result = RoundAggregate(np.zeros(dimension), [], {})
         else:
-            update = read_contribution_sum(result.total, settings.weight_scale)
+            update = read_contribution_sum(result.total, federation.weight_scale)
             weights = optimiser.step(weights, update.mean_update)
             history.append(
                 {
@@ -220,16 +213,16 @@ def run_federation(
                 }
             )
         record = history[-1]
-        if settings.evaluate:
+        if run.evaluate:
             record["evaluation"] = evaluate(
-                grid, nodes, weights, config, round_number, settings.timeout
+                grid, nodes, weights, config, round_number, federation.timeout
             )
         for node, metrics in result.public_metrics.items():
             if "dp-epsilon-spent" in metrics:
                 accountant[str(node)] = {
                     "epsilon": metrics["dp-epsilon-spent"],
                     "noise_multiplier": metrics["dp-noise-multiplier"],
-                    "delta": settings.dp_delta,
+                    "delta": federation.dp_delta,
                     "rounds": round_number,
                 }
         if run_dir is not None and checkpoints is not None:
@@ -243,21 +236,21 @@ def run_federation(
                     optimiser.state(),
                     history,
                     accountant,
-                    settings.to_run_config(),
+                    run.to_run_config(),
                 ),
             )
         if stop_after is not None and round_number >= stop_after:
             break
     outcome = FederationResult(weights, spec, history, accountant, first_round - 1)
     if run_dir is not None:
-        write_result(run_dir, outcome, settings)
+        write_result(run_dir, outcome, run)
     return outcome
 
 
-def write_result(run_dir: Path, result: FederationResult, settings: FederationSettings) -> None:
+def write_result(run_dir: Path, result: FederationResult, run: FederationRun) -> None:
     np.save(run_dir / WEIGHTS_FILE, result.weights)
     summary = {
-        "settings": settings.to_run_config(),
+        "settings": run.to_run_config(),
         "model": {
             "kind": result.spec.kind,
             "n_features": result.spec.n_features,

@@ -11,11 +11,12 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import numpy as np
-from flwr.app import Array, ArrayRecord, ConfigRecord, RecordDict
+from flwr.app import Array, ArrayRecord, RecordDict
 from flwr.serverapp import Grid
 
 from clients import records as R
 from clients.participant import ModelSpec
+from clients.round_config import RoundConfig
 from server.messaging import exchange
 from server.settings import FederationSettings
 
@@ -67,7 +68,7 @@ def evaluate(
     grid: Grid,
     nodes: list[int],
     weights: np.ndarray,
-    config: dict[str, Any],
+    config: RoundConfig,
     round_number: int,
     timeout: float,
 ) -> dict[str, float]:
@@ -75,7 +76,7 @@ def evaluate(
     content = RecordDict(
         {
             R.GLOBAL_RECORD: ArrayRecord({R.WEIGHTS: Array(weights)}),
-            R.CONFIG_RECORD: ConfigRecord(config),
+            R.CONFIG_RECORD: config.to_record(),
         }
     )
     stage = exchange(grid, dict.fromkeys(nodes, content), "evaluate", str(round_number), timeout)

@@ -32,6 +32,7 @@ from rich.table import Table
 
 from clients import records as R
 from clients.participant import LocalResult
+from clients.round_config import RoundConfig
 from clients.streams import bench_node_seed
 from experiments.cli.procfs import tree_cpu_seconds, tree_rss_bytes
 
@@ -45,11 +46,6 @@ each round on its own (4 messages), the same protocol without pipelining."""
 @app.callback()
 def bench() -> None:
     """Benchmarks (a group, so `fedscore bench federation` keeps its subcommand name)."""
-
-
-def _round_seed(context: Context, content: RecordDict) -> int:
-    round_number = int(content.config_records[R.CONFIG_RECORD][R.ROUND])  # type: ignore[arg-type]
-    return bench_node_seed(context.node_id, round_number)
 
 
 class _SyntheticNumPyClient(NumPyClient):
@@ -71,8 +67,9 @@ class SyntheticFirm:
     dimension: int
 
     def contribute(self, content: RecordDict, context: Context) -> LocalResult:
-        rng = np.random.default_rng(_round_seed(context, content))
-        share = 100 / float(content.config_records[R.CONFIG_RECORD][R.WEIGHT_SCALE])  # type: ignore[arg-type]
+        config = RoundConfig.from_record(content.config_records[R.CONFIG_RECORD])
+        rng = np.random.default_rng(bench_node_seed(context.node_id, config.round_number))
+        share = 100 / config.weight_scale
         update = rng.uniform(-0.01, 0.01, self.dimension)
         vector = np.concatenate([share * update, [share, share * 0.5, share * 0.7]])
         return LocalResult(vector, 100, 0.5, None, None)
@@ -124,13 +121,12 @@ def run_benchmark(
     from server.flower_secaggplus import flower_workflow
     from server.messaging import exchange, poll_faster, wait_for_nodes
     from server.secagg_workflow import SecureAggregator, aggregate_securely
-    from server.settings import FederationSettings
+    from server.settings import FederationRun, FederationSettings
 
     if clients < 3:
         raise typer.BadParameter(f"--clients must be >= 3, got {clients}")
     neighbours = degree or recommended_degree(clients)
     settings = FederationSettings(
-        secagg="ours",
         neighbours=0 if neighbours >= clients - 1 else neighbours,
         threshold=recommended_threshold(neighbours),
         clip=1.0,
@@ -138,8 +134,8 @@ def run_benchmark(
         weight_scale=1000.0,
         timeout=timeout,
         min_clients=clients,
-        n_features=1,
     )
+    run = FederationRun(federation=settings, secagg="ours", n_features=1)
     seconds: dict[str, list[float]] = {mode: [] for mode in (*MODES, "empty")}
     stage_seconds: list[dict[str, float]] = []
     cpu_seconds: dict[str, list[float]] = {mode: [] for mode in (*MODES, "empty")}
@@ -153,11 +149,11 @@ def run_benchmark(
         weights = np.zeros(dim)
 
         def content(round_number: int) -> RecordDict:
-            config = {**settings.train_config(settings.model_spec(), round_number)}
+            config = run.round_config(run.model_spec(), round_number)
             return RecordDict(
                 {
                     R.GLOBAL_RECORD: ArrayRecord({R.WEIGHTS: Array(weights)}),
-                    R.CONFIG_RECORD: ConfigRecord(config),  # type: ignore[arg-type]
+                    R.CONFIG_RECORD: config.to_record(),
                 }
             )
 

@@ -14,7 +14,7 @@ outsider knows, against the quasi-identifiers alone.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -50,7 +50,6 @@ from experiments.regimes.standalone import (
     common_features,
     firm_features,
     national_database,
-    settings_of,
 )
 from experiments.world.tables import ID, LABEL, World
 
@@ -114,7 +113,7 @@ def unified_surface(
             features[rows],
             labels[rows],
             _include(rest, membership),
-            settings_of(config),
+            config.training,
             seed,
         )
         return predict_stacked(shadows, features[pool])
@@ -206,7 +205,7 @@ def local_surface(
                 shard.features,
                 shard.labels,
                 shard.include,
-                settings_of(config),
+                config.training,
                 seed + index,
             )
             out[in_firm[index]] = predict_stacked(shadows, pool_x)
@@ -248,10 +247,8 @@ def federated_surface(
             _firm_shards(rows, rest, pool, membership),
             _spec(config, pool_x.shape[1], seed),
             membership.shape[1],
-            rounds=f.rounds,
-            settings=replace(settings_of(config), epochs=f.local_epochs),
-            optimiser=f.optimiser,
-            server_learning_rate=f.server_learning_rate,
+            settings=f.local_training(config.training),
+            federation=f,
             seed=seed,
         )
         return predict_stacked(shadows, pool_x)

@@ -13,7 +13,6 @@ import logging
 import re
 import warnings
 from collections.abc import Callable
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +29,7 @@ from experiments.world.tables import ID, World, load_firm_table, write_world
 from server.federation import run_federation
 from server.messaging import poll_faster
 from server.rounds import FederationResult
-from server.settings import FederationSettings, SecAggMode
+from server.settings import FederationRun, SecAggMode
 
 FEDERATED_SECAGG = "federated_secagg"
 FEDERATED_PLAIN = "federated_plain"
@@ -50,7 +49,7 @@ class _HideSimulationDeprecation(logging.Filter):
 
 
 def simulate(
-    settings: FederationSettings,
+    settings: FederationRun,
     num_nodes: int,
     node_defaults: dict[str, str],
     num_cpus_per_node: float = 1.0,
@@ -95,38 +94,27 @@ def simulate(
     return outcome[0]
 
 
-def federation_settings(
-    config: ExperimentConfig, secagg: SecAggMode, seed: int, run_dir: Path, world_dir: Path
-) -> FederationSettings:
-    """The experiment's TOML sections as ServerApp settings (the same knobs `flwr run` reads)."""
-    f, t, m = config.federation, config.training, config.model
-    return FederationSettings(
-        rounds=f.rounds,
-        local_epochs=f.local_epochs,
-        batch_size=t.batch_size,
-        learning_rate=t.learning_rate,
-        weight_decay=t.weight_decay,
-        model_kind=m.kind,
-        model_hidden=m.hidden,
-        model_seed=seed,
-        seed=seed,
+def federation_run(
+    config: ExperimentConfig,
+    secagg: SecAggMode,
+    seed: int,
+    run_dir: Path,
+    world_dir: Path,
+    dp_epsilon: float = 0.0,
+) -> FederationRun:
+    """What the ServerApp runs with: the experiment's sections as they are, plus this run's own
+    aggregation mode, seed, DP budget and paths (the same object `flwr run` builds from its
+    run config)."""
+    return FederationRun(
+        federation=config.federation,
+        training=config.training,
+        model=config.model,
         secagg=secagg,
-        fraction=f.fraction,
-        min_clients=f.min_clients,
-        threshold=f.threshold,
-        neighbours=f.neighbours,
-        pipeline=f.pipeline,
-        clip=f.clip,
-        scale_bits=f.scale_bits,
-        weight_scale=f.weight_scale,
-        optimiser=f.optimiser,
-        server_learning_rate=f.server_learning_rate,
-        dp_delta=f.dp_delta,
-        dp_max_grad_norm=f.dp_max_grad_norm,
-        timeout=f.timeout,
+        seed=seed,
+        model_seed=seed,
+        dp_epsilon=dp_epsilon,
         world_dir=str(world_dir),
         run_dir=str(run_dir),
-        resume=f.resume,
     )
 
 
@@ -168,11 +156,9 @@ def run_federated(
     write_world(world, world_dir)
     holdout_file = run_dir / "heldout_ids.npy"
     np.save(holdout_file, holdout.test_ids)
-    settings = replace(
-        federation_settings(config, secagg, seed, run_dir, world_dir), dp_epsilon=dp_epsilon
-    )
+    run = federation_run(config, secagg, seed, run_dir, world_dir, dp_epsilon)
     result = simulate(
-        settings,
+        run,
         num_nodes=len(world.firms),
         node_defaults={R.WORLD_DIR: str(world_dir), R.HOLDOUT_FILE: str(holdout_file)},
     )

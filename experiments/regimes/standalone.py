@@ -16,7 +16,7 @@ from torch import nn
 from clients.model import BaseRateScore, make_model
 from clients.scaling import FeatureScaler
 from clients.streams import Stream, generator, local_model_seed
-from clients.training import TrainSettings, predict_default, train_model
+from clients.training import predict_default, train_model
 from experiments.config import ExperimentConfig
 from experiments.world.tables import ID, LABEL, ColumnInfo, World
 
@@ -58,21 +58,11 @@ class RegimeOutput:
     info: dict[str, object] = field(default_factory=dict)
 
 
-def settings_of(config: ExperimentConfig) -> TrainSettings:
-    t = config.training
-    return TrainSettings(
-        epochs=t.epochs,
-        batch_size=t.batch_size,
-        learning_rate=t.learning_rate,
-        weight_decay=t.weight_decay,
-    )
-
-
 def fit_model(
     config: ExperimentConfig, features: np.ndarray, labels: np.ndarray, seed: int
 ) -> nn.Module:
     model = make_model(config.model.kind, features.shape[1], config.model.hidden, seed=seed)
-    train_model(model, features, labels, settings_of(config), seed=seed)
+    train_model(model, features, labels, config.training, seed=seed)
     return model
 
 
