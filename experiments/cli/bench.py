@@ -13,10 +13,12 @@ memory is the largest sum of resident memory over this process and every process
 from __future__ import annotations
 
 import json
+import logging
 import os
 import statistics
 import threading
 import time
+import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -112,14 +114,14 @@ def run_benchmark(
     from flwr.server import LegacyContext, ServerConfig
     from flwr.server.strategy import FedAvg
     from flwr.server.workflow import DefaultWorkflow
-    from flwr.serverapp import Grid, ServerApp
-    from flwr.simulation import run_simulation
+    from flwr.serverapp import Grid
 
     from clients.app import build_client_app
     from protocol import recommended_degree, recommended_threshold
+    from server.app import simulate
     from server.federation import aggregate_in_the_clear
     from server.flower_secaggplus import flower_workflow
-    from server.messaging import exchange, poll_faster, wait_for_nodes
+    from server.messaging import exchange, wait_for_nodes
     from server.secagg_workflow import SecureAggregator, aggregate_securely
     from server.settings import FederationRun, FederationSettings
 
@@ -140,11 +142,9 @@ def run_benchmark(
     stage_seconds: list[dict[str, float]] = []
     cpu_seconds: dict[str, list[float]] = {mode: [] for mode in (*MODES, "empty")}
     empty = RecordDict({R.CONFIG_RECORD: ConfigRecord({})})
-    server_app = ServerApp()
 
-    @server_app.main()
-    def main(grid: Grid, context: Context) -> None:
-        poll_faster(grid)  # the same for all three modes
+    def serve(grid: Grid, context: Context) -> None:
+        """All modes on one engine; `simulate` polls faster for all of them alike."""
         nodes = wait_for_nodes(grid, clients, timeout)
         weights = np.zeros(dim)
 
@@ -210,20 +210,13 @@ def run_benchmark(
             with measured("empty"):  # the engine's cost of one exchange carrying nothing
                 exchange(grid, dict.fromkeys(nodes, empty), "evaluate", str(round_number), timeout)
 
-    import logging
-    import warnings
-
     with warnings.catch_warnings(), PeakMemory() as memory:
         warnings.simplefilter("ignore")
-        logging.getLogger("flwr").setLevel(logging.ERROR)
-        run_simulation(
-            server_app=server_app,
-            client_app=build_client_app(firm=SyntheticFirm(dim)),
-            num_supernodes=clients,
-            backend_config={
-                "client_resources": {"num_cpus": 1, "num_gpus": 0.0},
-                "init_args": {"logging_level": "ERROR", "log_to_driver": False},
-            },
+        simulate(
+            serve,
+            build_client_app(firm=SyntheticFirm(dim)),
+            num_nodes=clients,
+            flower_log_level=logging.ERROR,
         )
     if any(len(v) != rounds for v in seconds.values()):
         raise RuntimeError(f"the benchmark did not finish every round: {seconds}")

@@ -9,9 +9,7 @@ and local-only scores.
 
 from __future__ import annotations
 
-import logging
 import re
-import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -20,14 +18,15 @@ import numpy as np
 import pandas as pd
 
 from clients import records as R
+from clients.app import build_client_app
 from clients.model import get_weights, set_weights, unflatten_weights
 from clients.participant import load_firm_data
 from clients.training import predict_default
 from experiments.config import ExperimentConfig
 from experiments.regimes.standalone import Holdout, RegimeOutput
 from experiments.world.tables import ID, World, load_firm_table, write_world
+from server.app import simulate
 from server.federation import run_federation
-from server.messaging import poll_faster
 from server.rounds import FederationResult
 from server.settings import FederationRun, SecAggMode
 
@@ -37,61 +36,6 @@ FEDERATED_FLOWER = "federated_flower_secagg"
 FEDERATED_DP_PREFIX = "federated_dp_eps"
 
 FederatedRegime = Callable[[World, Holdout, ExperimentConfig, int], RegimeOutput]
-
-
-class _HideSimulationDeprecation(logging.Filter):
-    """Flower deprecates `run_simulation` in favour of `flwr run`; `fedscore run` drives the
-    engine in-process on purpose (it scores the final model itself), so the notice, repeated
-    for every regime and seed, tells a fedscore user nothing they can act on."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        return "DEPRECATED FEATURE" not in record.getMessage()
-
-
-def simulate(
-    settings: FederationRun,
-    num_nodes: int,
-    node_defaults: dict[str, str],
-    num_cpus_per_node: float = 1.0,
-) -> FederationResult:
-    """Run the ServerApp against `num_nodes` simulated SuperNodes on the Ray backend.
-
-    `node_defaults` is what every ClientApp falls back to for its data settings (world-dir,
-    holdout-file); each node picks its firm by its partition id.
-    """
-    from flwr.app import Context
-    from flwr.serverapp import Grid, ServerApp
-    from flwr.simulation import run_simulation
-
-    from clients.app import build_client_app
-
-    outcome: list[FederationResult] = []
-    server_app = ServerApp()
-
-    @server_app.main()
-    def main(grid: Grid, context: Context) -> None:
-        del context  # the settings come from the experiment config, not from a FAB
-        poll_faster(grid)
-        outcome.append(run_federation(grid, settings))
-
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", category=FutureWarning)
-        flwr_log = logging.getLogger("flwr")
-        flwr_log.setLevel(logging.WARNING)
-        if not any(isinstance(f, _HideSimulationDeprecation) for f in flwr_log.filters):
-            flwr_log.addFilter(_HideSimulationDeprecation())
-        run_simulation(
-            server_app=server_app,
-            client_app=build_client_app(node_defaults),
-            num_supernodes=num_nodes,
-            backend_config={
-                "client_resources": {"num_cpus": num_cpus_per_node, "num_gpus": 0.0},
-                "init_args": {"logging_level": "ERROR", "log_to_driver": False},
-            },
-        )
-    if not outcome:
-        raise RuntimeError("the federation ended without a result; see the Flower log above")
-    return outcome[0]
 
 
 def federation_run(
@@ -158,9 +102,9 @@ def run_federated(
     np.save(holdout_file, holdout.test_ids)
     run = federation_run(config, secagg, seed, run_dir, world_dir, dp_epsilon)
     result = simulate(
-        run,
+        lambda grid, _: run_federation(grid, run),
+        build_client_app({R.WORLD_DIR: str(world_dir), R.HOLDOUT_FILE: str(holdout_file)}),
         num_nodes=len(world.firms),
-        node_defaults={R.WORLD_DIR: str(world_dir), R.HOLDOUT_FILE: str(holdout_file)},
     )
     probabilities, info = score_holdout(world_dir, holdout, result)
     info.update(
