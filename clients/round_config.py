@@ -52,8 +52,11 @@ class RoundConfig(BaseModel):
     epochs: PositiveInt = Field(alias=R.EPOCHS)
     """Local epochs this round."""
     batch_size: PositiveInt = Field(alias=R.BATCH_SIZE)
+    """Rows per Adam step."""
     learning_rate: PositiveFloat = Field(alias=R.LEARNING_RATE)
+    """Adam's step size."""
     weight_decay: NonNegativeFloat = Field(alias=R.WEIGHT_DECAY)
+    """Adam's L2 penalty."""
     weight_scale: PositiveFloat = Field(alias=R.WEIGHT_SCALE)
     """Public bound on any firm's rows: a firm's contribution is divided by it."""
     seed: NonNegativeInt = Field(alias=R.SEED)
@@ -65,7 +68,9 @@ class RoundConfig(BaseModel):
     dp_epsilon: NonNegativeFloat = Field(alias=R.DP_EPSILON)
     """Each firm's ε over all rounds; 0 turns DP-SGD off."""
     dp_delta: float = Field(alias=R.DP_DELTA, gt=0.0, lt=1.0)
+    """δ of each firm's (ε, δ) budget."""
     dp_max_grad_norm: PositiveFloat = Field(alias=R.DP_MAX_GRAD_NORM)
+    """DP-SGD per-example clipping norm."""
 
     @classmethod
     def from_record(cls, record: Mapping[str, Any]) -> RoundConfig:
@@ -76,14 +81,17 @@ class RoundConfig(BaseModel):
             raise ValueError(describe_errors(error, "round config record")) from None
 
     def to_record(self) -> ConfigRecord:
+        """The ConfigRecord the server sends under `records.CONFIG_RECORD`."""
         return ConfigRecord(self.model_dump(by_alias=True))
 
     @property
     def spec(self) -> ModelSpec:
+        """The shared model this round trains."""
         return ModelSpec(self.model_kind, self.n_features, self.model_hidden, self.model_seed)
 
     @property
     def training(self) -> TrainSettings:
+        """This round's local training (`epochs` is the federation's local epochs)."""
         return TrainSettings(
             epochs=self.epochs,
             batch_size=self.batch_size,

@@ -101,9 +101,11 @@ class FederationRun(SettingsModel):
     """Everything one federated run needs: the three sections, and what the run sets itself."""
 
     federation: FederationSettings = Field(default_factory=FederationSettings)
+    """The rounds, secure aggregation, server optimiser and DP bounds (`[federation]`)."""
     training: TrainSettings = Field(default_factory=TrainSettings)
     """Local optimisation; its `epochs` is not used (`federation.local_epochs` is)."""
     model: ModelSettings = Field(default_factory=ModelSettings)
+    """The shared model's architecture (`[model]`)."""
     secagg: SecAggMode = "ours"
     """How the server obtains the sum: our secure aggregation, Flower's SecAgg+, or in the
     clear (`none`: the server sees every update; for measuring that only)."""
@@ -148,6 +150,7 @@ class FederationRun(SettingsModel):
         return flat
 
     def model_spec(self) -> ModelSpec:
+        """The shared model every party builds (its width read from the manifest if unset)."""
         n_features = self.n_features
         if n_features <= 0:
             if not self.world_dir:
