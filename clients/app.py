@@ -19,13 +19,12 @@ import functools
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol
+from typing import Protocol
 
 import numpy as np
 from flwr.app import (
     Array,
     ArrayRecord,
-    ConfigRecord,
     Context,
     Message,
     MetricRecord,
@@ -43,14 +42,11 @@ from clients.data import read_manifest
 from clients.participant import (
     FirmData,
     LocalResult,
-    ModelSpec,
     evaluate_global,
     load_firm_data,
     local_round,
 )
-
-if TYPE_CHECKING:
-    from clients.training import DPSettings, TrainSettings
+from clients.round_config import RoundConfig
 
 
 @functools.lru_cache(maxsize=64)
@@ -89,60 +85,19 @@ def firm_data(context: Context, defaults: Mapping[str, UserConfigValue]) -> Firm
     return _cached_firm_data(world_dir, firm, _setting(context, defaults, R.HOLDOUT_FILE))
 
 
-def _spec(config: ConfigRecord) -> ModelSpec:
-    return ModelSpec(
-        kind=str(config[R.MODEL_KIND]),
-        n_features=int(config[R.N_FEATURES]),  # type: ignore[arg-type]
-        hidden=int(config[R.MODEL_HIDDEN]),  # type: ignore[arg-type]
-        seed=int(config[R.MODEL_SEED]),  # type: ignore[arg-type]
-    )
-
-
-def _train_settings(config: ConfigRecord) -> TrainSettings:
-    from clients.training import TrainSettings
-
-    return TrainSettings(
-        epochs=int(config[R.EPOCHS]),  # type: ignore[arg-type]
-        batch_size=int(config[R.BATCH_SIZE]),  # type: ignore[arg-type]
-        learning_rate=float(config[R.LEARNING_RATE]),  # type: ignore[arg-type]
-        weight_decay=float(config[R.WEIGHT_DECAY]),  # type: ignore[arg-type]
-    )
-
-
-def _dp_settings(config: ConfigRecord) -> DPSettings | None:
-    from clients.training import DPSettings
-
-    epsilon = float(config.get(R.DP_EPSILON, 0.0))  # type: ignore[arg-type]
-    if epsilon <= 0:
-        return None
-    return DPSettings(
-        target_epsilon=epsilon,
-        target_delta=float(config[R.DP_DELTA]),  # type: ignore[arg-type]
-        max_grad_norm=float(config[R.DP_MAX_GRAD_NORM]),  # type: ignore[arg-type]
-        total_rounds=int(config[R.TOTAL_ROUNDS]),  # type: ignore[arg-type]
-    )
-
-
-def _node_seed(config: ConfigRecord, data: FirmData) -> int:
-    """Distinct per firm and per round, repeatable for a given run seed."""
-    firm_hash = int.from_bytes(data.firm.encode()[:4].ljust(4, b"\0"), "little")
-    round_number = int(config[R.ROUND])  # type: ignore[arg-type]
-    return (int(config[R.SEED]) * 1_000_003 + round_number * 7919 + firm_hash) % 2**31  # type: ignore[arg-type]
-
-
 def train_locally(content: RecordDict, data: FirmData) -> LocalResult:
     """The one local step every aggregation mode shares: train and build the contribution."""
-    config = content.config_records[R.CONFIG_RECORD]
+    config = RoundConfig.from_record(content.config_records[R.CONFIG_RECORD])
     global_weights = content.array_records[R.GLOBAL_RECORD][R.WEIGHTS].numpy()
     return local_round(
         data,
-        _spec(config),
+        config.spec,
         np.asarray(global_weights, dtype=np.float64),
-        _train_settings(config),
-        weight_scale=float(config[R.WEIGHT_SCALE]),  # type: ignore[arg-type]
-        seed=_node_seed(config, data),
-        dp=_dp_settings(config),
-        completed_rounds=int(config[R.ROUND]) - 1,  # type: ignore[arg-type]
+        config.training,
+        weight_scale=config.weight_scale,
+        seed=config.firm_seed(data.firm),
+        dp=config.dp,
+        completed_rounds=config.round_number - 1,
     )
 
 
@@ -158,17 +113,15 @@ class _FirmNumPyClient(NumPyClient):
         from clients.model import get_weights, set_weights
         from clients.training import train_model
 
-        record = ConfigRecord(dict(config))  # type: ignore[arg-type]
-        spec = _spec(record)
-        model = spec.build()
+        round_config = RoundConfig.from_record(config)
+        model = round_config.spec.build()
         set_weights(model, parameters)
-        settings = _train_settings(record)
         train_model(
             model,
             self.data.train_features,
             self.data.train_labels,
-            settings,
-            _node_seed(record, self.data),
+            round_config.training,
+            round_config.firm_seed(self.data.firm),
         )
         return get_weights(model), len(self.data.train_labels), {}
 
@@ -197,9 +150,9 @@ class TrainingFirm:
 
     def evaluate(self, content: RecordDict, context: Context) -> dict[str, float]:
         data = firm_data(context, self.defaults)
-        config = content.config_records[R.CONFIG_RECORD]
+        config = RoundConfig.from_record(content.config_records[R.CONFIG_RECORD])
         global_weights = content.array_records[R.GLOBAL_RECORD][R.WEIGHTS].numpy()
-        return evaluate_global(data, _spec(config), np.asarray(global_weights, dtype=np.float64))
+        return evaluate_global(data, config.spec, np.asarray(global_weights, dtype=np.float64))
 
 
 class _FirmClientApp(ClientApp):

@@ -6,13 +6,11 @@ Both map a (batch, n_features) float32 tensor to (batch,) logits of default; eve
 
 from __future__ import annotations
 
-from typing import Literal
-
 import numpy as np
 import torch
 from torch import nn
 
-ModelKind = Literal["logistic", "mlp"]
+from clients.settings import ModelKind
 
 
 class LogisticScorecard(nn.Module):

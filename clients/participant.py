@@ -25,6 +25,7 @@ import numpy as np
 
 from clients.data import ID, LABEL, ColumnInfo, firm_columns, load_firm_table, read_manifest
 from clients.scaling import FeatureScaler
+from clients.settings import ModelKind
 
 if TYPE_CHECKING:  # torch is imported where a model is built, so aggregation-only code
     from torch import nn  # (the server's sums, benchmarks) runs without its memory cost
@@ -40,7 +41,7 @@ CONTRIBUTION_TAIL = ("weight", "loss", "correct")
 class ModelSpec:
     """What every party needs to build the same shared model."""
 
-    kind: str
+    kind: ModelKind
     n_features: int
     hidden: int
     seed: int
@@ -50,7 +51,7 @@ class ModelSpec:
 
         if self.kind not in ("logistic", "mlp"):
             raise ValueError(f"model kind must be 'logistic' or 'mlp', got {self.kind!r}")
-        return make_model(self.kind, self.n_features, self.hidden, seed=self.seed)  # type: ignore[arg-type]
+        return make_model(self.kind, self.n_features, self.hidden, seed=self.seed)
 
     def initial_weights(self) -> np.ndarray:
         """The agreed starting point: same spec, same flat weights at every party."""
@@ -88,10 +89,7 @@ def load_firm_data(world_dir: Path, firm: str, heldout_ids: np.ndarray | None) -
     manifest = read_manifest(Path(world_dir))
     columns = common_columns(manifest, firm)
     table = load_firm_table(Path(world_dir), firm)
-    scaler = FeatureScaler.from_ranges(
-        [c.name for c in columns], [c.low for c in columns], [c.high for c in columns], table
-    )
-    features = scaler.transform(table)
+    features = FeatureScaler.from_columns(columns, table).transform(table)
     labels = table[LABEL].to_numpy(dtype=np.float32)
     held_out = (
         np.zeros(len(table), dtype=bool)

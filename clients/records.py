@@ -12,7 +12,7 @@ GLOBAL_RECORD: Final = "global"
 """ArrayRecord sent by the server: the flat global weights under `WEIGHTS`."""
 WEIGHTS: Final = "weights"
 CONFIG_RECORD: Final = "config"
-"""ConfigRecord sent by the server: model spec and local training settings (keys below)."""
+"""ConfigRecord sent by the server: a `clients.round_config.RoundConfig` (keys below)."""
 CONTRIBUTION_RECORD: Final = "contribution"
 """ArrayRecord sent back in the clear (secagg none): the contribution vector under `VECTOR`."""
 VECTOR: Final = "vector"
@@ -31,7 +31,7 @@ CLIENT_STATE_RECORD: Final = "fedscore_secagg_state"
 LOCAL_RESULT_RECORD: Final = "fedscore_local_result"
 """A node's own DP accounting of its last round, kept in its Context."""
 
-# Config keys the server puts in CONFIG_RECORD
+# Keys of CONFIG_RECORD: the fields of `clients.round_config.RoundConfig`, one for one
 MODEL_KIND: Final = "model-kind"
 MODEL_HIDDEN: Final = "model-hidden"
 N_FEATURES: Final = "n-features"

@@ -14,6 +14,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from clients.data import ColumnInfo
+
 
 @dataclass(frozen=True)
 class FeatureScaler:
@@ -48,6 +50,15 @@ class FeatureScaler:
                 raise ValueError(f"column {name!r}: range high={hi} must exceed low={lo}")
             low[i], high[i] = lo, hi
         return cls(tuple(names), low, high)
+
+    @classmethod
+    def from_columns(
+        cls, columns: Sequence[ColumnInfo], local: pd.DataFrame | None = None
+    ) -> FeatureScaler:
+        """The manifest's columns with their declared ranges (what every party scales with)."""
+        return cls.from_ranges(
+            [c.name for c in columns], [c.low for c in columns], [c.high for c in columns], local
+        )
 
     def transform(self, table: pd.DataFrame) -> np.ndarray:
         """Shape (rows, len(names)) float32; missing values become 0 (the bottom of the range)."""

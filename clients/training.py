@@ -8,15 +8,17 @@ import numpy as np
 import torch
 from torch import nn
 
+from clients.settings import DPSettings, TrainSettings
 
-@dataclass(frozen=True)
-class TrainSettings:
-    """Local optimisation settings, the same for the central operator and for every firm."""
-
-    epochs: int = 5
-    batch_size: int = 256
-    learning_rate: float = 0.01
-    weight_decay: float = 0.0
+__all__ = [
+    "DPReport",
+    "DPSettings",
+    "TrainSettings",
+    "per_example_loss",
+    "predict_default",
+    "train_model",
+    "train_model_dp",
+]
 
 
 def _as_tensors(features: np.ndarray, labels: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
@@ -85,30 +87,6 @@ def per_example_loss(model: nn.Module, features: np.ndarray, labels: np.ndarray)
         .double()
         .numpy()
     )
-
-
-@dataclass(frozen=True)
-class DPSettings:
-    """DP-SGD at one firm: the (ε, δ) budget for the whole federation and the clipping norm.
-
-    The noise multiplier is calibrated once for all `total_rounds` rounds, so the budget spent
-    after the last round is the target; each round's ε is read from Opacus's RDP accountant.
-    """
-
-    target_epsilon: float
-    target_delta: float
-    max_grad_norm: float
-    total_rounds: int
-
-    def __post_init__(self) -> None:
-        if not self.target_epsilon > 0:
-            raise ValueError(f"target_epsilon must be > 0, got {self.target_epsilon}")
-        if not 0 < self.target_delta < 1:
-            raise ValueError(f"target_delta must be in (0, 1), got {self.target_delta}")
-        if not self.max_grad_norm > 0:
-            raise ValueError(f"max_grad_norm must be > 0, got {self.max_grad_norm}")
-        if self.total_rounds < 1:
-            raise ValueError(f"total_rounds must be >= 1, got {self.total_rounds}")
 
 
 @dataclass(frozen=True)

@@ -2,6 +2,11 @@
 
 A config error names the key and what it accepts, e.g. ``data.citizens: must be > 0 (got -5)``
 or ``unknown key 'epoch' in [training]; allowed keys: batch_size, epochs, ...``.
+
+The sections that a federated run shares with `flwr run .` are the settings models themselves:
+`[model]` is `clients.settings.ModelSettings`, `[training]` is `clients.settings.TrainSettings`
+and `[federation]` is `server.settings.FederationSettings` plus the two keys only an experiment
+has (`dp_epsilons`, `run_dir`), so the ServerApp runs with these very objects.
 """
 
 from __future__ import annotations
@@ -22,6 +27,8 @@ from pydantic import (
 )
 
 from clients.scorecard import SCORE_MAX, SCORE_MIN
+from clients.settings import ModelSettings, TrainSettings
+from server.settings import FederationSettings
 
 CONFIG_DIR = Path(__file__).parent / "configs"
 DEFAULT_CONFIG = CONFIG_DIR / "pilot8.toml"
@@ -91,18 +98,6 @@ DataSection = Annotated[
 ]
 
 
-class ModelSection(_Section):
-    kind: Literal["logistic", "mlp"] = "logistic"
-    hidden: PositiveInt = Field(default=32, description="Hidden units of the MLP.")
-
-
-class TrainingSection(_Section):
-    epochs: PositiveInt = 5
-    batch_size: PositiveInt = 256
-    learning_rate: PositiveFloat = 0.01
-    weight_decay: float = Field(default=0.0, ge=0.0)
-
-
 class ScorecardSection(_Section):
     base_score: float = Field(default=650.0, ge=SCORE_MIN, le=SCORE_MAX)
     base_odds: PositiveFloat = Field(default=20.0, description="Good:bad odds at base_score.")
@@ -161,46 +156,22 @@ class MembershipSection(_Section):
         return shadows
 
 
-class FederationSection(_Section):
-    """Federated regimes: FedAvg on the Flower simulation engine, one node per firm."""
+class FederationSection(FederationSettings):
+    """`[federation]`: the ServerApp's settings (`server.settings.FederationSettings`) and the
+    experiment's own federated regimes."""
 
-    rounds: PositiveInt = 5
-    local_epochs: PositiveInt = 1
-    fraction: float = Field(default=1.0, gt=0.0, le=1.0, description="Firms sampled per round.")
-    min_clients: int = Field(default=2, ge=2, description="Fewest firms a round may run with.")
-    threshold: int = Field(default=0, ge=0, description="SecAgg shares to rebuild; 0: recommended.")
-    neighbours: int = Field(default=0, ge=0, description="SecAgg+ degree; 0: complete graph.")
-    pipeline: bool = Field(
-        default=True, description="Run round r+1's SecAgg key stages in round r's messages."
-    )
-    clip: PositiveFloat = Field(default=1.0, description="SecAgg clipping bound per coordinate.")
-    scale_bits: int = Field(default=16, ge=1, le=24, description="Fixed-point scale 2^bits.")
-    weight_scale: PositiveFloat = Field(
-        default=100_000.0, description="Public bound on any firm's rows (contribution divisor)."
-    )
-    optimiser: Literal["fedavg", "fedadam"] = "fedavg"
-    server_learning_rate: PositiveFloat = 1.0
-    dp_epsilons: list[PositiveFloat] = Field(
-        default=[1.0, 8.0], description="One federated_dp regime per ε (over all rounds)."
-    )
-    dp_delta: float = Field(default=1e-5, gt=0.0, lt=1.0)
-    dp_max_grad_norm: PositiveFloat = 1.0
-    timeout: PositiveFloat = Field(default=120.0, description="Seconds a stage waits for replies.")
-    run_dir: Path | None = Field(
-        default=None,
-        description="Where transcripts and checkpoints go; default runs/<experiment>/federation.",
-    )
-    resume: bool = Field(
-        default=False,
-        description="Continue each federated run after its last checkpointed round.",
-    )
+    dp_epsilons: list[PositiveFloat] = Field(default=[1.0, 8.0])
+    """One federated_dp regime per ε (each firm's budget over all rounds)."""
+    run_dir: Path | None = None
+    """Where transcripts and checkpoints go, one folder per regime and seed; default
+    runs/<experiment>/federation."""
 
 
 class ExperimentConfig(_Section):
     experiment: ExperimentSection
     data: DataSection = Field(default_factory=lambda: SyntheticData(source="synthetic"))
-    model: ModelSection = ModelSection()
-    training: TrainingSection = TrainingSection()
+    model: ModelSettings = ModelSettings()
+    training: TrainSettings = TrainSettings()
     scorecard: ScorecardSection = ScorecardSection()
     regimes: RegimesSection = RegimesSection()
     federation: FederationSection = FederationSection()

@@ -16,6 +16,7 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from clients.streams import Stream, generator
 from experiments.config import DataSection, ExperimentConfig
 from experiments.leakage.attacks import attribute_figures, membership_figures, membership_surface
 from experiments.leakage.decisions import decision_metrics, protected_groups
@@ -139,7 +140,7 @@ def server_view_figures(world: World, holdout: Holdout, seed: int) -> dict[str, 
         }
 
     vectors = view.vectors  # the same per-firm vectors, across rounds
-    rng = np.random.default_rng([seed, 0xD15A])
+    rng = generator(Stream.DISAGGREGATION, seed)
     disaggregation = {}
     for policy in ("any", "fixed", "groups"):
         participation, share = participation_schedule(

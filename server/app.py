@@ -1,22 +1,83 @@
-"""The Flower ServerApp (`server.app:app`): the federation coordinator.
+"""The Flower ServerApp: as `flwr run` loads it (`server.app:app`), and as fedscore simulates it.
 
-Reads its settings from the run config (see `server/settings.py`), runs the rounds, and writes
-checkpoints, the transcript, the final weights and `federation.json` to `run-dir`.
+`app` reads its settings from the run config (`FederationRun.from_run_config`, see
+`server/settings.py`), runs the rounds, and writes checkpoints, the transcript, the final
+weights and `federation.json` to `run-dir`. `simulate` is the one place a ServerApp meets
+Flower's simulation engine in process: `fedscore run`'s federated regimes and the federation
+benchmark both go through it.
 """
 
 from __future__ import annotations
 
+import logging
+import warnings
+from collections.abc import Callable
+from typing import TypeVar
+
 from flwr.app import Context
+from flwr.clientapp import ClientApp
 from flwr.serverapp import Grid, ServerApp
 
 from server.federation import print_summary, run_federation
-from server.settings import FederationSettings
+from server.messaging import poll_faster
+from server.settings import FederationRun
+
+T = TypeVar("T")
 
 app = ServerApp()
 
 
 @app.main()
 def main(grid: Grid, context: Context) -> None:
-    settings = FederationSettings.from_run_config(dict(context.run_config))
-    result = run_federation(grid, settings)
+    run = FederationRun.from_run_config(dict(context.run_config))
+    result = run_federation(grid, run)
     print_summary(result)
+
+
+class _HideSimulationDeprecation(logging.Filter):
+    """Flower deprecates `run_simulation` in favour of `flwr run`; fedscore drives the engine
+    in process on purpose (it scores the final model itself), so the notice, repeated for every
+    regime and seed, tells a fedscore user nothing they can act on."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "DEPRECATED FEATURE" not in record.getMessage()
+
+
+def simulate(
+    serve: Callable[[Grid, Context], T],
+    client_app: ClientApp,
+    num_nodes: int,
+    num_cpus_per_node: float = 1.0,
+    flower_log_level: int = logging.WARNING,
+) -> T:
+    """Run `serve` as the ServerApp's main against `num_nodes` simulated SuperNodes on the Ray
+    backend and return what it returned. Each SuperNode runs `client_app` and picks its firm by
+    its partition id; `serve`'s settings come from the caller, not from the run config."""
+    from flwr.simulation import run_simulation  # Ray loads only when a simulation runs
+
+    outcome: list[T] = []
+    server_app = ServerApp()
+
+    @server_app.main()
+    def main(grid: Grid, context: Context) -> None:
+        poll_faster(grid)
+        outcome.append(serve(grid, context))
+
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", category=FutureWarning)
+        flwr_log = logging.getLogger("flwr")
+        flwr_log.setLevel(flower_log_level)
+        if not any(isinstance(f, _HideSimulationDeprecation) for f in flwr_log.filters):
+            flwr_log.addFilter(_HideSimulationDeprecation())
+        run_simulation(
+            server_app=server_app,
+            client_app=client_app,
+            num_supernodes=num_nodes,
+            backend_config={
+                "client_resources": {"num_cpus": num_cpus_per_node, "num_gpus": 0.0},
+                "init_args": {"logging_level": "ERROR", "log_to_driver": False},
+            },
+        )
+    if not outcome:
+        raise RuntimeError("the ServerApp ended without a result; see the Flower log above")
+    return outcome[0]

@@ -12,26 +12,33 @@ import hashlib
 import json
 import sys
 import warnings
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import numpy as np
-from flwr.app import Array, ArrayRecord, ConfigRecord, RecordDict
+from flwr.app import Array, ArrayRecord, RecordDict
 from flwr.serverapp import Grid
 from rich.console import Console
 
 from clients import records as R
-from clients.participant import ModelSpec, read_contribution_sum
+from clients.participant import read_contribution_sum
+from clients.streams import Stream, generator
 from protocol import ProtocolAbort, Stage
 from server.checkpoint import Checkpoint, latest_checkpoint, save_checkpoint
+from server.flower_secaggplus import run_flower_secaggplus
 from server.messaging import exchange, wait_for_nodes
-from server.optimiser import FedAdam, FedAvg
-from server.settings import FederationSettings
-
-TRANSCRIPT_FILE = "transcript.jsonl"
-RESULT_FILE = "federation.json"
-WEIGHTS_FILE = "final_weights.npy"
+from server.optimiser import server_optimiser
+from server.rounds import (
+    RESULT_FILE,
+    TRANSCRIPT_FILE,
+    WEIGHTS_FILE,
+    Aggregate,
+    FederationResult,
+    RoundAggregate,
+    evaluate,
+)
+from server.secagg_workflow import SecureAggregator
+from server.settings import FederationRun, FederationSettings
 
 
 class InsecureAggregationWarning(UserWarning):
@@ -46,36 +53,6 @@ def warn_insecure() -> None:
     )
     Console(stderr=True).print(f"[bold red on white] WARNING [/] [bold red]{message}[/]")
     warnings.warn(message, InsecureAggregationWarning, stacklevel=2)
-
-
-@dataclass
-class RoundAggregate:
-    """What the server holds after one round's aggregation."""
-
-    total: np.ndarray  # sum of the contributors' contribution vectors
-    contributors: list[int]
-    dropped: dict[int, str]
-    public_metrics: dict[int, dict[str, float]] = field(default_factory=dict)
-    transcript: list[dict[str, Any]] = field(default_factory=list)
-    info: dict[str, Any] = field(default_factory=dict)
-
-
-class Aggregate(Protocol):
-    """(grid, nodes, round content, round number, settings, dimension) -> the round's sum.
-
-    `next_nodes`, when given, is the next round's cohort: an aggregator may prepare that round
-    while this one runs (pipelined secure aggregation)."""
-
-    def __call__(
-        self,
-        grid: Grid,
-        nodes: list[int],
-        content: RecordDict,
-        round_number: int,
-        settings: FederationSettings,
-        dimension: int,
-        next_nodes: list[int] | None = None,
-    ) -> RoundAggregate: ...
 
 
 def _digest(data: bytes) -> str:
@@ -128,76 +105,25 @@ def aggregate_in_the_clear(
     return RoundAggregate(total, contributors, dropped, metrics, transcript)
 
 
-def _evaluate(
-    grid: Grid,
-    nodes: list[int],
-    weights: np.ndarray,
-    config: dict[str, Any],
-    round_number: int,
-    timeout: float,
-) -> dict[str, float]:
-    """Pooled loss and accuracy of the global model on the firms' held-out rows."""
-    content = RecordDict(
-        {
-            R.GLOBAL_RECORD: ArrayRecord({R.WEIGHTS: Array(weights)}),
-            R.CONFIG_RECORD: ConfigRecord(config),
-        }
-    )
-    stage = exchange(grid, dict.fromkeys(nodes, content), "evaluate", str(round_number), timeout)
-    sums = np.zeros(3)
-    for reply in stage.replies.values():
-        record = reply.content.metric_records[R.METRICS_RECORD]
-        sums += [float(record["n"]), float(record["loss_sum"]), float(record["correct"])]  # type: ignore[arg-type]
-    if sums[0] == 0:
-        return {"n": 0.0, "firms": 0.0}
-    return {
-        "n": float(sums[0]),
-        "firms": float(len(stage.replies)),
-        "loss": float(sums[1] / sums[0]),
-        "accuracy": float(sums[2] / sums[0]),
-    }
-
-
-def _optimiser(settings: FederationSettings) -> FedAvg | FedAdam:
-    if settings.optimiser == "fedadam":
-        return FedAdam(
-            learning_rate=settings.server_learning_rate,
-            beta1=settings.adam_beta1,
-            beta2=settings.adam_beta2,
-            tau=settings.adam_tau,
-        )
-    return FedAvg(learning_rate=settings.server_learning_rate)
-
-
-def sample_nodes(nodes: list[int], settings: FederationSettings, round_number: int) -> list[int]:
+def sample_nodes(nodes: list[int], run: FederationRun, round_number: int) -> list[int]:
     """A seeded sample per round, so a resumed run samples exactly as an uninterrupted one."""
-    wanted = max(settings.min_clients, int(np.ceil(settings.fraction * len(nodes))))
+    federation = run.federation
+    wanted = max(federation.min_clients, int(np.ceil(federation.fraction * len(nodes))))
     if wanted >= len(nodes):
         return sorted(nodes)
-    rng = np.random.default_rng([settings.seed, round_number, 0x5A4D])
+    rng = generator(Stream.NODE_SAMPLING, run.seed, round_number)
     return sorted(int(n) for n in rng.choice(nodes, size=wanted, replace=False))
 
 
-@dataclass
-class FederationResult:
-    weights: np.ndarray
-    spec: ModelSpec
-    history: list[dict[str, Any]]
-    accountant: dict[str, Any]
-    resumed_from: int = 0
-
-
-def _aggregator(settings: FederationSettings) -> Aggregate:
-    if settings.secagg == "none":
+def _aggregator(run: FederationRun) -> Aggregate:
+    if run.secagg == "none":
         return aggregate_in_the_clear
-    from server.secagg_workflow import SecureAggregator
-
-    return SecureAggregator(pipeline=settings.pipeline)
+    return SecureAggregator(pipeline=run.federation.pipeline)
 
 
-def _check_same_run(saved: dict[str, Any], settings: FederationSettings) -> None:
+def _check_same_run(saved: dict[str, Any], run: FederationRun) -> None:
     """Resuming with other settings would mix two experiments in one model: refuse it."""
-    current = settings.to_run_config()
+    current = run.to_run_config()
     changed = sorted(
         key
         for key in set(saved) | set(current)
@@ -209,30 +135,29 @@ def _check_same_run(saved: dict[str, Any], settings: FederationSettings) -> None
 
 
 def run_federation(
-    grid: Grid, settings: FederationSettings, stop_after: int | None = None
+    grid: Grid, run: FederationRun, stop_after: int | None = None
 ) -> FederationResult:
     """Run (or resume) the federation; `stop_after` ends early after that round (crash tests)."""
-    if settings.secagg == "flower":
-        from server.flower_secaggplus import run_flower_secaggplus
-
-        flower = run_flower_secaggplus(grid, settings)
-        if settings.run_dir:
-            write_result(Path(settings.run_dir), flower, settings)
+    if run.secagg == "flower":
+        flower = run_flower_secaggplus(grid, run)
+        if run.run_dir:
+            write_result(Path(run.run_dir), flower, run)
         return flower
-    if settings.secagg == "none":
+    if run.secagg == "none":
         warn_insecure()
-    spec = settings.model_spec()
-    run_dir = Path(settings.run_dir) if settings.run_dir else None
+    federation = run.federation
+    spec = run.model_spec()
+    run_dir = Path(run.run_dir) if run.run_dir else None
     checkpoints = run_dir / "checkpoints" if run_dir else None
     weights = spec.initial_weights()
-    optimiser = _optimiser(settings)
+    optimiser = server_optimiser(federation)
     history: list[dict[str, Any]] = []
     accountant: dict[str, Any] = {}
     first_round = 1
-    if settings.resume and checkpoints is not None:
+    if federation.resume and checkpoints is not None:
         checkpoint = latest_checkpoint(checkpoints)
         if checkpoint is not None:
-            _check_same_run(checkpoint.settings, settings)
+            _check_same_run(checkpoint.settings, run)
             weights, history, accountant = (
                 checkpoint.weights,
                 checkpoint.history,
@@ -244,25 +169,27 @@ def run_federation(
         run_dir.mkdir(parents=True, exist_ok=True)
         if first_round == 1:
             (run_dir / TRANSCRIPT_FILE).write_text("")  # a fresh run starts a fresh transcript
-    aggregate = _aggregator(settings)
+    aggregate = _aggregator(run)
     dimension = weights.size + 3
-    for round_number in range(first_round, settings.rounds + 1):
-        available = wait_for_nodes(grid, settings.min_clients, settings.timeout)
-        nodes = sample_nodes(available, settings, round_number)
+    for round_number in range(first_round, federation.rounds + 1):
+        available = wait_for_nodes(grid, federation.min_clients, federation.timeout)
+        nodes = sample_nodes(available, run, round_number)
         next_nodes = (
-            sample_nodes(available, settings, round_number + 1)
-            if round_number < settings.rounds
+            sample_nodes(available, run, round_number + 1)
+            if round_number < federation.rounds
             else None
         )
-        config = settings.train_config(spec, round_number)
+        config = run.round_config(spec, round_number)
         content = RecordDict(
             {
                 R.GLOBAL_RECORD: ArrayRecord({R.WEIGHTS: Array(weights)}),
-                R.CONFIG_RECORD: ConfigRecord(config),
+                R.CONFIG_RECORD: config.to_record(),
             }
         )
         try:
-            result = aggregate(grid, nodes, content, round_number, settings, dimension, next_nodes)
+            result = aggregate(
+                grid, nodes, content, round_number, federation, dimension, next_nodes
+            )
             if not result.contributors:
                 raise ProtocolAbort(Stage.MASKED_INPUT, "no firm contributed to the round")
         except ProtocolAbort as abort:
@@ -271,7 +198,7 @@ def run_federation(
             history.append({"round": round_number, "invited": len(nodes), "aborted": str(abort)})
             result = RoundAggregate(np.zeros(dimension), [], {})
         else:
-            update = read_contribution_sum(result.total, settings.weight_scale)
+            update = read_contribution_sum(result.total, federation.weight_scale)
             weights = optimiser.step(weights, update.mean_update)
             history.append(
                 {
@@ -286,16 +213,16 @@ def run_federation(
                 }
             )
         record = history[-1]
-        if settings.evaluate:
-            record["evaluation"] = _evaluate(
-                grid, nodes, weights, config, round_number, settings.timeout
+        if run.evaluate:
+            record["evaluation"] = evaluate(
+                grid, nodes, weights, config, round_number, federation.timeout
             )
         for node, metrics in result.public_metrics.items():
             if "dp-epsilon-spent" in metrics:
                 accountant[str(node)] = {
                     "epsilon": metrics["dp-epsilon-spent"],
                     "noise_multiplier": metrics["dp-noise-multiplier"],
-                    "delta": settings.dp_delta,
+                    "delta": federation.dp_delta,
                     "rounds": round_number,
                 }
         if run_dir is not None and checkpoints is not None:
@@ -309,21 +236,21 @@ def run_federation(
                     optimiser.state(),
                     history,
                     accountant,
-                    settings.to_run_config(),
+                    run.to_run_config(),
                 ),
             )
         if stop_after is not None and round_number >= stop_after:
             break
     outcome = FederationResult(weights, spec, history, accountant, first_round - 1)
     if run_dir is not None:
-        write_result(run_dir, outcome, settings)
+        write_result(run_dir, outcome, run)
     return outcome
 
 
-def write_result(run_dir: Path, result: FederationResult, settings: FederationSettings) -> None:
+def write_result(run_dir: Path, result: FederationResult, run: FederationRun) -> None:
     np.save(run_dir / WEIGHTS_FILE, result.weights)
     summary = {
-        "settings": settings.to_run_config(),
+        "settings": run.to_run_config(),
         "model": {
             "kind": result.spec.kind,
             "n_features": result.spec.n_features,

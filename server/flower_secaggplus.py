@@ -22,9 +22,10 @@ from flwr.server.strategy import FedAvg
 from flwr.server.workflow import DefaultWorkflow, SecAggPlusWorkflow
 from flwr.serverapp import Grid
 
-from server.federation import TRANSCRIPT_FILE, FederationResult, _evaluate, wait_for_nodes
+from server.messaging import wait_for_nodes
 from server.recording import RecordingGrid
-from server.settings import FederationSettings
+from server.rounds import TRANSCRIPT_FILE, FederationResult, evaluate
+from server.settings import FederationRun, FederationSettings
 
 MAIN_PARAMS_RECORD = "parameters"  # where Flower's DefaultWorkflow keeps the global weights
 
@@ -44,22 +45,28 @@ def flower_workflow(settings: FederationSettings, num_nodes: int) -> SecAggPlusW
     )
 
 
-def run_flower_secaggplus(grid: Grid, settings: FederationSettings) -> FederationResult:
+def run_flower_secaggplus(grid: Grid, run: FederationRun) -> FederationResult:
     from clients.model import flatten_weights, get_weights, unflatten_weights
 
     recording = RecordingGrid(grid)
     grid = recording
-    spec = settings.model_spec()
+    settings = run.federation
+    spec = run.model_spec()
     template = get_weights(spec.build())
     initial = unflatten_weights(spec.initial_weights(), template)
     nodes = wait_for_nodes(grid, settings.min_clients, settings.timeout)
+
+    def fit_config(round_number: int) -> dict[str, Any]:
+        """Flower's legacy strategy sends a plain dict: our round config's record content."""
+        return run.round_config(spec, round_number).model_dump(by_alias=True)
+
     strategy = FedAvg(
         fraction_fit=settings.fraction,
         fraction_evaluate=0.0,
         min_fit_clients=settings.min_clients,
         min_available_clients=settings.min_clients,
         initial_parameters=ndarrays_to_parameters(initial),
-        on_fit_config_fn=lambda round_number: settings.train_config(spec, round_number),
+        on_fit_config_fn=fit_config,
     )
     context = LegacyContext(
         Context(
@@ -77,17 +84,17 @@ def run_flower_secaggplus(grid: Grid, settings: FederationSettings) -> Federatio
     record: ArrayRecord = context.state.array_records[MAIN_PARAMS_RECORD]
     weights = flatten_weights([np.asarray(a, dtype=np.float32) for a in record.to_numpy_ndarrays()])
     history: list[dict[str, Any]] = [{"round": settings.rounds, "invited": len(nodes)}]
-    if settings.evaluate:
-        history[0]["evaluation"] = _evaluate(
+    if run.evaluate:
+        history[0]["evaluation"] = evaluate(
             grid,
             nodes,
             weights,
-            settings.train_config(spec, settings.rounds),
+            run.round_config(spec, settings.rounds),
             settings.rounds,
             settings.timeout,
         )
-    if settings.run_dir:
-        run_dir = Path(settings.run_dir)
+    if run.run_dir:
+        run_dir = Path(run.run_dir)
         run_dir.mkdir(parents=True, exist_ok=True)
         (run_dir / TRANSCRIPT_FILE).write_text(
             "".join(json.dumps(e, sort_keys=True) + "\n" for e in recording.entries)

@@ -1,7 +1,9 @@
 """Server optimisers on the flat weight vector: FedAvg and FedAdam (Reddi et al., ICLR 2021).
 
 Both take the weighted mean client update Δ (mean of w_local - w_global) as a pseudo-gradient.
-Their state is plain arrays so a checkpoint can store and restore it exactly.
+Their state is plain arrays so a checkpoint can store and restore it exactly. `server_optimiser`
+builds either from the `[federation]` settings, for the federation and for the LiRA shadows of
+its recipe alike, so FedAdam's β1, β2 and τ have one source.
 """
 
 from __future__ import annotations
@@ -9,6 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
+
+from server.settings import FederationSettings
 
 
 @dataclass
@@ -31,10 +35,10 @@ class FedAvg:
 class FedAdam:
     """Adam on the server with Δ as the negative gradient; τ bounds the adaptivity."""
 
-    learning_rate: float = 0.1
-    beta1: float = 0.9
-    beta2: float = 0.99
-    tau: float = 1e-3
+    learning_rate: float
+    beta1: float
+    beta2: float
+    tau: float
     first_moment: np.ndarray | None = field(default=None)
     second_moment: np.ndarray | None = field(default=None)
 
@@ -59,3 +63,15 @@ class FedAdam:
 
 
 ServerOptimiser = FedAvg | FedAdam
+
+
+def server_optimiser(settings: FederationSettings) -> ServerOptimiser:
+    """A fresh optimiser of the kind and with the parameters the settings name."""
+    if settings.optimiser == "fedadam":
+        return FedAdam(
+            learning_rate=settings.server_learning_rate,
+            beta1=settings.adam_beta1,
+            beta2=settings.adam_beta2,
+            tau=settings.adam_tau,
+        )
+    return FedAvg(learning_rate=settings.server_learning_rate)

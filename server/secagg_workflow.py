@@ -37,20 +37,14 @@ from protocol.pipeline import (
     RoundInFlight,
     TransportMessage,
 )
-from server.federation import RoundAggregate
 from server.messaging import exchange
+from server.rounds import RoundAggregate
 from server.settings import FederationSettings
 
 
 def secagg_config(settings: FederationSettings, num_clients: int) -> SecAggConfig:
-    """The round's public parameters from the run config (0 means the protocol's default)."""
-    return SecAggConfig(
-        num_clients=num_clients,
-        threshold=settings.threshold or None,
-        neighbours=settings.neighbours or None,
-        clip=settings.clip,
-        scale=float(2**settings.scale_bits),
-    )
+    """The round's public parameters (`FederationSettings.secagg_config` reads the sentinels)."""
+    return settings.secagg_config(num_clients)
 
 
 @dataclass

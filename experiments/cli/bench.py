@@ -13,10 +13,12 @@ memory is the largest sum of resident memory over this process and every process
 from __future__ import annotations
 
 import json
+import logging
 import os
 import statistics
 import threading
 import time
+import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -32,6 +34,9 @@ from rich.table import Table
 
 from clients import records as R
 from clients.participant import LocalResult
+from clients.round_config import RoundConfig
+from clients.streams import bench_node_seed
+from experiments.cli.procfs import tree_cpu_seconds, tree_rss_bytes
 
 app = typer.Typer(help="Benchmarks.", no_args_is_help=True, add_completion=False)
 
@@ -43,11 +48,6 @@ each round on its own (4 messages), the same protocol without pipelining."""
 @app.callback()
 def bench() -> None:
     """Benchmarks (a group, so `fedscore bench federation` keeps its subcommand name)."""
-
-
-def _round_seed(context: Context, content: RecordDict) -> int:
-    round_number = int(content.config_records[R.CONFIG_RECORD][R.ROUND])  # type: ignore[arg-type]
-    return (context.node_id % 2**31) * 1009 + round_number
 
 
 class _SyntheticNumPyClient(NumPyClient):
@@ -69,8 +69,9 @@ class SyntheticFirm:
     dimension: int
 
     def contribute(self, content: RecordDict, context: Context) -> LocalResult:
-        rng = np.random.default_rng(_round_seed(context, content))
-        share = 100 / float(content.config_records[R.CONFIG_RECORD][R.WEIGHT_SCALE])  # type: ignore[arg-type]
+        config = RoundConfig.from_record(content.config_records[R.CONFIG_RECORD])
+        rng = np.random.default_rng(bench_node_seed(context.node_id, config.round_number))
+        share = 100 / config.weight_scale
         update = rng.uniform(-0.01, 0.01, self.dimension)
         vector = np.concatenate([share * update, [share, share * 0.5, share * 0.7]])
         return LocalResult(vector, 100, 0.5, None, None)
@@ -83,54 +84,6 @@ class SyntheticFirm:
         return {"n": 1.0, "loss_sum": 0.5, "correct": 1.0}
 
 
-def _process_tree(root: int) -> set[int]:
-    """`root` and all its live descendants (Ray's head, raylet and workers), from /proc."""
-    parents: dict[int, int] = {}
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-            except OSError:
-                continue
-            parents[int(entry.name)] = int(fields[1])
-    tree, grew = {root}, True
-    while grew:
-        grew = False
-        for pid, parent in parents.items():
-            if parent in tree and pid not in tree:
-                tree.add(pid)
-                grew = True
-    return tree
-
-
-def _tree_rss_bytes(root: int) -> int:
-    """Resident memory of `root` and all its live descendants."""
-    total = 0
-    for pid in _process_tree(root):
-        try:
-            for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-                if line.startswith("VmRSS:"):
-                    total += int(line.split()[1]) * 1024
-        except OSError:
-            continue
-    return total
-
-
-_CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
-
-
-def _tree_cpu_seconds(root: int) -> float:
-    """User + system CPU seconds spent so far by `root` and its live descendants."""
-    total = 0
-    for pid in _process_tree(root):
-        try:
-            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        total += int(fields[11]) + int(fields[12])  # utime, stime
-    return total / _CLOCK_TICKS
-
-
 class PeakMemory:
     """Samples the process tree's resident memory in a thread; `peak` is the largest sum seen."""
 
@@ -141,7 +94,7 @@ class PeakMemory:
 
     def _run(self) -> None:
         while not self._stop.is_set():
-            self.peak = max(self.peak, _tree_rss_bytes(os.getpid()))
+            self.peak = max(self.peak, tree_rss_bytes(os.getpid()))
             self._stop.wait(self.interval)
 
     def __enter__(self) -> PeakMemory:
@@ -161,22 +114,21 @@ def run_benchmark(
     from flwr.server import LegacyContext, ServerConfig
     from flwr.server.strategy import FedAvg
     from flwr.server.workflow import DefaultWorkflow
-    from flwr.serverapp import Grid, ServerApp
-    from flwr.simulation import run_simulation
+    from flwr.serverapp import Grid
 
     from clients.app import build_client_app
     from protocol import recommended_degree, recommended_threshold
+    from server.app import simulate
     from server.federation import aggregate_in_the_clear
     from server.flower_secaggplus import flower_workflow
-    from server.messaging import exchange, poll_faster, wait_for_nodes
+    from server.messaging import exchange, wait_for_nodes
     from server.secagg_workflow import SecureAggregator, aggregate_securely
-    from server.settings import FederationSettings
+    from server.settings import FederationRun, FederationSettings
 
     if clients < 3:
         raise typer.BadParameter(f"--clients must be >= 3, got {clients}")
     neighbours = degree or recommended_degree(clients)
     settings = FederationSettings(
-        secagg="ours",
         neighbours=0 if neighbours >= clients - 1 else neighbours,
         threshold=recommended_threshold(neighbours),
         clip=1.0,
@@ -184,26 +136,24 @@ def run_benchmark(
         weight_scale=1000.0,
         timeout=timeout,
         min_clients=clients,
-        n_features=1,
     )
+    run = FederationRun(federation=settings, secagg="ours", n_features=1)
     seconds: dict[str, list[float]] = {mode: [] for mode in (*MODES, "empty")}
     stage_seconds: list[dict[str, float]] = []
     cpu_seconds: dict[str, list[float]] = {mode: [] for mode in (*MODES, "empty")}
     empty = RecordDict({R.CONFIG_RECORD: ConfigRecord({})})
-    server_app = ServerApp()
 
-    @server_app.main()
-    def main(grid: Grid, context: Context) -> None:
-        poll_faster(grid)  # the same for all three modes
+    def serve(grid: Grid, context: Context) -> None:
+        """All modes on one engine; `simulate` polls faster for all of them alike."""
         nodes = wait_for_nodes(grid, clients, timeout)
         weights = np.zeros(dim)
 
         def content(round_number: int) -> RecordDict:
-            config = {**settings.train_config(settings.model_spec(), round_number)}
+            config = run.round_config(run.model_spec(), round_number)
             return RecordDict(
                 {
                     R.GLOBAL_RECORD: ArrayRecord({R.WEIGHTS: Array(weights)}),
-                    R.CONFIG_RECORD: ConfigRecord(config),  # type: ignore[arg-type]
+                    R.CONFIG_RECORD: config.to_record(),
                 }
             )
 
@@ -238,12 +188,12 @@ def run_benchmark(
             """Records the block's wall seconds (unless `wall` is False) and the CPU seconds the
             whole process tree spends in it. The clock runs inside the two /proc scans, so their
             milliseconds do not pad both sides of a ratio."""
-            before = _tree_cpu_seconds(os.getpid())
+            before = tree_cpu_seconds(os.getpid())
             start = time.perf_counter()
             yield
             if wall:
                 seconds[mode].append(time.perf_counter() - start)
-            cpu_seconds[mode].append(_tree_cpu_seconds(os.getpid()) - before)
+            cpu_seconds[mode].append(tree_cpu_seconds(os.getpid()) - before)
 
         for round_number in range(1, rounds + 1):
             args = (grid, nodes, content(round_number), round_number, settings, dim + 3)
@@ -260,20 +210,13 @@ def run_benchmark(
             with measured("empty"):  # the engine's cost of one exchange carrying nothing
                 exchange(grid, dict.fromkeys(nodes, empty), "evaluate", str(round_number), timeout)
 
-    import logging
-    import warnings
-
     with warnings.catch_warnings(), PeakMemory() as memory:
         warnings.simplefilter("ignore")
-        logging.getLogger("flwr").setLevel(logging.ERROR)
-        run_simulation(
-            server_app=server_app,
-            client_app=build_client_app(firm=SyntheticFirm(dim)),
-            num_supernodes=clients,
-            backend_config={
-                "client_resources": {"num_cpus": 1, "num_gpus": 0.0},
-                "init_args": {"logging_level": "ERROR", "log_to_driver": False},
-            },
+        simulate(
+            serve,
+            build_client_app(firm=SyntheticFirm(dim)),
+            num_nodes=clients,
+            flower_log_level=logging.ERROR,
         )
     if any(len(v) != rounds for v in seconds.values()):
         raise RuntimeError(f"the benchmark did not finish every round: {seconds}")

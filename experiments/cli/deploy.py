@@ -40,7 +40,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 from rich.console import Console
 
-from server.federation import RESULT_FILE
+from server.rounds import RESULT_FILE
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 _console = Console(stderr=True)

@@ -14,7 +14,7 @@ outsider knows, against the quasi-identifiers alone.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -22,6 +22,8 @@ import pandas as pd
 from torch import nn
 
 from clients.participant import ModelSpec
+from clients.scaling import FeatureScaler
+from clients.streams import Stream, generator
 from clients.training import predict_default
 from experiments.config import ExperimentConfig
 from experiments.leakage.attribute import attribute_inference
@@ -48,8 +50,6 @@ from experiments.regimes.standalone import (
     common_features,
     firm_features,
     national_database,
-    scaler_for,
-    settings_of,
 )
 from experiments.world.tables import ID, LABEL, World
 
@@ -99,10 +99,10 @@ def unified_surface(
 ) -> MembershipSurface:
     """Candidates are citizens of the national database; the recipe is one central fit."""
     table, columns = national_database(world)
-    features = scaler_for(columns, table).transform(table)
+    features = FeatureScaler.from_columns(columns, table).transform(table)
     labels = table[LABEL].to_numpy().astype(np.float32)
     train = ~holdout.is_test(table[ID].to_numpy())
-    pool = _pool(train, config.membership.pool, np.random.default_rng([seed, 0x3E3B]))
+    pool = _pool(train, config.membership.pool, generator(Stream.POOL_UNIFIED, seed))
     rest = np.setdiff1d(np.flatnonzero(train), pool)
 
     def train_all(membership: np.ndarray) -> np.ndarray:
@@ -113,7 +113,7 @@ def unified_surface(
             features[rows],
             labels[rows],
             _include(rest, membership),
-            settings_of(config),
+            config.training,
             seed,
         )
         return predict_stacked(shadows, features[pool])
@@ -185,7 +185,7 @@ def local_surface(
 ) -> MembershipSurface:
     """Candidates are (firm, citizen) rows; each firm's own model is attacked on its own rows."""
     rows = _firm_rows(world, holdout, firm_features)
-    pool = _pool(rows.train, config.membership.pool, np.random.default_rng([seed, 0x10CA]))
+    pool = _pool(rows.train, config.membership.pool, generator(Stream.POOL_LOCAL, seed))
     rest = np.setdiff1d(np.flatnonzero(rows.train), pool)
     firms = list(world.firms)
     in_firm = [rows.firm[pool] == index for index in range(len(firms))]
@@ -205,7 +205,7 @@ def local_surface(
                 shard.features,
                 shard.labels,
                 shard.include,
-                settings_of(config),
+                config.training,
                 seed + index,
             )
             out[in_firm[index]] = predict_stacked(shadows, pool_x)
@@ -236,7 +236,7 @@ def federated_surface(
     what the best attack learns.
     """
     rows = _firm_rows(world, holdout, common_features)
-    pool = _pool(rows.train, config.membership.pool, np.random.default_rng([seed, 0xFEDA]))
+    pool = _pool(rows.train, config.membership.pool, generator(Stream.POOL_FEDERATED, seed))
     rest = np.setdiff1d(np.flatnonzero(rows.train), pool)
     # Flat rows are grouped by firm in firm order, so a sorted pool concatenates per firm.
     pool_x = np.concatenate([rows.features[i][rows.of(pool, i)] for i in range(len(world.firms))])
@@ -247,10 +247,8 @@ def federated_surface(
             _firm_shards(rows, rest, pool, membership),
             _spec(config, pool_x.shape[1], seed),
             membership.shape[1],
-            rounds=f.rounds,
-            settings=replace(settings_of(config), epochs=f.local_epochs),
-            optimiser=f.optimiser,
-            server_learning_rate=f.server_learning_rate,
+            settings=f.local_training(config.training),
+            federation=f,
             seed=seed,
         )
         return predict_stacked(shadows, pool_x)
@@ -317,7 +315,7 @@ def attribute_figures(
     One held-out row per citizen (drawn at random among the firms that score them), so no
     citizen sits in two cross-validation folds.
     """
-    rng = np.random.default_rng([seed, 0xA771])
+    rng = generator(Stream.ATTRIBUTE_ROWS, seed)
     order = rng.permutation(len(holdout.pairs))
     first = np.sort(order[~holdout.pairs[ID].iloc[order].duplicated().to_numpy()])
     ids = holdout.pairs[ID].to_numpy()[first]

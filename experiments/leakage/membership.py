@@ -23,6 +23,8 @@ import numpy.typing as npt
 from scipy.stats import rankdata
 from sklearn.metrics import roc_curve
 
+from clients.streams import Stream, generator
+
 BoolArray = npt.NDArray[np.bool_]
 FloatArray = npt.NDArray[np.float64]
 
@@ -49,12 +51,6 @@ MIN_SHADOW_STD = 1e-6
 """Lower bound on the Gaussians' spread, in logit units: a deterministic learner (every IN shadow
 gives the same confidence) would otherwise divide by zero. It is at the float32 resolution of the
 logit-scaled confidence, so it never reorders candidates that real spread separates."""
-
-_SPLIT_STREAM = 1
-_SHADOW_STREAM = 2
-"""Random streams of `membership_split` and `shadow_membership`: the same seed given to both
-still draws independent halves."""
-
 
 # ------------------------------------------------------------------------------ inputs
 
@@ -131,7 +127,7 @@ def membership_split(n: int, seed: int) -> BoolArray:
     if n < 2:
         raise ValueError(f"n must be >= 2 candidates, got {n}")
     _check_seed(seed)
-    rng = np.random.default_rng([int(seed), _SPLIT_STREAM])
+    rng = generator(Stream.MEMBERSHIP_SPLIT, seed)
     return rng.permutation(np.arange(n) < n // 2)
 
 
@@ -147,7 +143,7 @@ def shadow_membership(n_examples: int, n_shadows: int, seed: int) -> BoolArray:
     if n_shadows < 4 or n_shadows % 2:
         raise ValueError(f"n_shadows must be an even number >= 4, got {n_shadows}")
     _check_seed(seed)
-    rng = np.random.default_rng([int(seed), _SHADOW_STREAM])
+    rng = generator(Stream.SHADOW_MEMBERSHIP, seed)
     first_half = np.arange(n_examples) < n_examples // 2
     halves = rng.permuted(np.tile(first_half[:, None], (1, n_shadows // 2)), axis=0)
     membership = np.empty((n_examples, n_shadows), dtype=bool)

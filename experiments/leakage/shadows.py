@@ -20,8 +20,10 @@ from torch.func import functional_call, stack_module_state, vmap
 
 from clients.model import flatten_weights, get_weights, set_weights, unflatten_weights
 from clients.participant import ModelSpec
+from clients.streams import shadow_init_seed, shadow_round_seed
 from clients.training import TrainSettings, predict_default
-from server.optimiser import FedAdam, FedAvg
+from server.optimiser import server_optimiser
+from server.settings import FederationSettings
 
 
 def train_stacked(
@@ -77,7 +79,7 @@ def train_stacked(
 def shadow_models(spec: ModelSpec, k: int, seed: int) -> list[nn.Module]:
     """k fresh models of one spec, each from its own initial seed."""
     return [
-        ModelSpec(spec.kind, spec.n_features, spec.hidden, seed + 7919 * j).build()
+        ModelSpec(spec.kind, spec.n_features, spec.hidden, shadow_init_seed(seed, j)).build()
         for j in range(k)
     ]
 
@@ -100,25 +102,24 @@ def fedavg_stacked(
     shards: list[FirmShard],
     spec: ModelSpec,
     k: int,
-    rounds: int,
     settings: TrainSettings,
-    optimiser: str,
-    server_learning_rate: float,
+    federation: FederationSettings,
     seed: int,
 ) -> list[nn.Module]:
     """k FedAvg runs side by side: each round every firm trains the k globals on its rows.
 
-    The weighted mean update of shadow j weights firm f by its rows in shadow j's data, as the
-    federation's contributions do; FedAdam keeps one state per shadow.
+    `federation` gives the rounds and the server optimiser (`server.optimiser`, as the
+    federation builds it); `settings` the local training of one round. The weighted mean update
+    of shadow j weights firm f by its rows in shadow j's data, as the federation's contributions
+    do, but is summed here in rows rather than through contribution vectors: the same mean,
+    without the federation's division by `weight_scale` (whose rounding would move the shadows'
+    figures). FedAdam keeps one state per shadow.
     """
     models = shadow_models(spec, k, seed)
     globals_ = [flatten_weights(get_weights(m)) for m in models]
     template = get_weights(models[0])
-    servers = [
-        FedAvg(server_learning_rate) if optimiser == "fedavg" else FedAdam(server_learning_rate)
-        for _ in range(k)
-    ]
-    for round_number in range(rounds):
+    servers = [server_optimiser(federation) for _ in range(k)]
+    for round_number in range(federation.rounds):
         totals = [np.zeros_like(g) for g in globals_]
         weights = np.zeros(k)
         for index, shard in enumerate(shards):
@@ -134,7 +135,7 @@ def fedavg_stacked(
                 shard.labels,
                 shard.include,
                 settings,
-                seed + 1009 * round_number + index,
+                shadow_round_seed(seed, round_number, index),
             )
             for j, model in enumerate(local):
                 totals[j] += rows[j] * (flatten_weights(get_weights(model)) - globals_[j])

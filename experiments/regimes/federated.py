@@ -9,11 +9,8 @@ and local-only scores.
 
 from __future__ import annotations
 
-import logging
 import re
-import warnings
 from collections.abc import Callable
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -21,15 +18,17 @@ import numpy as np
 import pandas as pd
 
 from clients import records as R
+from clients.app import build_client_app
 from clients.model import get_weights, set_weights, unflatten_weights
 from clients.participant import load_firm_data
 from clients.training import predict_default
 from experiments.config import ExperimentConfig
 from experiments.regimes.standalone import Holdout, RegimeOutput
 from experiments.world.tables import ID, World, load_firm_table, write_world
-from server.federation import FederationResult, run_federation
-from server.messaging import poll_faster
-from server.settings import FederationSettings, SecAggMode
+from server.app import simulate
+from server.federation import run_federation
+from server.rounds import FederationResult
+from server.settings import FederationRun, SecAggMode
 
 FEDERATED_SECAGG = "federated_secagg"
 FEDERATED_PLAIN = "federated_plain"
@@ -39,93 +38,27 @@ FEDERATED_DP_PREFIX = "federated_dp_eps"
 FederatedRegime = Callable[[World, Holdout, ExperimentConfig, int], RegimeOutput]
 
 
-class _HideSimulationDeprecation(logging.Filter):
-    """Flower deprecates `run_simulation` in favour of `flwr run`; `fedscore run` drives the
-    engine in-process on purpose (it scores the final model itself), so the notice, repeated
-    for every regime and seed, tells a fedscore user nothing they can act on."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        return "DEPRECATED FEATURE" not in record.getMessage()
-
-
-def simulate(
-    settings: FederationSettings,
-    num_nodes: int,
-    node_defaults: dict[str, str],
-    num_cpus_per_node: float = 1.0,
-) -> FederationResult:
-    """Run the ServerApp against `num_nodes` simulated SuperNodes on the Ray backend.
-
-    `node_defaults` is what every ClientApp falls back to for its data settings (world-dir,
-    holdout-file); each node picks its firm by its partition id.
-    """
-    from flwr.app import Context
-    from flwr.serverapp import Grid, ServerApp
-    from flwr.simulation import run_simulation
-
-    from clients.app import build_client_app
-
-    outcome: list[FederationResult] = []
-    server_app = ServerApp()
-
-    @server_app.main()
-    def main(grid: Grid, context: Context) -> None:
-        del context  # the settings come from the experiment config, not from a FAB
-        poll_faster(grid)
-        outcome.append(run_federation(grid, settings))
-
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", category=FutureWarning)
-        flwr_log = logging.getLogger("flwr")
-        flwr_log.setLevel(logging.WARNING)
-        if not any(isinstance(f, _HideSimulationDeprecation) for f in flwr_log.filters):
-            flwr_log.addFilter(_HideSimulationDeprecation())
-        run_simulation(
-            server_app=server_app,
-            client_app=build_client_app(node_defaults),
-            num_supernodes=num_nodes,
-            backend_config={
-                "client_resources": {"num_cpus": num_cpus_per_node, "num_gpus": 0.0},
-                "init_args": {"logging_level": "ERROR", "log_to_driver": False},
-            },
-        )
-    if not outcome:
-        raise RuntimeError("the federation ended without a result; see the Flower log above")
-    return outcome[0]
-
-
-def federation_settings(
-    config: ExperimentConfig, secagg: SecAggMode, seed: int, run_dir: Path, world_dir: Path
-) -> FederationSettings:
-    """The experiment's TOML sections as ServerApp settings (the same knobs `flwr run` reads)."""
-    f, t, m = config.federation, config.training, config.model
-    return FederationSettings(
-        rounds=f.rounds,
-        local_epochs=f.local_epochs,
-        batch_size=t.batch_size,
-        learning_rate=t.learning_rate,
-        weight_decay=t.weight_decay,
-        model_kind=m.kind,
-        model_hidden=m.hidden,
-        model_seed=seed,
-        seed=seed,
+def federation_run(
+    config: ExperimentConfig,
+    secagg: SecAggMode,
+    seed: int,
+    run_dir: Path,
+    world_dir: Path,
+    dp_epsilon: float = 0.0,
+) -> FederationRun:
+    """What the ServerApp runs with: the experiment's sections as they are, plus this run's own
+    aggregation mode, seed, DP budget and paths (the same object `flwr run` builds from its
+    run config)."""
+    return FederationRun(
+        federation=config.federation,
+        training=config.training,
+        model=config.model,
         secagg=secagg,
-        fraction=f.fraction,
-        min_clients=f.min_clients,
-        threshold=f.threshold,
-        neighbours=f.neighbours,
-        pipeline=f.pipeline,
-        clip=f.clip,
-        scale_bits=f.scale_bits,
-        weight_scale=f.weight_scale,
-        optimiser=f.optimiser,
-        server_learning_rate=f.server_learning_rate,
-        dp_delta=f.dp_delta,
-        dp_max_grad_norm=f.dp_max_grad_norm,
-        timeout=f.timeout,
+        seed=seed,
+        model_seed=seed,
+        dp_epsilon=dp_epsilon,
         world_dir=str(world_dir),
         run_dir=str(run_dir),
-        resume=f.resume,
     )
 
 
@@ -167,13 +100,11 @@ def run_federated(
     write_world(world, world_dir)
     holdout_file = run_dir / "heldout_ids.npy"
     np.save(holdout_file, holdout.test_ids)
-    settings = replace(
-        federation_settings(config, secagg, seed, run_dir, world_dir), dp_epsilon=dp_epsilon
-    )
+    run = federation_run(config, secagg, seed, run_dir, world_dir, dp_epsilon)
     result = simulate(
-        settings,
+        lambda grid, _: run_federation(grid, run),
+        build_client_app({R.WORLD_DIR: str(world_dir), R.HOLDOUT_FILE: str(holdout_file)}),
         num_nodes=len(world.firms),
-        node_defaults={R.WORLD_DIR: str(world_dir), R.HOLDOUT_FILE: str(holdout_file)},
     )
     probabilities, info = score_holdout(world_dir, holdout, result)
     info.update(

@@ -15,7 +15,8 @@ from torch import nn
 
 from clients.model import BaseRateScore, make_model
 from clients.scaling import FeatureScaler
-from clients.training import TrainSettings, predict_default, train_model
+from clients.streams import Stream, generator, local_model_seed
+from clients.training import predict_default, train_model
 from experiments.config import ExperimentConfig
 from experiments.world.tables import ID, LABEL, ColumnInfo, World
 
@@ -32,7 +33,7 @@ class Holdout:
 
     @classmethod
     def draw(cls, world: World, fraction: float, seed: int) -> Holdout:
-        rng = np.random.default_rng([seed, 0x4E57])  # its own stream: training seeds don't move it
+        rng = generator(Stream.HOLDOUT, seed)  # its own stream: training seeds don't move it
         ids = world.truth[ID].to_numpy()
         test_ids = np.sort(ids[rng.random(len(ids)) < fraction])
         pairs = [
@@ -57,27 +58,11 @@ class RegimeOutput:
     info: dict[str, object] = field(default_factory=dict)
 
 
-def settings_of(config: ExperimentConfig) -> TrainSettings:
-    t = config.training
-    return TrainSettings(
-        epochs=t.epochs,
-        batch_size=t.batch_size,
-        learning_rate=t.learning_rate,
-        weight_decay=t.weight_decay,
-    )
-
-
-def scaler_for(columns: list[ColumnInfo], local: pd.DataFrame) -> FeatureScaler:
-    return FeatureScaler.from_ranges(
-        [c.name for c in columns], [c.low for c in columns], [c.high for c in columns], local
-    )
-
-
 def fit_model(
     config: ExperimentConfig, features: np.ndarray, labels: np.ndarray, seed: int
 ) -> nn.Module:
     model = make_model(config.model.kind, features.shape[1], config.model.hidden, seed=seed)
-    train_model(model, features, labels, settings_of(config), seed=seed)
+    train_model(model, features, labels, config.training, seed=seed)
     return model
 
 
@@ -140,7 +125,7 @@ def run_unified(
 ) -> RegimeOutput:
     """One central model on the national database, trained on every non-held-out citizen."""
     table, columns = national_database(world)
-    scaler = scaler_for(columns, table)
+    scaler = FeatureScaler.from_columns(columns, table)
     features = scaler.transform(table)
     labels = table[LABEL].to_numpy()
     train = ~holdout.is_test(table[ID].to_numpy())
@@ -157,12 +142,12 @@ def run_unified(
 
 def firm_features(world: World, firm: str, table: pd.DataFrame) -> np.ndarray:
     """A firm's scaled feature matrix, from its own columns and the declared ranges only."""
-    return scaler_for(world.feature_columns(firm), table).transform(table)
+    return FeatureScaler.from_columns(world.feature_columns(firm), table).transform(table)
 
 
 def common_features(world: World, firm: str, table: pd.DataFrame) -> np.ndarray:
     """A firm's scaled common-schema columns: the features a shared (federated) model sees."""
-    return scaler_for(world.columns_of(firm, {"common"}), table).transform(table)
+    return FeatureScaler.from_columns(world.columns_of(firm, {"common"}), table).transform(table)
 
 
 def run_local_only(
@@ -184,7 +169,7 @@ def run_local_only(
             models[firm] = BaseRateScore((labels.sum() + 1.0) / (len(labels) + 2.0))
             base_rate_only.append(firm)
         else:
-            models[firm] = fit_model(config, features[train], labels, seed + 1000 * (index + 1))
+            models[firm] = fit_model(config, features[train], labels, local_model_seed(seed, index))
         n_train[firm] = int(train.sum())
         rows = (holdout.pairs["firm"] == firm).to_numpy()
         pd_by_id = pd.Series(predict_default(models[firm], features), index=ids)

@@ -114,23 +114,23 @@ def test_the_client_app_pickles_as_its_recipe_and_answers_like_the_original(
     # Prepare: the simulation engine pickles the ClientApp with every message it hands a Ray
     # actor (Ray's cloudpickle); by value, its closures made that a third of the driver's
     # per-message work.
-    from flwr.app import Array, ArrayRecord, ConfigRecord
+    from flwr.app import Array, ArrayRecord
     from flwr.clientapp import ClientApp
     from ray import cloudpickle
 
     from clients import records as R
     from clients.app import build_client_app
     from server.inprocess import InProcessGrid
-    from server.settings import FederationSettings
+    from server.settings import FederationRun
 
     defaults = {"world-dir": str(world_dir)}
     app = build_client_app(defaults)
-    settings = FederationSettings(world_dir=str(world_dir))
+    settings = FederationRun(world_dir=str(world_dir))
     spec = settings.model_spec()
     content = RecordDict(
         {
             R.GLOBAL_RECORD: ArrayRecord({R.WEIGHTS: Array(spec.initial_weights())}),
-            R.CONFIG_RECORD: ConfigRecord(settings.train_config(spec, 1)),  # type: ignore[arg-type]
+            R.CONFIG_RECORD: settings.round_config(spec, 1).to_record(),
         }
     )
 

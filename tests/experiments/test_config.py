@@ -55,6 +55,18 @@ def test_shipped_configs_are_valid(path: Path) -> None:
             r"data: give exactly one of data.partition or data.dirichlet_alpha",
         ),
         ({"experimentt": {"name": "x"}}, r"unknown key 'experimentt' in the top level"),
+        (
+            {"experiment": {"name": "x"}, "training": {"epoch": 3}},
+            r"unknown key 'epoch' in \[training\]; allowed keys: batch_size, epochs, learning_",
+        ),
+        (
+            {"experiment": {"name": "x"}, "federation": {"adam_beta": 0.9}},
+            r"unknown key 'adam_beta' in \[federation\]; allowed keys: adam_beta1, adam_beta2, ",
+        ),
+        (
+            {"experiment": {"name": "x"}, "federation": {"scale_bits": 30}},
+            r"federation.scale_bits: Input should be less than or equal to 24 \(got 30\)",
+        ),
     ],
 )
 def test_bad_configs_name_the_key_and_the_allowed_values(raw: dict, expected: str) -> None:

@@ -6,7 +6,8 @@ import os
 from collections.abc import Callable, Iterator
 
 import pytest
-from procfs import descendants, stop_pids
+
+from experiments.cli.procfs import descendants, stop_pids
 
 
 @pytest.fixture

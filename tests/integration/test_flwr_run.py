@@ -23,7 +23,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from procfs import all_pids, is_live, parent, stop_pids
+
+from experiments.cli.procfs import all_pids, is_live, parent, stop_pids
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 VENV_BIN = Path(sys.prefix) / "bin"  # the project's .venv, which runs pytest

@@ -12,7 +12,7 @@ from clients import records as R
 from clients.app import build_client_app
 from clients.model import flatten_weights, get_weights
 from experiments.config import parse_config
-from experiments.regimes.federated import FEDERATED_SECAGG, federation_settings, run_federated
+from experiments.regimes.federated import FEDERATED_SECAGG, federation_run, run_federated
 from experiments.regimes.standalone import Holdout
 from experiments.world.datasets import load_german_credit
 from server.federation import run_federation
@@ -35,7 +35,7 @@ def test_simulated_secure_federation_matches_plain_fedavg(tmp_path: Path) -> Non
     # Execute: the regime on the simulation engine, then the same rounds in the clear
     output = run_federated(world, holdout, config, 0, FEDERATED_SECAGG, "ours")
     run_dir = Path(str(output.info["run_dir"]))
-    plain_settings = federation_settings(config, "none", 0, tmp_path / "plain", run_dir / "world")
+    plain_settings = federation_run(config, "none", 0, tmp_path / "plain", run_dir / "world")
     grid = InProcessGrid(
         build_client_app(
             {

@@ -12,7 +12,7 @@ from clients.app import build_client_app
 from experiments.world.datasets import load_german_credit
 from experiments.world.tables import write_world
 from server.inprocess import InProcessGrid, Intercept
-from server.settings import FederationSettings
+from server.settings import FederationRun, FederationSettings
 
 N_FIRMS = 4
 
@@ -37,13 +37,23 @@ def make_grid(world_dir: Path) -> Callable[..., InProcessGrid]:
 
 
 @pytest.fixture
-def settings(world_dir: Path, tmp_path: Path) -> FederationSettings:
+def settings(world_dir: Path, tmp_path: Path) -> FederationRun:
     warnings.filterwarnings("ignore", message="secagg = 'none'")
-    return FederationSettings(
-        rounds=2,
+    return FederationRun(
+        federation=FederationSettings(rounds=2, weight_scale=1000.0, scale_bits=16),
         world_dir=str(world_dir),
         run_dir=str(tmp_path / "run"),
-        weight_scale=1000.0,
-        scale_bits=16,
         evaluate=False,
     )
+
+
+@pytest.fixture
+def tweak() -> Callable[..., FederationRun]:
+    """`tweak(run, **changes)`: `run` with some settings changed, each named as its run-config
+    key (with `_` for `-`), validated as `--run-config` would be."""
+
+    def changed(run: FederationRun, **changes: object) -> FederationRun:
+        flat = {**run.to_run_config(), **{k.replace("_", "-"): v for k, v in changes.items()}}
+        return FederationRun.from_run_config(flat)
+
+    return changed

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -14,39 +13,41 @@ from flwr.app import Message
 from clients import records as R
 from protocol import Transcript
 from server.checkpoint import latest_checkpoint
-from server.federation import (
-    RESULT_FILE,
-    TRANSCRIPT_FILE,
-    InsecureAggregationWarning,
-    run_federation,
-)
+from server.federation import InsecureAggregationWarning, run_federation
 from server.inprocess import InProcessGrid
-from server.settings import FederationSettings
+from server.rounds import RESULT_FILE, TRANSCRIPT_FILE
+from server.settings import RUN_CONFIG_KEYS, FederationRun
+
+Tweak = Callable[..., FederationRun]
+"""The `tweak` fixture (conftest.py): a run with some run-config keys changed."""
 
 
 def test_plain_mode_warns_loudly(
-    make_grid: Callable[..., InProcessGrid], settings: FederationSettings
+    make_grid: Callable[..., InProcessGrid],
+    settings: FederationRun,
+    tweak: Tweak,
 ) -> None:
     # Prepare
-    plain = replace(settings, secagg="none", rounds=1)
+    plain = tweak(settings, secagg="none", rounds=1)
     # Execute / Assert
     with pytest.warns(InsecureAggregationWarning, match="IN THE CLEAR"):
         run_federation(make_grid(), plain)
 
 
 def test_resume_after_a_crash_loses_no_completed_round(
-    make_grid: Callable[..., InProcessGrid], settings: FederationSettings, tmp_path: Path
+    make_grid: Callable[..., InProcessGrid],
+    settings: FederationRun,
+    tmp_path: Path,
+    tweak: Tweak,
 ) -> None:
     # Prepare: an uninterrupted 3-round run, and a run that dies after round 2
-    base = replace(
-        settings, secagg="none", rounds=3, optimiser="fedadam", server_learning_rate=0.05
-    )
-    reference = run_federation(make_grid(), replace(base, run_dir=str(tmp_path / "ref")))
-    crashed = replace(base, run_dir=str(tmp_path / "crash"))
+    base = tweak(settings, secagg="none", rounds=3, optimiser="fedadam", server_learning_rate=0.05)
+    reference = run_federation(make_grid(), tweak(base, run_dir=str(tmp_path / "ref")))
+    crashed = tweak(base, run_dir=str(tmp_path / "crash"))
     run_federation(make_grid(), crashed, stop_after=2)
     assert latest_checkpoint(tmp_path / "crash" / "checkpoints").round_number == 2  # type: ignore[union-attr]
     # Execute: a fresh server (fresh nodes) resumes
-    resumed = run_federation(make_grid(), replace(crashed, resume=True))
+    resumed = run_federation(make_grid(), tweak(crashed, resume=True))
     # Assert
     assert resumed.resumed_from == 2
     assert [r["round"] for r in resumed.history] == [1, 2, 3]
@@ -56,10 +57,12 @@ def test_resume_after_a_crash_loses_no_completed_round(
 
 
 def test_every_real_run_writes_its_transcript(
-    make_grid: Callable[..., InProcessGrid], settings: FederationSettings
+    make_grid: Callable[..., InProcessGrid],
+    settings: FederationRun,
+    tweak: Tweak,
 ) -> None:
     # Prepare
-    secure = replace(settings, secagg="ours", rounds=2)
+    secure = tweak(settings, secagg="ours", rounds=2)
     # Execute
     run_federation(make_grid(), secure)
     # Assert: four stages per round, both directions, every line a transcript entry
@@ -74,17 +77,20 @@ def test_every_real_run_writes_its_transcript(
 def test_unknown_run_config_key_is_named() -> None:
     # Execute / Assert
     with pytest.raises(ValueError, match="unknown run-config keys \\['round'\\]"):
-        FederationSettings.from_run_config({"round": 3})
+        FederationRun.from_run_config({"round": 3})
 
 
 @pytest.mark.parametrize("mode", ["ours", "flower"])
 def test_secure_modes_reach_the_plain_fedavg_model(
-    make_grid: Callable[..., InProcessGrid], settings: FederationSettings, mode: str
+    make_grid: Callable[..., InProcessGrid],
+    settings: FederationRun,
+    mode: str,
+    tweak: Tweak,
 ) -> None:
     # Prepare
-    plain = run_federation(make_grid(), replace(settings, secagg="none", run_dir=""))
+    plain = run_federation(make_grid(), tweak(settings, secagg="none", run_dir=""))
     # Execute
-    secure = run_federation(make_grid(), replace(settings, secagg=mode))  # type: ignore[arg-type]
+    secure = run_federation(make_grid(), tweak(settings, secagg=mode))  # type: ignore[arg-type]
     # Assert: two rounds of quantisation noise, each well below 1e-3 per weight
     np.testing.assert_allclose(secure.weights, plain.weights, rtol=0, atol=1e-3)
     assert not np.allclose(plain.weights, settings.model_spec().initial_weights())
@@ -95,18 +101,22 @@ def test_secure_modes_reach_the_plain_fedavg_model(
 
 
 def test_resume_with_other_settings_is_refused(
-    make_grid: Callable[..., InProcessGrid], settings: FederationSettings
+    make_grid: Callable[..., InProcessGrid],
+    settings: FederationRun,
+    tweak: Tweak,
 ) -> None:
     # Prepare
-    first = replace(settings, secagg="none", rounds=2)
+    first = tweak(settings, secagg="none", rounds=2)
     run_federation(make_grid(), first, stop_after=1)
     # Execute / Assert
-    with pytest.raises(ValueError, match=r"learning-rate: 0\.02 -> 0\.5"):
-        run_federation(make_grid(), replace(first, resume=True, learning_rate=0.5))
+    with pytest.raises(ValueError, match=r"learning-rate: 0\.01 -> 0\.5"):
+        run_federation(make_grid(), tweak(first, resume=True, learning_rate=0.5))
 
 
 def test_an_aborted_round_leaves_the_model_unchanged_and_the_run_goes_on(
-    make_grid: Callable[..., InProcessGrid], settings: FederationSettings
+    make_grid: Callable[..., InProcessGrid],
+    settings: FederationRun,
+    tweak: Tweak,
 ) -> None:
     # Prepare: in round 1 only one firm survives key sharing (t = 3); round 2 is healthy
     def intercept(node: int, request: Message, reply: Message) -> Message | None:
@@ -114,7 +124,7 @@ def test_an_aborted_round_leaves_the_model_unchanged_and_the_run_goes_on(
         silent = request.metadata.group_id == "1" and "masked_input" in stage and node != 101
         return None if silent else reply
 
-    secure = replace(settings, secagg="ours", rounds=2, threshold=3)
+    secure = tweak(settings, secagg="ours", rounds=2, threshold=3)
     # Execute
     result = run_federation(make_grid(intercept), secure)
     # Assert
@@ -125,10 +135,12 @@ def test_an_aborted_round_leaves_the_model_unchanged_and_the_run_goes_on(
 
 
 def test_dp_budget_of_every_firm_is_accounted_through_secure_rounds(
-    make_grid: Callable[..., InProcessGrid], settings: FederationSettings
+    make_grid: Callable[..., InProcessGrid],
+    settings: FederationRun,
+    tweak: Tweak,
 ) -> None:
     # Prepare
-    private = replace(settings, secagg="ours", rounds=2, dp_epsilon=2.0, batch_size=64)
+    private = tweak(settings, secagg="ours", rounds=2, dp_epsilon=2.0, batch_size=64)
     # Execute
     result = run_federation(make_grid(), private)
     # Assert: one entry per firm, each at most the target after the last round
@@ -140,14 +152,49 @@ def test_dp_budget_of_every_firm_is_accounted_through_secure_rounds(
     assert saved["dp"] == result.accountant
 
 
-def test_flwr_run_config_lists_every_setting_with_its_default() -> None:
+def test_flwr_run_config_lists_every_setting_with_the_models_default() -> None:
     # Prepare: `flwr run --run-config` refuses keys missing from [tool.flwr.app.config]
     import tomllib
 
     pyproject = Path(__file__).parents[2] / "pyproject.toml"
     listed = tomllib.loads(pyproject.read_text())["tool"]["flwr"]["app"]["config"]
     # Execute
-    from_pyproject = FederationSettings.from_run_config(listed)
+    from_pyproject = FederationRun.from_run_config(listed).to_run_config()
+    defaults = FederationRun().to_run_config()
+    # Assert: the same names, and the same defaults (with the same types) except the two
+    # paths, which `flwr run .` needs somewhere to point by default
+    assert set(listed) == set(RUN_CONFIG_KEYS) == set(defaults)
+    paths = {"world-dir": "runs/world", "run-dir": "runs/flwr"}
+    assert {k: v for k, v in listed.items() if k in paths} == paths
+    for key, default in defaults.items():
+        if key not in paths:
+            assert listed[key] == default, key
+            assert type(listed[key]) is type(default), key
+            assert from_pyproject[key] == default, key
+
+
+def test_a_bad_run_config_value_is_named_by_its_key() -> None:
+    # Execute / Assert
+    with pytest.raises(
+        ValueError, match=r"invalid run config:\n  scale-bits: .* less than or equal to 24"
+    ):
+        FederationRun.from_run_config({"scale-bits": 30})
+    with pytest.raises(ValueError, match=r"batch-size: Input should be greater than 0 \(got 0\)"):
+        FederationRun.from_run_config({"batch-size": 0})
+
+
+def test_the_run_config_round_trips_every_setting() -> None:
+    # Prepare: a value off its default in every section
+    changed = {
+        "rounds": 7,
+        "adam-beta2": 0.95,
+        "learning-rate": 0.5,
+        "model-kind": "mlp",
+        "seed": 3,
+    }
+    # Execute
+    run = FederationRun.from_run_config(changed)
     # Assert
-    assert set(listed) == set(FederationSettings().to_run_config())
-    assert replace(from_pyproject, world_dir="", run_dir="") == FederationSettings()
+    assert run.federation.rounds == 7 and run.federation.adam_beta2 == 0.95
+    assert run.training.learning_rate == 0.5 and run.model.kind == "mlp"
+    assert FederationRun.from_run_config(run.to_run_config()) == run

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import replace
 
 import numpy as np
 import pytest
-from flwr.app import ConfigRecord, Error, Message, RecordDict
+from flwr.app import Error, Message, RecordDict
 
 from clients import records as R
 from clients.secagg import load_sessions
@@ -15,14 +14,17 @@ from protocol import AdvertiseKeysResponse, ProtocolAbort, parse_message
 from server.federation import aggregate_in_the_clear, run_federation
 from server.inprocess import InProcessGrid
 from server.secagg_workflow import aggregate_securely
-from server.settings import FederationSettings
+from server.settings import FederationRun
 
 N_FIRMS = 4  # as in conftest.py
 
 STAGES = ["advertise_keys", "share_keys", "masked_input", "unmask"]
 
+Tweak = Callable[..., FederationRun]
+"""The `tweak` fixture (conftest.py): a run with some run-config keys changed."""
 
-def _round_content(settings: FederationSettings) -> tuple[RecordDict, int]:
+
+def _round_content(settings: FederationRun) -> tuple[RecordDict, int]:
     from flwr.app import Array, ArrayRecord
 
     spec = settings.model_spec()
@@ -30,15 +32,15 @@ def _round_content(settings: FederationSettings) -> tuple[RecordDict, int]:
     content = RecordDict(
         {
             R.GLOBAL_RECORD: ArrayRecord({R.WEIGHTS: Array(weights)}),
-            R.CONFIG_RECORD: ConfigRecord(settings.train_config(spec, 1)),
+            R.CONFIG_RECORD: settings.round_config(spec, 1).to_record(),
         }
     )
     return content, weights.size + 3
 
 
-def _plain_total(grid: InProcessGrid, settings: FederationSettings, nodes: list[int]) -> np.ndarray:
+def _plain_total(grid: InProcessGrid, settings: FederationRun, nodes: list[int]) -> np.ndarray:
     content, dimension = _round_content(settings)
-    return aggregate_in_the_clear(grid, nodes, content, 1, settings, dimension).total
+    return aggregate_in_the_clear(grid, nodes, content, 1, settings.federation, dimension).total
 
 
 def _stage_of(message: Message) -> str:
@@ -46,17 +48,17 @@ def _stage_of(message: Message) -> str:
 
 
 def test_secure_sum_equals_plain_sum_within_quantisation(
-    make_grid: Callable[..., InProcessGrid], settings: FederationSettings
+    make_grid: Callable[..., InProcessGrid], settings: FederationRun
 ) -> None:
     # Prepare
     grid = make_grid()
     nodes = sorted(grid.get_node_ids())
     content, dimension = _round_content(settings)
     # Execute
-    secure = aggregate_securely(grid, nodes, content, 1, settings, dimension)
+    secure = aggregate_securely(grid, nodes, content, 1, settings.federation, dimension)
     plain = _plain_total(make_grid(), settings, nodes)
     # Assert: stochastic rounding moves each client's coordinate by < 1/scale
-    bound = N_FIRMS / 2**settings.scale_bits
+    bound = N_FIRMS / 2**settings.federation.scale_bits
     assert secure.contributors == nodes
     assert np.max(np.abs(secure.total - plain)) <= bound
     assert secure.transcript and {e["stage"] for e in secure.transcript} == set(STAGES)
@@ -66,9 +68,10 @@ def test_secure_sum_equals_plain_sum_within_quantisation(
 @pytest.mark.parametrize("stage", STAGES)
 def test_a_firm_failing_at_any_stage_is_a_dropout_the_round_survives(
     make_grid: Callable[..., InProcessGrid],
-    settings: FederationSettings,
+    settings: FederationRun,
     stage: str,
     fault: str,
+    tweak: Tweak,
 ) -> None:
     # Prepare: the last node fails at `stage` (no reply, or an error reply)
     victim = 100 + N_FIRMS
@@ -82,21 +85,23 @@ def test_a_firm_failing_at_any_stage_is_a_dropout_the_round_survives(
 
     grid = make_grid(intercept)
     nodes = sorted(grid.get_node_ids())
-    secure_settings = replace(settings, threshold=3)
+    secure_settings = tweak(settings, threshold=3)
     content, dimension = _round_content(secure_settings)
     # Execute
-    result = aggregate_securely(grid, nodes, content, 1, secure_settings, dimension)
+    result = aggregate_securely(grid, nodes, content, 1, secure_settings.federation, dimension)
     # Assert: the sum is exactly the survivors' contributions (the victim's input counts only
     # if it had sent its masked input before failing)
     expected_contributors = nodes if stage == "unmask" else [n for n in nodes if n != victim]
     assert result.contributors == expected_contributors
     assert victim in result.dropped
     plain = _plain_total(make_grid(), settings, expected_contributors)
-    assert np.max(np.abs(result.total - plain)) <= N_FIRMS / 2**settings.scale_bits
+    assert np.max(np.abs(result.total - plain)) <= N_FIRMS / 2**settings.federation.scale_bits
 
 
 def test_a_tampered_reply_is_rejected_and_its_sender_dropped(
-    make_grid: Callable[..., InProcessGrid], settings: FederationSettings
+    make_grid: Callable[..., InProcessGrid],
+    settings: FederationRun,
+    tweak: Tweak,
 ) -> None:
     # Prepare: a man in the middle rewrites node 102's advertised keys to claim another sender
     def intercept(node: int, request: Message, reply: Message) -> Message | None:
@@ -112,49 +117,53 @@ def test_a_tampered_reply_is_rejected_and_its_sender_dropped(
 
     grid = make_grid(intercept)
     nodes = sorted(grid.get_node_ids())
-    secure_settings = replace(settings, threshold=3)
+    secure_settings = tweak(settings, threshold=3)
     content, dimension = _round_content(secure_settings)
     # Execute
-    result = aggregate_securely(grid, nodes, content, 1, secure_settings, dimension)
+    result = aggregate_securely(grid, nodes, content, 1, secure_settings.federation, dimension)
     # Assert
     assert 102 not in result.contributors
     assert "advertise_keys" in result.dropped[102]
     plain = _plain_total(make_grid(), settings, result.contributors)
-    assert np.max(np.abs(result.total - plain)) <= N_FIRMS / 2**settings.scale_bits
+    assert np.max(np.abs(result.total - plain)) <= N_FIRMS / 2**settings.federation.scale_bits
 
 
 def test_too_few_survivors_abort_the_round_without_a_sum(
-    make_grid: Callable[..., InProcessGrid], settings: FederationSettings
+    make_grid: Callable[..., InProcessGrid],
+    settings: FederationRun,
+    tweak: Tweak,
 ) -> None:
     # Prepare: three of four firms go silent after sharing keys; t = 3
     def intercept(node: int, request: Message, reply: Message) -> Message | None:
         return None if node != 101 and _stage_of(request) == "masked_input" else reply
 
     grid = make_grid(intercept)
-    secure_settings = replace(settings, threshold=3)
+    secure_settings = tweak(settings, threshold=3)
     content, dimension = _round_content(secure_settings)
     # Execute / Assert
     with pytest.raises(ProtocolAbort):
         aggregate_securely(
-            grid, sorted(grid.get_node_ids()), content, 1, secure_settings, dimension
+            grid, sorted(grid.get_node_ids()), content, 1, secure_settings.federation, dimension
         )
 
 
 def test_client_state_between_stages_holds_no_secret_after_the_round(
-    make_grid: Callable[..., InProcessGrid], settings: FederationSettings
+    make_grid: Callable[..., InProcessGrid], settings: FederationRun
 ) -> None:
     # Prepare
     grid = make_grid()
     content, dimension = _round_content(settings)
     # Execute
-    aggregate_securely(grid, sorted(grid.get_node_ids()), content, 1, settings, dimension)
+    aggregate_securely(
+        grid, sorted(grid.get_node_ids()), content, 1, settings.federation, dimension
+    )
     # Assert
     for context in grid.contexts.values():
         assert R.CLIENT_STATE_RECORD not in context.state.config_records
 
 
 def test_between_stages_a_node_keeps_keys_but_not_its_d_long_input(
-    make_grid: Callable[..., InProcessGrid], settings: FederationSettings
+    make_grid: Callable[..., InProcessGrid], settings: FederationRun
 ) -> None:
     # Prepare: look into node 101's own state whenever the server asks it for something
     seen: dict[str, int] = {}
@@ -173,7 +182,9 @@ def test_between_stages_a_node_keeps_keys_but_not_its_d_long_input(
     holder.append(grid)
     content, dimension = _round_content(settings)
     # Execute
-    aggregate_securely(grid, sorted(grid.get_node_ids()), content, 1, settings, dimension)
+    aggregate_securely(
+        grid, sorted(grid.get_node_ids()), content, 1, settings.federation, dimension
+    )
     # Assert: state after stages 1-3 exists and never holds the input
     assert seen == {"advertise_keys": 0, "share_keys": 0, "masked_input": 0}
 
@@ -181,7 +192,9 @@ def test_between_stages_a_node_keeps_keys_but_not_its_d_long_input(
 # -- pipelining (SPEC.md §9): round r+1's key stages ride on round r's two messages -------------
 
 
-def _messages_per_round(rounds: int, pipeline: bool, make_grid, settings) -> dict[str, list[str]]:  # type: ignore[no-untyped-def]
+def _messages_per_round(
+    rounds: int, pipeline: bool, make_grid, settings, tweak
+) -> dict[str, list[str]]:  # type: ignore[no-untyped-def]
     """What node 101 is sent in each round (by group id), in order."""
     sent: dict[str, list[str]] = {}
 
@@ -191,17 +204,17 @@ def _messages_per_round(rounds: int, pipeline: bool, make_grid, settings) -> dic
         return reply
 
     run_federation(
-        make_grid(intercept), replace(settings, secagg="ours", rounds=rounds, pipeline=pipeline)
+        make_grid(intercept), tweak(settings, secagg="ours", rounds=rounds, pipeline=pipeline)
     )
     return sent
 
 
 def test_a_pipelined_round_costs_two_messages_once_under_way(
-    make_grid: Callable[..., InProcessGrid], settings: FederationSettings
+    make_grid: Callable[..., InProcessGrid], settings: FederationRun, tweak: Tweak
 ) -> None:
     # Execute
-    pipelined = _messages_per_round(3, True, make_grid, settings)
-    alone = _messages_per_round(3, False, make_grid, settings)
+    pipelined = _messages_per_round(3, True, make_grid, settings, tweak)
+    alone = _messages_per_round(3, False, make_grid, settings, tweak)
     # Assert
     assert pipelined == {
         "1": [*STAGES[:2], "masked_input+advertise_keys", "unmask+share_keys"],
@@ -212,13 +225,15 @@ def test_a_pipelined_round_costs_two_messages_once_under_way(
 
 
 def test_pipelined_rounds_reach_the_same_model_as_rounds_alone(
-    make_grid: Callable[..., InProcessGrid], settings: FederationSettings
+    make_grid: Callable[..., InProcessGrid],
+    settings: FederationRun,
+    tweak: Tweak,
 ) -> None:
     # Prepare
-    secure = replace(settings, secagg="ours", rounds=3, run_dir="")
+    secure = tweak(settings, secagg="ours", rounds=3, run_dir="")
     # Execute
-    pipelined = run_federation(make_grid(), replace(secure, pipeline=True))
-    alone = run_federation(make_grid(), replace(secure, pipeline=False))
+    pipelined = run_federation(make_grid(), tweak(secure, pipeline=True))
+    alone = run_federation(make_grid(), tweak(secure, pipeline=False))
     # Assert: same seeded rounding, so the same sums bit for bit
     np.testing.assert_array_equal(pipelined.weights, alone.weights)
     assert [r["contributors"] for r in pipelined.history] == [4, 4, 4]
@@ -226,14 +241,17 @@ def test_pipelined_rounds_reach_the_same_model_as_rounds_alone(
 
 @pytest.mark.parametrize("message", ["masked_input+advertise_keys", "unmask+share_keys"])
 def test_a_firm_failing_a_pipelined_message_drops_from_both_rounds_it_carried(
-    make_grid: Callable[..., InProcessGrid], settings: FederationSettings, message: str
+    make_grid: Callable[..., InProcessGrid],
+    settings: FederationRun,
+    message: str,
+    tweak: Tweak,
 ) -> None:
     # Prepare: node 104 fails round 1's pipelined `message` (which also carries round 2's keys)
     def intercept(node: int, request: Message, reply: Message) -> Message | None:
         hit = node == 104 and request.metadata.group_id == "1" and _stage_of(request) == message
         return Message(Error(code=1, reason="firm crashed"), reply_to=request) if hit else reply
 
-    secure = replace(settings, secagg="ours", rounds=3, threshold=3, run_dir="")
+    secure = tweak(settings, secagg="ours", rounds=3, threshold=3, run_dir="")
     # Execute
     result = run_federation(make_grid(intercept), secure)
     # Assert: round 1 keeps 104's input only if it had sent it; round 2 runs without 104
@@ -246,22 +264,26 @@ def test_a_firm_failing_a_pipelined_message_drops_from_both_rounds_it_carried(
 
 
 def test_resuming_drops_the_round_nodes_had_prepared_and_starts_it_afresh(
-    make_grid: Callable[..., InProcessGrid], settings: FederationSettings
+    make_grid: Callable[..., InProcessGrid],
+    settings: FederationRun,
+    tweak: Tweak,
 ) -> None:
     # Prepare: the server dies after round 1, leaving round 2 prepared at every node
-    secure = replace(settings, secagg="ours", rounds=2)
+    secure = tweak(settings, secagg="ours", rounds=2)
     grid = make_grid()
     run_federation(grid, secure, stop_after=1)
     assert all(load_sessions(c).open_rounds == [2] for c in grid.contexts.values())
     # Execute: a new server (no prepared round) resumes on the same nodes
-    resumed = run_federation(grid, replace(secure, resume=True))
+    resumed = run_federation(grid, tweak(secure, resume=True))
     # Assert
     assert resumed.history[-1]["contributors"] == 4
     assert all(R.CLIENT_STATE_RECORD not in c.state for c in grid.contexts.values())
 
 
 def test_when_the_current_round_aborts_the_prepared_round_goes_on(
-    make_grid: Callable[..., InProcessGrid], settings: FederationSettings
+    make_grid: Callable[..., InProcessGrid],
+    settings: FederationRun,
+    tweak: Tweak,
 ) -> None:
     # Prepare: in round 1's message A, two of four firms send a masked vector of the wrong
     # length (t = 3: round 1 aborts) but valid keys for round 2
@@ -277,7 +299,7 @@ def test_when_the_current_round_aborts_the_prepared_round_goes_on(
             record[R.PAYLOADS] = [short.to_bytes(), keys]
         return reply
 
-    secure = replace(settings, secagg="ours", rounds=2, threshold=3, run_dir="")
+    secure = tweak(settings, secagg="ours", rounds=2, threshold=3, run_dir="")
     # Execute
     result = run_federation(make_grid(intercept), secure)
     # Assert: round 1 aborted; round 2 kept its keys and only finished its key stages

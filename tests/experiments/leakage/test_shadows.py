@@ -9,6 +9,7 @@ from clients.model import get_weights, make_model
 from clients.participant import ModelSpec
 from clients.training import TrainSettings, predict_default, train_model
 from experiments.leakage.shadows import FirmShard, fedavg_stacked, predict_stacked, train_stacked
+from server.settings import FederationSettings
 
 
 def _data(rows: int = 600, seed: int = 0):
@@ -66,10 +67,8 @@ def test_fedavg_side_by_side_learns_for_every_shadow() -> None:
         shards,
         ModelSpec("logistic", 5, 8, 0),
         k=4,
-        rounds=8,
         settings=TrainSettings(epochs=1, batch_size=32, learning_rate=0.05),
-        optimiser="fedavg",
-        server_learning_rate=1.0,
+        federation=FederationSettings(rounds=8, optimiser="fedavg", server_learning_rate=1.0),
         seed=0,
     )
 

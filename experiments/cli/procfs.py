@@ -1,4 +1,8 @@
-"""Reading /proc and stopping PIDs, for the tests that start real processes (Linux)."""
+"""Processes from /proc (Linux): who descends from whom, their memory and CPU time, stopping them.
+
+The federation benchmark measures a whole process tree (the driver, Ray's head, raylet and
+workers) with it, and the tests that start real processes find and stop theirs with it.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +11,8 @@ import os
 import signal
 import time
 from pathlib import Path
+
+_CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 
 def _stat(pid: int) -> list[str] | None:
@@ -47,6 +53,29 @@ def descendants(root: int) -> set[int]:
                 found.add(child)
                 stack.append(child)
     return found
+
+
+def tree_rss_bytes(root: int) -> int:
+    """Resident memory of `root` and all its live descendants."""
+    total = 0
+    for pid in {root} | descendants(root):
+        try:
+            for line in (Path("/proc") / str(pid) / "status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    total += int(line.split()[1]) * 1024
+        except OSError:
+            continue
+    return total
+
+
+def tree_cpu_seconds(root: int) -> float:
+    """User + system CPU seconds spent so far by `root` and its live descendants."""
+    ticks = 0
+    for pid in {root} | descendants(root):
+        fields = _stat(pid)
+        if fields is not None:
+            ticks += int(fields[11]) + int(fields[12])  # utime, stime
+    return ticks / _CLOCK_TICKS
 
 
 def stop_pids(pids: set[int], grace: float = 5.0) -> None:
