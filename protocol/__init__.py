@@ -12,7 +12,9 @@ from protocol.errors import (
     InvalidInput,
     InvalidPublicKey,
     InvalidShare,
+    InvalidSignature,
     MalformedMessage,
+    MaskedInputMismatch,
     MissingInput,
     ProtocolAbort,
     ProtocolError,
@@ -23,6 +25,7 @@ from protocol.errors import (
     UnknownSender,
     VectorLengthError,
 )
+from protocol.identity import IdentityManifest, generate_identity, identity_public_key
 from protocol.messages import (
     MESSAGE_TYPES,
     SERVER_ID,
@@ -31,6 +34,8 @@ from protocol.messages import (
     AnyMessage,
     AnyRequest,
     AnyResponse,
+    ConsistencyCheckRequest,
+    ConsistencyCheckResponse,
     MaskedInputRequest,
     MaskedInputResponse,
     MaskingKeyShare,
@@ -41,6 +46,7 @@ from protocol.messages import (
     ShareCommitments,
     ShareKeysRequest,
     ShareKeysResponse,
+    SurvivorSignature,
     UnmaskRequest,
     UnmaskResponse,
     parse_message,
@@ -51,7 +57,15 @@ from protocol.runner import RoundOutcome, RoundResult, run_round, run_rounds
 from protocol.schema import export_schemas
 from protocol.server import AggregateResult, SecAggServer
 from protocol.sessions import MAX_OPEN_ROUNDS, ClientSessions
-from protocol.stages import STAGE_ORDER, ClientStatus, DropReason, Stage
+from protocol.stages import (
+    MALICIOUS_STAGE_ORDER,
+    STAGE_ORDER,
+    ClientStatus,
+    DropReason,
+    Mode,
+    Stage,
+    stage_order,
+)
 from protocol.state import ClientState, SessionsState
 from protocol.transcript import (
     DropRecord,
@@ -63,6 +77,7 @@ from protocol.transcript import (
 )
 
 __all__ = [
+    "MALICIOUS_STAGE_ORDER",
     "MAX_OPEN_ROUNDS",
     "MESSAGE_TYPES",
     "SERVER_ID",
@@ -78,19 +93,25 @@ __all__ = [
     "ClientStatus",
     "Cohort",
     "ConfigMismatch",
+    "ConsistencyCheckRequest",
+    "ConsistencyCheckResponse",
     "DecryptionError",
     "DropReason",
     "DropRecord",
     "DuplicateSender",
+    "IdentityManifest",
     "InvalidInput",
     "InvalidPublicKey",
     "InvalidShare",
+    "InvalidSignature",
     "MalformedMessage",
+    "MaskedInputMismatch",
     "MaskedInputRequest",
     "MaskedInputResponse",
     "MaskingKeyShare",
     "Message",
     "MissingInput",
+    "Mode",
     "PeerKeys",
     "PipelineScheduler",
     "ProtocolAbort",
@@ -113,6 +134,7 @@ __all__ = [
     "ShareKeysResponse",
     "Stage",
     "StageView",
+    "SurvivorSignature",
     "Transcript",
     "TranscriptEntry",
     "UnexpectedStage",
@@ -123,11 +145,14 @@ __all__ = [
     "dequantize",
     "error_bound",
     "export_schemas",
+    "generate_identity",
+    "identity_public_key",
     "parse_message",
     "quantize",
     "recommended_degree",
     "recommended_threshold",
     "run_round",
     "run_rounds",
+    "stage_order",
     "to_signed",
 ]

@@ -5,6 +5,10 @@ without changing state if it is wrong, so a stray or replayed message cannot der
 client. A fault found while processing a well-addressed request (a tampered share, a request
 to reveal too much) aborts the client: it forgets its secrets and answers nothing more.
 Secrets live only as long as their stage needs them (fcp `secagg` round states).
+
+Longer than the usual module: one state machine, its state conversion (which must mirror every
+attribute) and the malicious mode's per-stage checks belong together; the rules that need none
+of its state (which survivor set to sign, a certificate's count) live in `consistency.py`.
 """
 
 from __future__ import annotations
@@ -14,12 +18,15 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from protocol import crypto, shamir
 from protocol.config import SecAggConfig
+from protocol.consistency import check_certificate, check_survivor_set
 from protocol.errors import (
     ConfigMismatch,
     InvalidShare,
+    InvalidSignature,
     MalformedMessage,
     MissingInput,
     ProtocolAbort,
@@ -30,6 +37,14 @@ from protocol.errors import (
     VectorLengthError,
 )
 from protocol.graph import graph_seed, neighbours_of
+from protocol.identity import (
+    IdentityManifest,
+    advertise_statement,
+    identity_public_key,
+    session_context,
+    sign,
+    survivors_statement,
+)
 from protocol.masking import (
     PublicKeys,
     add_mask,
@@ -45,6 +60,8 @@ from protocol.messages import (
     AdvertiseKeysResponse,
     AnyRequest,
     AnyResponse,
+    ConsistencyCheckRequest,
+    ConsistencyCheckResponse,
     MaskedInputRequest,
     MaskedInputResponse,
     MaskingKeyShare,
@@ -75,7 +92,9 @@ class SecAggClient:
     `vector` is the float64 input (update, weight and metric sums in one vector, pre-scaled to
     fit `config.clip`). `rounding_seed` seeds stochastic rounding only; keys and masks always
     come from the OS generator. `round_number`, when given, is checked on the first request;
-    otherwise the client adopts the round of the first request it accepts.
+    otherwise the client adopts the round of the first request it accepts. In the malicious
+    mode (`config.mode`) the client needs its long-term `identity` key and the federation's
+    `manifest`, which must list that key under `client_id`.
     """
 
     def __init__(
@@ -87,9 +106,18 @@ class SecAggClient:
         dimension: int | None = None,
         rounding_seed: int | None = None,
         round_number: int | None = None,
+        identity: Ed25519PrivateKey | None = None,
+        manifest: IdentityManifest | None = None,
     ) -> None:
         if not 1 <= client_id < 2**32:
             raise ValueError(f"client_id must be in [1, 2^32), got {client_id}")
+        if config.mode == "malicious":
+            if identity is None or manifest is None:
+                raise ValueError("the malicious mode needs the client's identity and the manifest")
+            if manifest.keys.get(client_id) != identity_public_key(identity):
+                raise ValueError(f"the manifest lists another identity key for {client_id}")
+        self._identity = identity
+        self._manifest = manifest
         if round_number is not None and not 0 <= round_number < crypto.ROUND_LIMIT:
             raise ValueError(f"round_number must be in [0, 2^64), got {round_number}")
         if vector is None and dimension is None:
@@ -118,10 +146,28 @@ class SecAggClient:
         self._channels: dict[int, tuple[bytes, bytes]] = {}
         self._held_self_mask_shares: dict[int, int] = {}
         self._held_key_shares: dict[int, int] = {}
+        # Malicious mode: U1 as shown, and the one survivor set this client signs.
+        self._participants: list[int] | None = None
+        self._survivor_set: list[int] | None = None
 
     @property
     def dimension(self) -> int:
         return self._dimension
+
+    @property
+    def malicious(self) -> bool:
+        return self.config.mode == "malicious"
+
+    def _view_digest(self) -> bytes:
+        """Malicious mode: the digest of U1 as this client saw it, bound into every sealed share
+        so dealer and holder provably saw the same participants; empty otherwise."""
+        if self._participants is None or self.round_number is None:
+            return b""
+        return graph_seed(self.round_number, self._participants)
+
+    def _session_context(self) -> bytes:
+        assert self._manifest is not None and self.round_number is not None
+        return session_context(self._manifest, self.config, self._dimension, self.round_number)
 
     def provide_input(self, vector: npt.ArrayLike, rounding_seed: int | None = None) -> None:
         """Set (or replace) the input, any time before the masked-input stage.
@@ -189,11 +235,19 @@ class SecAggClient:
                 dealer: shamir.encode_share(value)
                 for dealer, value in sorted(self._held_key_shares.items())
             },
+            participants=self._participants,
+            survivor_set=self._survivor_set,
         )
 
     @classmethod
-    def from_state(cls, state: ClientState) -> SecAggClient:
-        """The client `to_state` described, ready for its next stage."""
+    def from_state(
+        cls,
+        state: ClientState,
+        identity: Ed25519PrivateKey | None = None,
+        manifest: IdentityManifest | None = None,
+    ) -> SecAggClient:
+        """The client `to_state` described, ready for its next stage (the long-term identity
+        and manifest are the node's, not the round's, so they are passed in, never stored)."""
 
         def keys(peer: PeerKeys) -> PublicKeys:
             return PublicKeys(peer.client_id, peer.encryption_public_key, peer.masking_public_key)
@@ -204,6 +258,8 @@ class SecAggClient:
             dimension=state.dimension,
             round_number=state.round_number,
             rounding_seed=0,  # replaced by the stored generator state below (no OS seeding)
+            identity=identity,
+            manifest=manifest,
         )
         client._rounding.bit_generator.state = state.rounding
         if state.quantized_input is not None:
@@ -228,6 +284,7 @@ class SecAggClient:
         client._held_key_shares = {
             dealer: shamir.decode_share(value) for dealer, value in state.held_key_shares.items()
         }
+        client._participants, client._survivor_set = state.participants, state.survivor_set
         return client
 
     # -- dispatch and envelope checks ---------------------------------------------------------
@@ -240,6 +297,8 @@ class SecAggClient:
             return self.share_keys(request)
         if isinstance(request, MaskedInputRequest):
             return self.masked_input(request)
+        if isinstance(request, ConsistencyCheckRequest):
+            return self.consistency_check(request)
         return self.unmask(request)
 
     def _check_envelope(self, request: Message, expected: type[Message]) -> None:
@@ -273,6 +332,7 @@ class SecAggClient:
         self._channels.clear()
         self._held_self_mask_shares.clear()
         self._held_key_shares.clear()
+        self._survivor_set = None
 
     def _reply_header(self) -> dict[str, int]:
         assert self.round_number is not None
@@ -300,11 +360,22 @@ class SecAggClient:
         self._my_keys = PublicKeys(
             self.client_id, crypto.public_key(encryption_key), crypto.public_key(masking_key)
         )
+        signature = None
+        if self.malicious:
+            assert self._identity is not None
+            statement = advertise_statement(
+                self._session_context(),
+                self.client_id,
+                self._my_keys.encryption,
+                self._my_keys.masking,
+            )
+            signature = sign(self._identity, statement)
         self.next_stage, self.status = Stage.SHARE_KEYS, ClientStatus.ADVERTISED_KEYS
         return AdvertiseKeysResponse(
             **self._reply_header(),
             encryption_public_key=self._my_keys.encryption,
             masking_public_key=self._my_keys.masking,
+            signature=signature,
         )
 
     # -- stage 2 ------------------------------------------------------------------------------
@@ -326,6 +397,16 @@ class SecAggClient:
             raise MalformedMessage(
                 f"participants must be sorted, distinct and include {self.client_id}"
             )
+        if self._manifest is not None and self.malicious:
+            # The consistency quorum is counted out of num_clients, so U1 may not be larger.
+            if len(participants) > self.config.num_clients:
+                raise MalformedMessage(
+                    f"{len(participants)} participants, more than the "
+                    f"{self.config.num_clients} clients the round invites"
+                )
+            strangers = sorted(set(participants) - set(self._manifest.keys))
+            if strangers:
+                raise InvalidSignature(f"participants {strangers} are not in the identity manifest")
         expected = neighbours_of(
             self.client_id,
             participants,
@@ -344,6 +425,8 @@ class SecAggClient:
                 f"client {self.client_id} has {len(offered) + 1} share holders, fewer than "
                 f"t = {threshold}",
             )
+        if self.malicious:
+            self._check_signed_keys(request)
         seen_keys = {self._my_keys.encryption, self._my_keys.masking}
         encryption_key = crypto.private_key_from_bytes(self._encryption_private_key)
         for peer in request.neighbours:
@@ -381,7 +464,7 @@ class SecAggClient:
             ciphertext = crypto.aead_encrypt(
                 channel_key,
                 seed_value + key_value,
-                share_associated_data(session, self.client_id, holder),
+                share_associated_data(session, self.client_id, holder, self._view_digest()),
             )
             sealed.append(
                 SealedShares(
@@ -400,6 +483,28 @@ class SecAggClient:
                 self.round_number, self.client_id, self._self_mask_seed
             ),
         )
+
+    def _check_signed_keys(self, request: ShareKeysRequest) -> None:
+        """Malicious mode: every participant is a registered client, enough of them took part
+        to ever reach the quorum, and each neighbour's keys carry its own identity signature
+        (a server that substitutes keys or invents clients is caught here)."""
+        assert self._manifest is not None
+        quorum = self.config.consistency_quorum
+        if len(request.participants) < quorum:
+            raise ProtocolAbort(
+                Stage.SHARE_KEYS,
+                f"{len(request.participants)} participants can never reach the consistency "
+                f"quorum of {quorum}",
+            )
+        context = self._session_context()
+        for peer in request.neighbours:
+            if peer.signature is None:
+                raise InvalidSignature(f"client {peer.client_id}'s keys arrived unsigned")
+            statement = advertise_statement(
+                context, peer.client_id, peer.encryption_public_key, peer.masking_public_key
+            )
+            self._manifest.verify(peer.client_id, statement, peer.signature)
+        self._participants = list(request.participants)
 
     # -- stage 3 ------------------------------------------------------------------------------
 
@@ -425,7 +530,7 @@ class SecAggClient:
         plaintext = crypto.aead_decrypt(
             channel_key,
             sealed.ciphertext,
-            share_associated_data(session, sealed.dealer, self.client_id),
+            share_associated_data(session, sealed.dealer, self.client_id, self._view_digest()),
         )
         if len(plaintext) != 2 * shamir.SHARE_BYTES:
             raise InvalidShare(f"shares from {sealed.dealer} have the wrong length")
@@ -476,9 +581,39 @@ class SecAggClient:
         # The masks are sent; these secrets now live only as shares.
         self._encryption_private_key = self._masking_private_key = self._self_mask_seed = None
         self._channels.clear()
-        self.next_stage, self.status = Stage.UNMASK, ClientStatus.SENT_MASKED_INPUT
+        self.next_stage = Stage.MASKED_INPUT.next(self.config.mode)
+        self.status = ClientStatus.SENT_MASKED_INPUT
         return MaskedInputResponse(
             **self._reply_header(), mask_peers=mask_peers, binding=binding, masked_vector=vector
+        )
+
+    # -- malicious mode: consistency check ------------------------------------------------------
+
+    def consistency_check(self, request: ConsistencyCheckRequest) -> ConsistencyCheckResponse:
+        """Sign the survivor set, once, if an honest server could have produced it."""
+        self._check_envelope(request, ConsistencyCheckRequest)
+        try:
+            assert self._identity is not None and self._participants is not None
+            assert self.round_number is not None
+            check_survivor_set(
+                self.client_id,
+                request.survivors,
+                participants=self._participants,
+                neighbours=self._neighbours,
+                held=self._held_self_mask_shares,
+                config=self.config,
+                round_number=self.round_number,
+            )
+        except ProtocolError:
+            self._abort()
+            raise
+        self._survivor_set = list(request.survivors)
+        statement = survivors_statement(
+            self._session_context(), self._participants, self._survivor_set
+        )
+        self.next_stage, self.status = Stage.UNMASK, ClientStatus.SIGNED_SURVIVORS
+        return ConsistencyCheckResponse(
+            **self._reply_header(), signature=sign(self._identity, statement)
         )
 
     # -- stage 4 ------------------------------------------------------------------------------
@@ -507,6 +642,8 @@ class SecAggClient:
                 f"survivors and dropped must partition the {len(held)} clients whose shares "
                 f"client {self.client_id} holds, itself among the survivors"
             )
+        if self.malicious:
+            self._check_certified(request, held)
         threshold = self.config.reconstruction_threshold
         if len(survivors) < threshold:
             raise ProtocolAbort(
@@ -528,3 +665,24 @@ class SecAggClient:
         self._held_key_shares.clear()
         self.next_stage, self.status = None, ClientStatus.UNMASKED
         return UnmaskResponse(**self._reply_header(), shares=shares)
+
+    def _check_certified(self, request: UnmaskRequest, held: set[int]) -> None:
+        """Malicious mode: the request follows from the survivor set this client signed, and a
+        quorum of those survivors signed the same statement."""
+        assert self._manifest is not None and self._participants is not None
+        assert self._survivor_set is not None
+        signed = set(self._survivor_set)
+        if request.survivors != sorted(held & signed) or request.dropped != sorted(held - signed):
+            raise RefusedRequest(
+                f"client {self.client_id} reveals shares only for the survivor set it signed"
+            )
+        statement = survivors_statement(
+            self._session_context(), self._participants, self._survivor_set
+        )
+        check_certificate(
+            self._manifest,
+            statement,
+            [(entry.signer, entry.signature) for entry in request.consistency_signatures],
+            signed,
+            self.config.consistency_quorum,
+        )

@@ -13,6 +13,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from protocol.stages import Mode
+
 
 def recommended_degree(num_clients: int) -> int:
     """A logarithmic SecAgg+ degree: the smallest even k >= 3·log2(n), at most n - 1."""
@@ -74,6 +76,14 @@ class SecAggConfig(BaseModel):
         le=32,
         description="Arithmetic is modulo 2^modulus_bits (b <= 32, so vectors are uint32).",
     )
+    mode: Mode = Field(
+        default="semi-honest",
+        description=(
+            "'semi-honest': the server is trusted to follow the protocol. 'malicious': clients "
+            "sign their keys with long-term identity keys and the survivor set before revealing "
+            "any share, so a server that deviates learns no more (SPEC.md §10)."
+        ),
+    )
 
     @property
     def degree(self) -> int:
@@ -89,6 +99,17 @@ class SecAggConfig(BaseModel):
     def max_abs_quantized(self) -> int:
         """Largest |q| stochastic rounding can produce for one clipped coordinate."""
         return math.ceil(self.clip * self.scale)
+
+    @property
+    def consistency_quorum(self) -> int:
+        """Malicious mode: signatures a survivor set needs before any share of it is revealed.
+
+        More than two thirds of the invited clients (and at least t): two different survivor
+        sets can then both be certified only if more than n/3 clients sign both, i.e. are
+        corrupt (SPEC.md §10 has the count). t alone is not enough: t is about a neighbourhood
+        of k + 1, and a server could gather t signatures for each of two sets.
+        """
+        return max(self.reconstruction_threshold, 2 * self.num_clients // 3 + 1)
 
     @property
     def modulus(self) -> int:

@@ -97,6 +97,13 @@ class InvalidInput(ProtocolError, ValueError):
     up front still catch it that way."""
 
 
+class InvalidSignature(ProtocolError):
+    """Malicious mode: a signature does not verify under the identity key the manifest lists for
+    its signer, or the signer is not in the manifest."""
+
+    drop_reason = DropReason.INVALID_SIGNATURE
+
+
 class MaskedInputMismatch(ProtocolError):
     """A masked input that cannot be summed: masked with another set of peers than the server
     expects, or whose binding to its session, peers and vector does not verify."""

@@ -58,10 +58,13 @@ def share_channel(
     return hkdf_sha256(shared, info=session), session
 
 
-def share_associated_data(session: bytes, dealer: int, holder: int) -> bytes:
+def share_associated_data(
+    session: bytes, dealer: int, holder: int, participants_digest: bytes = b""
+) -> bytes:
     """AES-GCM associated data: session id, stage, dealer and holder (a sealed share is useless
-    anywhere else)."""
-    return session + _SHARE_STAGE_TAG + struct.pack("<II", dealer, holder)
+    anywhere else). In the malicious mode also the digest of the participant list U1 as the
+    dealer saw it, so a holder shown another U1 cannot open it (SPEC.md §10)."""
+    return session + _SHARE_STAGE_TAG + struct.pack("<II", dealer, holder) + participants_digest
 
 
 _SHARE_STAGE_TAG = Stage.SHARE_KEYS.value.encode()

@@ -32,6 +32,8 @@ RoundNumber = Annotated[int, Field(ge=0, lt=ROUND_LIMIT)]
 PublicKeyBytes = Annotated[bytes, Field(min_length=32, max_length=32)]
 Digest = Annotated[bytes, Field(min_length=32, max_length=32)]
 ShareValue = Annotated[bytes, Field(min_length=33, max_length=33)]
+SignatureBytes = Annotated[bytes, Field(min_length=64, max_length=64)]
+"""An Ed25519 signature (RFC 8032) by a client's long-term identity key (malicious mode)."""
 
 _HEADER_LENGTH = struct.Struct("<I")
 
@@ -127,15 +129,21 @@ class AdvertiseKeysRequest(Message):
 
 
 class AdvertiseKeysResponse(Message):
-    """Client → server, stage advertise_keys: two fresh X25519 public keys."""
+    """Client → server, stage advertise_keys: two fresh X25519 public keys (version 2: signed
+    in the malicious mode)."""
 
     stage: ClassVar[Stage] = Stage.ADVERTISE_KEYS
+    version: Literal[2] = 2  # type: ignore[assignment]  # a type bumps its own version
+    """Wire-format version of this message type (2: with signature)."""
     kind: Literal["advertise_keys_response"] = "advertise_keys_response"
     """Message type tag."""
     encryption_public_key: PublicKeyBytes
     """X25519 key for the share-encryption channel (c_pk)."""
     masking_public_key: PublicKeyBytes
     """X25519 key for pairwise masks (s_pk); its private key is secret-shared."""
+    signature: SignatureBytes | None = None
+    """Malicious mode: the client's identity signature over its id and both keys in this
+    session (`identity.advertise_statement`); None in the semi-honest mode."""
 
 
 # ---------------------------------------------------------------------------------------------
@@ -151,12 +159,18 @@ class PeerKeys(_Model):
     """Its share-encryption key c_pk."""
     masking_public_key: PublicKeyBytes
     """Its masking key s_pk."""
+    signature: SignatureBytes | None = None
+    """Malicious mode: the neighbour's identity signature over these keys, relayed unchanged so
+    the receiver can check the server did not substitute them."""
 
 
 class ShareKeysRequest(Message):
-    """Server → client, stage share_keys: who takes part and the neighbours' public keys."""
+    """Server → client, stage share_keys: who takes part and the neighbours' public keys
+    (version 2: each with its signature in the malicious mode)."""
 
     stage: ClassVar[Stage] = Stage.SHARE_KEYS
+    version: Literal[2] = 2  # type: ignore[assignment]  # a type bumps its own version
+    """Wire-format version of this message type (2: neighbours' keys carry signatures)."""
     kind: Literal["share_keys_request"] = "share_keys_request"
     """Message type tag."""
     participants: list[ClientId]
@@ -246,23 +260,67 @@ class MaskedInputResponse(Message):
 
 
 # ---------------------------------------------------------------------------------------------
+# Malicious mode only, between masked input and unmask: consistency check
+
+
+class ConsistencyCheckRequest(Message):
+    """Server → client, stage consistency_check (malicious mode): the survivor set U3.
+
+    The client signs it only if it is in it and it is a set it can live with (SPEC.md §10); it
+    will later reveal shares only for this set, once enough survivors have signed it.
+    """
+
+    stage: ClassVar[Stage] = Stage.CONSISTENCY_CHECK
+    kind: Literal["consistency_check_request"] = "consistency_check_request"
+    """Message type tag."""
+    survivors: list[ClientId]
+    """Every client whose masked input the server accepted, sorted (the whole round's U3)."""
+
+
+class ConsistencyCheckResponse(Message):
+    """Client → server, stage consistency_check (malicious mode): a signature on the set."""
+
+    stage: ClassVar[Stage] = Stage.CONSISTENCY_CHECK
+    kind: Literal["consistency_check_response"] = "consistency_check_response"
+    """Message type tag."""
+    signature: SignatureBytes
+    """Identity signature over the session, the participants and the survivor set
+    (`identity.survivors_statement`)."""
+
+
+# ---------------------------------------------------------------------------------------------
 # Stage 4: unmask
 
 
+class SurvivorSignature(_Model):
+    """One survivor's consistency-check signature, relayed to the others."""
+
+    signer: ClientId
+    """The survivor that signed."""
+    signature: SignatureBytes
+    """Its signature over the survivor set (`identity.survivors_statement`)."""
+
+
 class UnmaskRequest(Message):
-    """Server → client, stage unmask: which neighbours survived and which dropped.
+    """Server → client, stage unmask: which neighbours survived and which dropped (version 2:
+    with the survivors' signatures in the malicious mode).
 
     Invariant: `survivors` and `dropped` are disjoint. An honest client never reveals both
     shares of one peer, so it refuses a request that lists a peer in both.
     """
 
     stage: ClassVar[Stage] = Stage.UNMASK
+    version: Literal[2] = 2  # type: ignore[assignment]  # a type bumps its own version
+    """Wire-format version of this message type (2: with consistency_signatures)."""
     kind: Literal["unmask_request"] = "unmask_request"
     """Message type tag."""
     survivors: list[ClientId]
     """Peers (and the client itself) whose masked input arrived: reveal their self-mask share."""
     dropped: list[ClientId]
     """Peers that shared keys but sent no masked input: reveal their masking-key share."""
+    consistency_signatures: list[SurvivorSignature] = []
+    """Malicious mode: the survivors' signatures over the survivor set this client signed; it
+    reveals nothing unless enough of them verify. Empty in the semi-honest mode."""
 
 
 class SelfMaskShare(_Model):
@@ -300,8 +358,20 @@ class UnmaskResponse(Message):
     """A self-mask share per survivor and a masking-key share per dropped peer."""
 
 
-AnyRequest = AdvertiseKeysRequest | ShareKeysRequest | MaskedInputRequest | UnmaskRequest
-AnyResponse = AdvertiseKeysResponse | ShareKeysResponse | MaskedInputResponse | UnmaskResponse
+AnyRequest = (
+    AdvertiseKeysRequest
+    | ShareKeysRequest
+    | MaskedInputRequest
+    | ConsistencyCheckRequest
+    | UnmaskRequest
+)
+AnyResponse = (
+    AdvertiseKeysResponse
+    | ShareKeysResponse
+    | MaskedInputResponse
+    | ConsistencyCheckResponse
+    | UnmaskResponse
+)
 AnyMessage = Annotated[AnyRequest | AnyResponse, Field(discriminator="kind")]
 MESSAGE_TYPES: tuple[type[Message], ...] = (
     AdvertiseKeysRequest,
@@ -310,6 +380,8 @@ MESSAGE_TYPES: tuple[type[Message], ...] = (
     ShareKeysResponse,
     MaskedInputRequest,
     MaskedInputResponse,
+    ConsistencyCheckRequest,
+    ConsistencyCheckResponse,
     UnmaskRequest,
     UnmaskResponse,
 )

@@ -8,16 +8,19 @@ from pathlib import Path
 from pydantic import BaseModel
 
 from protocol.config import SecAggConfig
+from protocol.identity import IdentityManifest
 from protocol.messages import MESSAGE_TYPES
 from protocol.transcript import ServerView, TranscriptEntry
 
 SCHEMA_MODELS: tuple[type[BaseModel], ...] = (
     SecAggConfig,
+    IdentityManifest,
     *MESSAGE_TYPES,
     TranscriptEntry,
     ServerView,
 )
-"""Every model whose schema is exported: the config, the eight messages, the two records."""
+"""Every model whose schema is exported: the config, the identity manifest (malicious mode), the
+ten messages, the two records."""
 
 
 def message_schemas() -> dict[str, dict[str, object]]:

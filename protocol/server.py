@@ -3,9 +3,15 @@
 `start` invites the clients; `advertise_keys`, `share_keys` and `masked_input` each take the
 responses of their stage (client id -> message, or (client id, message) pairs when the
 transport may deliver duplicates) and return the next stage's requests; `unmask` returns the
-aggregate. A client missing from the responses is dropped; a bad response gets a named error,
-recorded in `rejections`, and its sender is dropped. Below t survivors, or when a secret can no
-longer be rebuilt, the method raises `ProtocolAbort` before asking for anything more.
+aggregate. In the malicious mode `masked_input` asks for signatures on the survivor set and
+`consistency_check` takes them before `unmask`. A client missing from the responses is dropped;
+a bad response gets a named error, recorded in `rejections`, and its sender is dropped. Below t
+survivors, or when a secret can no longer be rebuilt, the method raises `ProtocolAbort` before
+asking for anything more.
+
+Longer than the usual module: one class holds the whole round's state and each stage method
+reads what the earlier ones kept, so it stays in one place; the signature statements live in
+`identity.py`.
 
 `receive(stage, responses)` hands responses to their stage's method: the only stage -> method
 table, so no driver (the in-process runner, the pipeline scheduler) keeps its own.
@@ -27,6 +33,7 @@ from protocol.errors import (
     DuplicateSender,
     InvalidPublicKey,
     InvalidShare,
+    InvalidSignature,
     MalformedMessage,
     MaskedInputMismatch,
     ProtocolAbort,
@@ -38,6 +45,12 @@ from protocol.errors import (
     VectorLengthError,
 )
 from protocol.graph import connected_pieces, graph_seed, neighbour_graph
+from protocol.identity import (
+    IdentityManifest,
+    advertise_statement,
+    session_context,
+    survivors_statement,
+)
 from protocol.masking import (
     PublicKeys,
     add_mask,
@@ -49,6 +62,8 @@ from protocol.messages import (
     SERVER_ID,
     AdvertiseKeysRequest,
     AdvertiseKeysResponse,
+    ConsistencyCheckRequest,
+    ConsistencyCheckResponse,
     MaskedInputRequest,
     MaskedInputResponse,
     MaskingKeyShare,
@@ -58,6 +73,7 @@ from protocol.messages import (
     ShareCommitments,
     ShareKeysRequest,
     ShareKeysResponse,
+    SurvivorSignature,
     UnmaskRequest,
     UnmaskResponse,
     seed_commitment,
@@ -95,14 +111,23 @@ class _StageLog:
 class SecAggServer:
     """The server's side of one round, for `dimension`-long vectors."""
 
-    def __init__(self, config: SecAggConfig, dimension: int, round_number: int = 0) -> None:
+    def __init__(
+        self,
+        config: SecAggConfig,
+        dimension: int,
+        round_number: int = 0,
+        manifest: IdentityManifest | None = None,
+    ) -> None:
         if dimension < 1:
             raise ValueError(f"dimension must be >= 1, got {dimension}")
         if not 0 <= round_number < crypto.ROUND_LIMIT:
             raise ValueError(f"round_number must be in [0, 2^64), got {round_number}")
+        if config.mode == "malicious" and manifest is None:
+            raise ValueError("the malicious mode needs the identity manifest")
         self.config = config
         self.dimension = dimension
         self.round_number = round_number
+        self._manifest = manifest
         self.threshold = config.reconstruction_threshold
         self.next_stage: Stage | None = None
         self.statuses: dict[int, ClientStatus] = {}
@@ -120,12 +145,19 @@ class SecAggServer:
         self._seed_commitments: dict[int, bytes] = {}
         self._shared: set[int] = set()
         self._unmask_requests: dict[int, UnmaskRequest] = {}
+        self._survivor_set: list[int] = []
+        self._key_signatures: dict[int, bytes | None] = {}
         self._total: npt.NDArray[np.uint32] | None = None
         self._revealed_seed_shares: dict[int, int] = {}
         self._revealed_key_shares: dict[int, int] = {}
         self._aggregate_digest: str | None = None
 
     # -- bookkeeping --------------------------------------------------------------------------
+
+    def _context(self) -> bytes:
+        """The session context every malicious-mode signature of this round is bound to."""
+        assert self._manifest is not None
+        return session_context(self._manifest, self.config, self.dimension, self.round_number)
 
     def _header(self, client_id: int) -> dict[str, int]:
         return {"round": self.round_number, "sender": SERVER_ID, "receiver": client_id}
@@ -224,7 +256,7 @@ class SecAggServer:
     def _advance(self, stage: Stage, status: ClientStatus) -> None:
         for client_id in self._active:
             self.statuses[client_id] = status
-        self.next_stage = stage.next()
+        self.next_stage = stage.next(self.config.mode)
 
     # -- stage 0: invitation ------------------------------------------------------------------
 
@@ -266,6 +298,11 @@ class SecAggServer:
                 crypto.check_public_key(key)
             if keys[0] == keys[1] or seen_keys & set(keys):
                 raise InvalidPublicKey(f"client {client_id} reuses a public key")
+            if self._manifest is not None and self.config.mode == "malicious":
+                if message.signature is None:
+                    raise InvalidSignature(f"client {client_id}'s keys are not signed")
+                statement = advertise_statement(self._context(), client_id, *keys)
+                self._manifest.verify(client_id, statement, message.signature)
             seen_keys.update(keys)
 
         stage = Stage.ADVERTISE_KEYS
@@ -277,6 +314,7 @@ class SecAggServer:
             )
             for client_id, message in accepted.items()
         }
+        self._key_signatures = {c: message.signature for c, message in accepted.items()}
         participants = sorted(self._keys)
         self._graph = neighbour_graph(
             participants, self.config.degree, graph_seed(self.round_number, participants)
@@ -291,6 +329,7 @@ class SecAggServer:
                         client_id=peer,
                         encryption_public_key=self._keys[peer].encryption,
                         masking_public_key=self._keys[peer].masking,
+                        signature=self._key_signatures[peer],
                     )
                     for peer in sorted(self._graph[client_id])
                 ],
@@ -353,8 +392,11 @@ class SecAggServer:
 
     # -- stage 3 ------------------------------------------------------------------------------
 
-    def masked_input(self, responses: Responses[MaskedInputResponse]) -> dict[int, UnmaskRequest]:
-        """Sum the masked vectors, check every needed secret can be rebuilt, ask for shares."""
+    def masked_input(
+        self, responses: Responses[MaskedInputResponse]
+    ) -> dict[int, UnmaskRequest] | dict[int, ConsistencyCheckRequest]:
+        """Sum the masked vectors, check every needed secret can be rebuilt, then ask for shares
+        (semi-honest) or for signatures on the survivor set (malicious mode)."""
         expected_bytes = 4 * self.dimension
 
         def validate(client_id: int, message: MaskedInputResponse) -> None:
@@ -405,16 +447,29 @@ class SecAggServer:
         for message in accepted.values():
             np.add(total, message.vector(), out=total)
         self._total = total
-        self._unmask_requests = {
+        self._survivor_set = sorted(survivors)
+        self._advance(stage, ClientStatus.SENT_MASKED_INPUT)
+        if self.config.mode == "malicious":
+            return self._consistency_requests(stage)
+        self._unmask_requests = self._build_unmask_requests(survivors, [])
+        return dict(self._unmask_requests)
+
+    def _build_unmask_requests(
+        self, recipients: Iterable[int], signatures: list[SurvivorSignature]
+    ) -> dict[int, UnmaskRequest]:
+        """Each recipient's partition of the clients whose shares it holds: survivors (reveal
+        the self-mask share) and dropped after sharing keys (reveal the masking-key share)."""
+        survivors = set(self._survivor_set)
+        dropped = self._shared - survivors
+        return {
             client_id: UnmaskRequest(
                 **self._header(client_id),
                 survivors=sorted((self._graph[client_id] | {client_id}) & survivors),
                 dropped=sorted(self._graph[client_id] & dropped),
+                consistency_signatures=signatures,
             )
-            for client_id in sorted(survivors)
+            for client_id in sorted(recipients)
         }
-        self._advance(stage, ClientStatus.SENT_MASKED_INPUT)
-        return dict(self._unmask_requests)
 
     def _require_connected(self, stage: Stage, survivors: set[int]) -> None:
         """Abort unless the survivors form one connected piece of the neighbour graph.
@@ -434,6 +489,54 @@ class SecAggServer:
                 f"the survivors' neighbour graph is not connected: {len(pieces)} pieces of "
                 f"{sizes} clients, whose sums the server could read one by one",
             )
+
+    # -- malicious mode: consistency check ------------------------------------------------------
+
+    def _consistency_requests(self, stage: Stage) -> dict[int, ConsistencyCheckRequest]:
+        quorum = self.config.consistency_quorum
+        if len(self._survivor_set) < quorum:
+            raise self._abort(
+                stage,
+                f"{len(self._survivor_set)} survivors cannot reach the consistency quorum of "
+                f"{quorum} signatures",
+            )
+        return {
+            client_id: ConsistencyCheckRequest(
+                **self._header(client_id), survivors=self._survivor_set
+            )
+            for client_id in self._survivor_set
+        }
+
+    def consistency_check(
+        self, responses: Responses[ConsistencyCheckResponse]
+    ) -> dict[int, UnmaskRequest]:
+        """Malicious mode: keep the survivors' signatures on the survivor set; with a quorum of
+        them, ask the signers for their shares, relaying every signature (SPEC.md §10)."""
+        if self.next_stage is not Stage.CONSISTENCY_CHECK or self._manifest is None:
+            wanted = self.next_stage.value if self.next_stage else "nothing (round over)"
+            raise UnexpectedStage(f"server expects {wanted} responses, not consistency_check")
+        statement = survivors_statement(self._context(), sorted(self._keys), self._survivor_set)
+
+        def validate(client_id: int, message: ConsistencyCheckResponse) -> None:
+            assert self._manifest is not None
+            self._manifest.verify(client_id, statement, message.signature)
+
+        stage = Stage.CONSISTENCY_CHECK
+        accepted = self._collect(stage, responses, ConsistencyCheckResponse, validate)
+        quorum = self.config.consistency_quorum
+        if len(accepted) < quorum:
+            raise self._abort(
+                stage,
+                f"{len(accepted)} survivors signed the survivor set, fewer than the quorum of "
+                f"{quorum}; no share is asked for",
+            )
+        signatures = [
+            SurvivorSignature(signer=client_id, signature=accepted[client_id].signature)
+            for client_id in sorted(accepted)
+        ]
+        self._unmask_requests = self._build_unmask_requests(accepted, signatures)
+        self._advance(stage, ClientStatus.SIGNED_SURVIVORS)
+        return dict(self._unmask_requests)
 
     # -- stage 4 ------------------------------------------------------------------------------
 
@@ -483,7 +586,7 @@ class SecAggServer:
         self._revealed_seed_shares = {o: len(s) for o, s in sorted(seed_shares.items())}
         self._revealed_key_shares = {o: len(s) for o, s in sorted(key_shares.items())}
         assert self._total is not None
-        survivors = set(self._unmask_requests)
+        survivors = set(self._survivor_set)
         dropped = self._shared - survivors
         total = self._total
         for owner in sorted(survivors):
@@ -554,6 +657,8 @@ class SecAggServer:
                 return self.share_keys(responses)
             case Stage.MASKED_INPUT:
                 return self.masked_input(responses)
+            case Stage.CONSISTENCY_CHECK:
+                return self.consistency_check(responses)
             case Stage.UNMASK:
                 return self.unmask(responses)
 

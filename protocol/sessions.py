@@ -6,18 +6,32 @@ message may carry requests of two consecutive rounds, e.g. round r's masked-inpu
 round r+1's advertise-keys request. `ClientSessions` routes each request to its round, opens a
 round on its advertise-keys request and forgets a round once it is over, aborted, or abandoned
 by the server.
+
+A node that holds a long-term identity (malicious mode, SPEC.md §10) passes it here: it then
+takes part in malicious-mode rounds only (a server could otherwise simply ask for a semi-honest
+one), and never reopens a round whose survivor set it has signed.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
 from protocol.client import SecAggClient
-from protocol.errors import MalformedMessage, ProtocolError, UnexpectedStage
+from protocol.errors import (
+    ConfigMismatch,
+    MalformedMessage,
+    ProtocolError,
+    RefusedRequest,
+    UnexpectedStage,
+)
+from protocol.identity import IdentityManifest
 from protocol.messages import (
     AdvertiseKeysRequest,
     AnyRequest,
     AnyResponse,
+    ConsistencyCheckRequest,
     MaskedInputRequest,
     ShareKeysRequest,
     UnmaskRequest,
@@ -25,7 +39,13 @@ from protocol.messages import (
 from protocol.stages import Stage
 from protocol.state import SessionsState
 
-_REQUEST_TYPES = (AdvertiseKeysRequest, ShareKeysRequest, MaskedInputRequest, UnmaskRequest)
+_REQUEST_TYPES = (
+    AdvertiseKeysRequest,
+    ShareKeysRequest,
+    MaskedInputRequest,
+    ConsistencyCheckRequest,
+    UnmaskRequest,
+)
 
 MAX_OPEN_ROUNDS = 2
 """Round r waiting for its unmask request and round r+1 sharing keys: never more."""
@@ -37,8 +57,17 @@ ProvideInput = Callable[[SecAggClient], None]
 class ClientSessions:
     """One client's protocol state across rounds: at most `MAX_OPEN_ROUNDS` rounds open."""
 
-    def __init__(self) -> None:
+    def __init__(
+        self,
+        identity: Ed25519PrivateKey | None = None,
+        manifest: IdentityManifest | None = None,
+    ) -> None:
+        if (identity is None) != (manifest is None):
+            raise ValueError("give both the identity and the manifest, or neither")
         self._rounds: dict[int, SecAggClient] = {}
+        self._identity, self._manifest = identity, manifest
+        self.signed_through: int | None = None
+        """The latest round whose survivor set this node signed (malicious mode)."""
 
     @property
     def open_rounds(self) -> list[int]:
@@ -48,15 +77,28 @@ class ClientSessions:
         return self._rounds.get(round_number)
 
     def to_state(self) -> SessionsState:
-        return SessionsState(rounds={r: c.to_state() for r, c in sorted(self._rounds.items())})
+        return SessionsState(
+            rounds={r: c.to_state() for r, c in sorted(self._rounds.items())},
+            signed_through=self.signed_through,
+        )
 
     @classmethod
-    def from_state(cls, state: SessionsState) -> ClientSessions:
+    def from_state(
+        cls,
+        state: SessionsState,
+        identity: Ed25519PrivateKey | None = None,
+        manifest: IdentityManifest | None = None,
+    ) -> ClientSessions:
+        """The sessions `to_state` described; the node's identity and manifest are passed in
+        (they are long-term, not a round's, so the stored state never holds them)."""
         misfiled = [r for r, client in state.rounds.items() if client.round_number != r]
         if misfiled:
             raise MalformedMessage(f"stored rounds {misfiled} hold another round's state")
-        sessions = cls()
-        sessions._rounds = {r: SecAggClient.from_state(c) for r, c in state.rounds.items()}
+        sessions = cls(identity, manifest)
+        sessions._rounds = {
+            r: SecAggClient.from_state(c, identity, manifest) for r, c in state.rounds.items()
+        }
+        sessions.signed_through = state.signed_through
         return sessions
 
     def to_bytes(self) -> bytes:
@@ -64,11 +106,16 @@ class ClientSessions:
         return self.to_state().model_dump_json().encode()
 
     @classmethod
-    def from_bytes(cls, data: bytes) -> ClientSessions:
+    def from_bytes(
+        cls,
+        data: bytes,
+        identity: Ed25519PrivateKey | None = None,
+        manifest: IdentityManifest | None = None,
+    ) -> ClientSessions:
         """Load `to_bytes` output; anything else (a corrupted or foreign store) raises
         MalformedMessage, so the transport treats it like any bad input."""
         try:
-            return cls.from_state(SessionsState.model_validate_json(data))
+            return cls.from_state(SessionsState.model_validate_json(data), identity, manifest)
         except ProtocolError:
             raise
         except (ValueError, TypeError, KeyError, ArithmeticError, RecursionError) as error:
@@ -114,13 +161,16 @@ class ClientSessions:
 
     def _answer(self, request: AnyRequest, provide_input: ProvideInput | None) -> AnyResponse:
         if isinstance(request, AdvertiseKeysRequest):
-            # A new advertise-keys request (re)opens the round with fresh keys; any earlier
-            # attempt at this round never masked anything, so it is simply dropped.
+            # A new advertise-keys request (re)opens the round with fresh keys; the earlier
+            # attempt at this round is dropped.
+            self._check_may_open(request)
             client = SecAggClient(
                 request.receiver,
                 request.config,
                 dimension=request.dimension,
                 round_number=request.round,
+                identity=self._identity,
+                manifest=self._manifest,
             )
             self._rounds[request.round] = client
         else:
@@ -135,8 +185,27 @@ class ClientSessions:
         if masking and client.next_stage is Stage.MASKED_INPUT and provide_input is not None:
             provide_input(client)
         response = client.handle(request)
+        if isinstance(request, ConsistencyCheckRequest):
+            self.signed_through = max(request.round, self.signed_through or 0)
         if masking:
             client.release_input()  # masked and sent: only keys and shares stay
         if client.next_stage is None:
             del self._rounds[request.round]  # round over: keep no secret around
         return response
+
+    def _check_may_open(self, request: AdvertiseKeysRequest) -> None:
+        """A node with an identity takes part in malicious-mode rounds only, and signs at most
+        one survivor set per round number: it refuses to (re)open a round at or before the
+        last one it signed for, so no server can collect two of its signatures for one round."""
+        if self._identity is None:
+            return
+        if request.config.mode != "malicious":
+            raise ConfigMismatch(
+                f"this node holds an identity key and joins malicious-mode rounds only, the "
+                f"server asked for mode {request.config.mode!r}"
+            )
+        if self.signed_through is not None and request.round <= self.signed_through:
+            raise RefusedRequest(
+                f"round {request.round} is not after round {self.signed_through}, whose survivor "
+                "set this node already signed"
+            )

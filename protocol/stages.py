@@ -8,26 +8,35 @@ same readable string in messages, transcripts and schemas.
 from __future__ import annotations
 
 from enum import StrEnum
+from typing import Literal
 
 
 class Stage(StrEnum):
-    """The four stages of a round, in protocol order (semi-honest variant: no consistency stage)."""
+    """The stages of a round, in protocol order. A semi-honest round skips CONSISTENCY_CHECK
+    (`STAGE_ORDER`); a malicious-mode round runs all five (`MALICIOUS_STAGE_ORDER`)."""
 
     ADVERTISE_KEYS = "advertise_keys"
     SHARE_KEYS = "share_keys"
     MASKED_INPUT = "masked_input"
+    CONSISTENCY_CHECK = "consistency_check"
     UNMASK = "unmask"
 
     @property
     def position(self) -> int:
-        """Zero-based place of the stage in a round, so stages compare by order, not by name."""
-        return STAGE_ORDER.index(self)
+        """Zero-based place of the stage among all five, so stages compare by order, not by name
+        (a semi-honest round simply has no stage at position 3)."""
+        return MALICIOUS_STAGE_ORDER.index(self)
 
-    def next(self) -> Stage | None:
-        """The stage that follows this one, or None after the last stage."""
-        following = self.position + 1
-        return STAGE_ORDER[following] if following < len(STAGE_ORDER) else None
+    def next(self, mode: Mode = "semi-honest") -> Stage | None:
+        """The stage that follows this one in a round of `mode`, or None after the last."""
+        order = stage_order(mode)
+        following = order.index(self) + 1
+        return order[following] if following < len(order) else None
 
+
+Mode = Literal["semi-honest", "malicious"]
+"""Which server the round defends against (SPEC.md §1): one that follows the protocol, or one
+that may deviate from it (signed keys and a consistency check)."""
 
 STAGE_ORDER: tuple[Stage, ...] = (
     Stage.ADVERTISE_KEYS,
@@ -35,7 +44,22 @@ STAGE_ORDER: tuple[Stage, ...] = (
     Stage.MASKED_INPUT,
     Stage.UNMASK,
 )
-"""The explicit order of a round; `Stage.position` reads it."""
+"""The stages of a semi-honest round, in order."""
+
+MALICIOUS_STAGE_ORDER: tuple[Stage, ...] = (
+    Stage.ADVERTISE_KEYS,
+    Stage.SHARE_KEYS,
+    Stage.MASKED_INPUT,
+    Stage.CONSISTENCY_CHECK,
+    Stage.UNMASK,
+)
+"""The stages of a malicious-mode round, in order: survivors sign the survivor set before any
+share is revealed."""
+
+
+def stage_order(mode: Mode) -> tuple[Stage, ...]:
+    """The stages a round of `mode` runs, in order."""
+    return MALICIOUS_STAGE_ORDER if mode == "malicious" else STAGE_ORDER
 
 
 class ClientStatus(StrEnum):
@@ -45,6 +69,7 @@ class ClientStatus(StrEnum):
     ADVERTISED_KEYS = "advertised_keys"
     SHARED_KEYS = "shared_keys"
     SENT_MASKED_INPUT = "sent_masked_input"
+    SIGNED_SURVIVORS = "signed_survivors"
     UNMASKED = "unmasked"
     DROPPED = "dropped"
     ABORTED = "aborted"
@@ -76,5 +101,7 @@ class DropReason(StrEnum):
     lost in transit), or its binding does not match (altered in transit, or another session's)."""
     TOO_FEW_NEIGHBOURS = "too_few_neighbours"
     """Fewer than t of the client's share holders remain, so its secrets could not be rebuilt."""
+    INVALID_SIGNATURE = "invalid_signature"
+    """Malicious mode: a signature did not verify under the client's identity key."""
     CLIENT_REFUSED = "client_refused"
     """The client raised a protocol error instead of answering (seen by the in-process runner)."""

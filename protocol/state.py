@@ -9,7 +9,12 @@ secret in it is listed here, so what a node holds at each point of a round can b
 | advertise_keys | both | yes | — | — | only if given early |
 | share_keys | both | yes | one per neighbour | its own | only if given early |
 | masked_input | — | — | — | its own and its neighbours' | released by the transport |
+| consistency_check (malicious mode) | — | — | — | its own and its neighbours' | — |
 | unmask | — (the round is over; nothing is stored) | | | | |
+
+In the malicious mode a client also keeps U1 as it was shown (after share_keys) and the survivor
+set it signed (after consistency_check); its long-term identity key is the node's and is never
+part of this state.
 """
 
 from __future__ import annotations
@@ -35,9 +40,12 @@ class Channel(_State):
 
 
 class ClientState(_State):
-    """One client's state in one round, between two stages."""
+    """One client's state in one round, between two stages.
 
-    version: Literal[1] = 1
+    Version 2 added `participants` and `survivor_set` (malicious mode); version 1 states, which
+    lack them, still load."""
+
+    version: Literal[1, 2] = 2
     client_id: ClientId
     config: SecAggConfig
     round_number: RoundNumber | None
@@ -59,10 +67,18 @@ class ClientState(_State):
     """Shares of each dealer's self-mask seed this client holds, by dealer."""
     held_key_shares: dict[int, ShareValue]
     """Shares of each dealer's masking key this client holds, by dealer."""
+    participants: list[ClientId] | None = None
+    """Malicious mode: U1 as this client was shown it (to check a survivor set's graph)."""
+    survivor_set: list[ClientId] | None = None
+    """Malicious mode: the survivor set this client signed; it reveals shares for no other."""
 
 
 class SessionsState(_State):
-    """A client's open rounds (`ClientSessions`), by round number."""
+    """A client's open rounds (`ClientSessions`), by round number (version 2 added
+    `signed_through`; version 1 states still load)."""
 
-    version: Literal[1] = 1
+    version: Literal[1, 2] = 2
     rounds: dict[RoundNumber, ClientState]
+    signed_through: RoundNumber | None = None
+    """Malicious mode: the latest round whose survivor set this client signed; it never opens
+    that round, or an earlier one, again (one signature per round number)."""

@@ -18,6 +18,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from protocol import (
+    STAGE_ORDER,
     ProtocolAbort,
     RoundOutcome,
     SecAggConfig,
@@ -129,7 +130,7 @@ def simulate(
         transient=True,
         disable=not _err.is_terminal,
     ) as progress:
-        tasks = {stage: progress.add_task(stage.value, total=clients) for stage in Stage}
+        tasks = {stage: progress.add_task(stage.value, total=clients) for stage in STAGE_ORDER}
 
         def advance(stage: Stage, done: int, total: int) -> None:
             progress.update(tasks[stage], completed=done, total=total)
@@ -362,7 +363,9 @@ def inspect(
     received = loaded.received_by_server()
     sent_by_server = [e for e in loaded.entries if e.sender == 0]
     summary: dict[str, Any] = {}
-    for stage in Stage:
+    seen = {entry.stage for entry in loaded.entries}
+    stages = [s for s in Stage if s in STAGE_ORDER or s in seen]  # + consistency_check if run
+    for stage in stages:
         entries = received.get(stage, [])
         requests = [e for e in sent_by_server if e.stage is stage]
         summary[stage.value] = {
@@ -376,7 +379,7 @@ def inspect(
     if json_output:
         print(json.dumps(summary))
         return
-    for stage in Stage:
+    for stage in stages:
         stage_summary = summary[stage.value]
         table = Table(
             title=f"{stage.value}: {stage_summary['responses_received']} of "

@@ -119,11 +119,12 @@ class KeySubstitution:
             self.fakes[peer.client_id] = _FakePeer(
                 keys, crypto.private_key_bytes(encryption), crypto.private_key_bytes(masking)
             )
-            neighbours.append(
+            neighbours.append(  # the owner's signature, if any, cannot be forged: keep it
                 PeerKeys(
                     client_id=peer.client_id,
                     encryption_public_key=keys.encryption,
                     masking_public_key=keys.masking,
+                    signature=peer.signature,
                 )
             )
         return request.model_copy(update={"neighbours": neighbours})

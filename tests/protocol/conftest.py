@@ -10,17 +10,22 @@ import pytest
 
 from protocol import (
     AggregateResult,
+    IdentityManifest,
     Message,
     ProtocolError,
     SecAggClient,
     SecAggConfig,
     SecAggServer,
     Stage,
+    generate_identity,
+    stage_order,
 )
 
 
 class ManualRound:
-    """Real clients and a real server, advanced one stage at a time by the test."""
+    """Real clients and a real server, advanced one stage at a time by the test.
+
+    A malicious-mode config gets a fresh identity per client and their manifest."""
 
     def __init__(
         self,
@@ -31,6 +36,14 @@ class ManualRound:
         seed: int = 0,
     ) -> None:
         self.config = config or SecAggConfig(num_clients=num_clients, scale=2.0**10)
+        self.order = stage_order(self.config.mode)
+        malicious = self.config.mode == "malicious"
+        self.identities = (
+            {c: generate_identity() for c in range(1, num_clients + 1)} if malicious else {}
+        )
+        self.manifest = (
+            IdentityManifest.of("test-federation", self.identities) if malicious else None
+        )
         rng = np.random.default_rng(seed)
         self.inputs = {
             client_id: rng.uniform(-1, 1, dimension) for client_id in range(1, num_clients + 1)
@@ -42,10 +55,12 @@ class ManualRound:
                 vector,
                 rounding_seed=seed + client_id,
                 round_number=round_number,
+                identity=self.identities.get(client_id),
+                manifest=self.manifest,
             )
             for client_id, vector in self.inputs.items()
         }
-        self.server = SecAggServer(self.config, dimension, round_number)
+        self.server = SecAggServer(self.config, dimension, round_number, self.manifest)
         self.requests: dict[Stage, dict[int, Any]] = {
             Stage.ADVERTISE_KEYS: self.server.start(sorted(self.clients))
         }
@@ -77,7 +92,7 @@ class ManualRound:
     def deliver(self, stage: Stage, responses: Mapping[int, Any] | list[tuple[int, Any]]) -> Any:
         """Hand responses to the server and keep what it returns."""
         outcome = self.server.receive(stage, responses)
-        next_stage = stage.next()
+        next_stage = stage.next(self.config.mode)
         if next_stage is None:
             self.result = outcome
         else:
@@ -88,9 +103,14 @@ class ManualRound:
         return self.deliver(stage, self.answer(stage, silent))
 
     def play_until(self, stage: Stage) -> None:
-        """Complete every stage before `stage`."""
-        for earlier in list(Stage)[: stage.position]:
+        """Complete every stage before `stage` (in this round's mode)."""
+        for earlier in self.order[: self.order.index(stage)]:
             self.play(earlier)
+
+    def play_all(self) -> None:
+        """Complete the round."""
+        for stage in self.order:
+            self.play(stage)
 
     def expected_sum(self, survivors: Iterable[int]) -> np.ndarray:
         from protocol import to_signed

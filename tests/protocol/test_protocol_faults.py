@@ -44,7 +44,7 @@ if TYPE_CHECKING:
 
 
 def _finish(round_: ManualRound, from_stage: Stage) -> None:
-    for stage in list(Stage)[from_stage.position :]:
+    for stage in round_.order[round_.order.index(from_stage) :]:
         round_.play(stage)
 
 

@@ -15,49 +15,80 @@ from functools import cache
 from typing import Any
 
 import numpy as np
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from protocol import (
     MESSAGE_TYPES,
     ClientSessions,
+    IdentityManifest,
     Message,
+    Mode,
     ProtocolError,
     SecAggClient,
     SecAggConfig,
     SecAggServer,
     Stage,
+    generate_identity,
     parse_message,
+    stage_order,
 )
 from protocol.state import SessionsState
 
 _FUZZ = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
+IDENTITIES = {c: generate_identity() for c in (1, 2, 3, 4)}
+MANIFEST = IdentityManifest.of("fuzz", IDENTITIES)
+
+
 @cache
-def _real_round() -> tuple[list[bytes], list[bytes]]:
-    """Wire bytes of one message of each type from a real round, and the stored sessions of one
-    client after each stage (built once: hypothesis reuses them for every example)."""
-    config = SecAggConfig(num_clients=4, scale=2.0**10)
+def _real_round(mode: Mode) -> tuple[list[bytes], list[bytes]]:
+    """Wire bytes of one message of each type from a real round of `mode`, and the stored
+    sessions of one client after each stage (built once: hypothesis reuses them)."""
+    config = SecAggConfig(num_clients=4, scale=2.0**10, mode=mode)
     rng = np.random.default_rng(0)
+    malicious = mode == "malicious"
     clients = {
-        c: SecAggClient(c, config, rng.uniform(-1, 1, 3), round_number=5) for c in (1, 2, 3, 4)
+        c: SecAggClient(
+            c,
+            config,
+            rng.uniform(-1, 1, 3),
+            round_number=5,
+            identity=IDENTITIES[c] if malicious else None,
+            manifest=MANIFEST if malicious else None,
+        )
+        for c in (1, 2, 3, 4)
     }
-    server = SecAggServer(config, 3, round_number=5)
-    handlers = [server.advertise_keys, server.share_keys, server.masked_input, server.unmask]
+    server = SecAggServer(config, 3, round_number=5, manifest=MANIFEST if malicious else None)
+    handlers = {
+        Stage.ADVERTISE_KEYS: server.advertise_keys,
+        Stage.SHARE_KEYS: server.share_keys,
+        Stage.MASKED_INPUT: server.masked_input,
+        Stage.CONSISTENCY_CHECK: server.consistency_check,
+        Stage.UNMASK: server.unmask,
+    }
     messages: list[Message] = []
     states: list[bytes] = []
     requests: Any = server.start(sorted(clients))
-    for handler in handlers:
+    for stage in stage_order(mode):
         responses = {c: clients[c].handle(request) for c, request in requests.items()}
         messages += [*requests.values(), *responses.values()]
         if clients[1].next_stage is not None:
             states.append(
                 SessionsState(rounds={5: clients[1].to_state()}).model_dump_json().encode()
             )
-        requests = handler(responses)
+        requests = handlers[stage](responses)
     one_per_type = {type(m): m.to_bytes() for m in messages}
     return list(one_per_type.values()), states
+
+
+def _corpus() -> tuple[list[bytes], list[bytes]]:
+    """Messages of both modes (signed and unsigned keys, both unmask forms) and stored states."""
+    semi_messages, semi_states = _real_round("semi-honest")
+    messages, states = _real_round("malicious")
+    return semi_messages + messages, semi_states + states
 
 
 def _split(data: bytes) -> tuple[Any, bytes]:
@@ -148,6 +179,8 @@ def _parse_or_protocol_error(data: bytes) -> None:
 def _load_or_protocol_error(data: bytes) -> None:
     with contextlib.suppress(ProtocolError):
         ClientSessions.from_bytes(data)
+    with contextlib.suppress(ProtocolError):
+        ClientSessions.from_bytes(data, IDENTITIES[1], MANIFEST)
 
 
 @_FUZZ
@@ -172,7 +205,7 @@ def test_parse_message_answers_mutated_valid_bytes_with_a_protocol_error(
     data: st.DataObject,
 ) -> None:
     # Prepare
-    messages, _ = _real_round()
+    messages, _ = _corpus()
     # Execute / Assert
     _parse_or_protocol_error(data.draw(_byte_mutations(messages)))
 
@@ -183,7 +216,7 @@ def test_parse_message_answers_mutated_valid_headers_with_a_protocol_error(
     data: st.DataObject,
 ) -> None:
     # Prepare
-    messages, _ = _real_round()
+    messages, _ = _corpus()
     # Execute / Assert
     _parse_or_protocol_error(data.draw(_json_mutations(messages, framed=True)))
 
@@ -201,23 +234,22 @@ def test_sessions_from_bytes_answers_mutated_valid_state_with_a_protocol_error(
     data: st.DataObject,
 ) -> None:
     # Prepare
-    _, states = _real_round()
+    _, states = _corpus()
     # Execute / Assert
     _load_or_protocol_error(data.draw(_byte_mutations(states)))
     _load_or_protocol_error(data.draw(_json_mutations(states, framed=False)))
 
 
-def test_the_fuzzed_corpus_is_a_real_round() -> None:
+@pytest.mark.parametrize("mode", ["semi-honest", "malicious"])
+def test_the_fuzzed_corpus_is_a_real_round(mode: Mode) -> None:
     # Prepare
-    messages, states = _real_round()
+    messages, states = _real_round(mode)
+    identity = (IDENTITIES[1], MANIFEST) if mode == "malicious" else (None, None)
     # Execute
     parsed = [parse_message(m) for m in messages]
-    loaded = [ClientSessions.from_bytes(s) for s in states]
-    # Assert: every stage's messages, and a stored state after each of the first three stages
-    assert {m.stage for m in parsed} == set(Stage)
-    assert {type(m) for m in parsed} == set(MESSAGE_TYPES)
-    assert [s.session(5).next_stage for s in loaded] == [  # type: ignore[union-attr]
-        Stage.SHARE_KEYS,
-        Stage.MASKED_INPUT,
-        Stage.UNMASK,
-    ]
+    loaded = [ClientSessions.from_bytes(s, *identity) for s in states]
+    # Assert: every stage's messages, and a stored state after every stage but the last
+    order = stage_order(mode)
+    assert {m.stage for m in parsed} == set(order)
+    assert {type(m) for m in parsed} >= {t for t in MESSAGE_TYPES if t.stage in order}
+    assert [s.session(5).next_stage for s in loaded] == list(order[1:])  # type: ignore[union-attr]

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from protocol import (
+    STAGE_ORDER,
     AggregateResult,
     Cohort,
     MaskedInputResponse,
@@ -124,7 +125,7 @@ def test_without_pipelining_every_stage_is_a_message_of_its_own() -> None:
     prepared = scheduler.prepared
     second = scheduler.run_round(2, cohort, DIMENSION, send)
     # Assert
-    stages = [stage.value for stage in Stage]
+    stages = [stage.value for stage in STAGE_ORDER]
     assert send.labels() == [(1, s) for s in stages] + [(2, s) for s in stages]
     assert prepared is None
     _assert_exact(first, nodes)
@@ -214,7 +215,7 @@ def test_a_changed_next_round_starts_afresh(change: str) -> None:
     # Execute
     second = scheduler.run_round(2, Cohort.of(members, config), dimension, send)
     # Assert: round 2's key stages ran again, for the new cohort, and it sums exactly
-    assert send.labels()[4:] == [(2, s.value) for s in Stage]
+    assert send.labels()[4:] == [(2, s.value) for s in STAGE_ORDER]
     assert list(send.sent[4].batches) == members
     _assert_exact(second, nodes)
     assert second.contributors() == members
@@ -264,7 +265,7 @@ def test_each_round_keeps_its_timings_per_stage_and_message() -> None:
     second = scheduler.run_round(2, cohort, DIMENSION, nodes)
     # Assert: the state machine per stage; each message's round trip and local work
     messages = ["advertise_keys", "share_keys", "masked_input+advertise_keys", "unmask+share_keys"]
-    assert set(first.seconds) == {f"{stage.value}.server" for stage in Stage} | {
+    assert set(first.seconds) == {f"{stage.value}.server" for stage in STAGE_ORDER} | {
         f"{label}.{part}" for label in messages for part in ("exchange", "transport")
     }
     assert {"advertise_keys.server", "masked_input.exchange", "unmask.server"} <= set(

@@ -1,0 +1,156 @@
+"""Long-term Ed25519 identities for the malicious-server mode, and what they sign.
+
+Every client has one identity key for the life of the federation, registered out of band: the
+server and every client hold the same public `IdentityManifest` (client id -> Ed25519 public
+key). A client signs two statements per round, each bound to the round's session context:
+its fresh public keys (advertise_keys), and the survivor set (consistency_check). A server that
+substitutes keys, invents clients or shows different survivor sets to different clients is
+caught by these signatures (SPEC.md §10).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import struct
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Annotated
+
+import numpy as np
+from cryptography.exceptions import InvalidSignature as _CryptographyInvalidSignature
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
+
+from protocol.config import SecAggConfig
+from protocol.crypto import DOMAIN
+from protocol.errors import InvalidSignature
+
+IdentityPublicKey = Annotated[bytes, Field(min_length=32, max_length=32)]
+
+
+def generate_identity() -> Ed25519PrivateKey:
+    """A fresh long-term identity key from the OS generator."""
+    return Ed25519PrivateKey.generate()
+
+
+def identity_public_key(identity: Ed25519PrivateKey) -> bytes:
+    """The 32 raw bytes of an identity's public key, as the manifest lists it."""
+    return identity.public_key().public_bytes_raw()
+
+
+class IdentityManifest(BaseModel):
+    """The public registry every party holds: which identity key speaks for which client."""
+
+    model_config = ConfigDict(
+        frozen=True,
+        extra="forbid",
+        use_attribute_docstrings=True,
+        ser_json_bytes="base64",
+        val_json_bytes="base64",
+    )
+
+    federation: str = Field(min_length=1, max_length=256)
+    """Names the federation; signed into every statement, so a signature made for one
+    federation never counts in another that reuses the same keys."""
+    keys: dict[Annotated[int, Field(ge=1, lt=2**32)], IdentityPublicKey]
+    """Client id -> Ed25519 public key (32 raw bytes)."""
+
+    _loaded: dict[int, Ed25519PublicKey] = PrivateAttr(default_factory=dict)
+
+    def verify(self, client_id: int, statement: bytes, signature: bytes) -> None:
+        """Raise `InvalidSignature` unless `signature` is `client_id`'s over `statement`."""
+        raw = self.keys.get(client_id)
+        if raw is None:
+            raise InvalidSignature(f"client {client_id} is not in the identity manifest")
+        key = self._loaded.get(client_id)
+        if key is None:
+            try:
+                key = self._loaded[client_id] = Ed25519PublicKey.from_public_bytes(raw)
+            except ValueError as error:
+                raise InvalidSignature(f"client {client_id}'s identity key: {error}") from error
+        try:
+            key.verify(signature, statement)
+        except _CryptographyInvalidSignature as error:
+            raise InvalidSignature(f"client {client_id}'s signature does not verify") from error
+
+    @classmethod
+    def of(cls, federation: str, identities: Mapping[int, Ed25519PrivateKey]) -> IdentityManifest:
+        """The manifest of these identities (a test or a registration tool builds it)."""
+        keys = {c: identity_public_key(key) for c, key in sorted(identities.items())}
+        return cls(federation=federation, keys=keys)
+
+
+def _length_prefixed(parts: Iterable[bytes]) -> bytes:
+    return b"".join(struct.pack("<I", len(part)) + part for part in parts)
+
+
+def _ids(client_ids: Sequence[int]) -> bytes:
+    return np.asarray(client_ids, dtype="<u4").tobytes()
+
+
+def session_context(
+    manifest: IdentityManifest, config: SecAggConfig, dimension: int, round_number: int
+) -> bytes:
+    """SHA-256 over the federation, round, parameters and dimension: what every signature in a
+    round is bound to (both ends compute it from what they agreed on)."""
+    return hashlib.sha256(
+        _length_prefixed(
+            [
+                DOMAIN + b"/session",
+                manifest.federation.encode(),
+                struct.pack("<Q", round_number),
+                config.model_dump_json().encode(),
+                struct.pack("<Q", dimension),
+            ]
+        )
+    ).digest()
+
+
+def advertise_statement(
+    context: bytes, client_id: int, encryption_key: bytes, masking_key: bytes
+) -> bytes:
+    """What a client signs at advertise_keys: its id and its two fresh public keys, in this
+    session."""
+    return _length_prefixed(
+        [
+            DOMAIN + b"/advertise-keys",
+            context,
+            struct.pack("<I", client_id),
+            encryption_key,
+            masking_key,
+        ]
+    )
+
+
+def survivors_statement(
+    context: bytes, participants: Sequence[int], survivors: Sequence[int]
+) -> bytes:
+    """What a survivor signs at consistency_check: the participant list it was shown (U1) and
+    the survivor set (U3), in this session. Two clients shown different sets sign different
+    statements, so their signatures never add up."""
+    return _length_prefixed([DOMAIN + b"/survivors", context, _ids(participants), _ids(survivors)])
+
+
+def sign(identity: Ed25519PrivateKey, statement: bytes) -> bytes:
+    """An Ed25519 signature over `statement` (64 bytes)."""
+    return identity.sign(statement)
+
+
+def count_valid_signers(
+    manifest: IdentityManifest,
+    statement: bytes,
+    signatures: Iterable[tuple[int, bytes]],
+    eligible: Iterable[int],
+) -> set[int]:
+    """The distinct eligible clients whose signature over `statement` verifies; invalid,
+    repeated or ineligible entries simply do not count."""
+    allowed = set(eligible)
+    valid: set[int] = set()
+    for signer, signature in signatures:
+        if signer in valid or signer not in allowed:
+            continue
+        try:
+            manifest.verify(signer, statement, signature)
+        except InvalidSignature:
+            continue
+        valid.add(signer)
+    return valid
