@@ -6,6 +6,8 @@ or ``unknown key 'epoch' in [training]; allowed keys: batch_size, epochs, ...``.
 
 from __future__ import annotations
 
+import codecs
+import itertools
 import tomllib
 from pathlib import Path
 from typing import Annotated, Any, Literal, get_args
@@ -68,22 +70,67 @@ class GermanCreditData(_Section):
 
 
 class FileData(_Section):
+    """A CSV or Parquet table of your own; README "Bring your own data" explains every key.
+
+    These keys are checked here; the table itself is checked against them when it is loaded
+    (`experiments/world/checks.py`), before anything trains.
+    """
+
     source: Literal["file"]
-    path: Path
-    label: str
-    positive: str | int | None = None
-    sensitive: list[str] = []
-    quasi_identifiers: list[str] = []
-    features: list[str] | None = None
-    partition: str | None = None
-    dirichlet_alpha: PositiveFloat | None = None
-    firms: int = Field(default=8, ge=2, le=64)
+    path: Path = Field(description="The table; a relative path is read from the config's folder.")
+    label: str = Field(min_length=1, description="The outcome column.")
+    positive: str | int | None = Field(
+        default=None, description="The label value meaning default; omit only for a 0/1 label."
+    )
+    sensitive: list[str] = Field(default=[], description="Attributes no fair score should use.")
+    quasi_identifiers: list[str] = Field(
+        default=[], description="Attributes an outsider knows (age, sex, region, ...)."
+    )
+    features: list[str] | None = Field(
+        default=None, description="Model inputs; default: every column without another role."
+    )
+    exclude: list[str] = Field(default=[], description="Columns the default features leave out.")
+    partition: str | None = Field(default=None, description="One firm per value of this column.")
+    dirichlet_alpha: PositiveFloat | None = Field(
+        default=None, description="Or: a Dirichlet label-skew split into `firms` firms."
+    )
+    firms: int = Field(default=8, ge=2, le=64, description="Firms of a Dirichlet split.")
+    impute: Literal["median", "mode", "drop-rows"] | None = Field(
+        default=None, description="What to do with missing feature values; unset: refuse them."
+    )
+    bins: dict[str, list[float]] = Field(
+        default={}, description="Group edges of a numeric sensitive attribute, e.g. age."
+    )
+    min_rows: int = Field(default=20, ge=1, description="Fewest training rows a firm may have.")
+    encoding: str = Field(default="utf-8", description="Text encoding of a CSV file.")
 
     @model_validator(mode="after")
     def _one_split(self) -> FileData:
         if (self.partition is None) == (self.dirichlet_alpha is None):
             raise ValueError("give exactly one of data.partition or data.dirichlet_alpha")
         return self
+
+    @field_validator("bins")
+    @classmethod
+    def _increasing_edges(cls, bins: dict[str, list[float]]) -> dict[str, list[float]]:
+        for column, edges in bins.items():
+            if not edges or any(b <= a for a, b in itertools.pairwise(edges)):
+                raise ValueError(
+                    f"bins.{column} must be one or more increasing edges, e.g. [25, 40, 60]"
+                    f" (got {edges})"
+                )
+        return bins
+
+    @field_validator("encoding")
+    @classmethod
+    def _known_encoding(cls, encoding: str) -> str:
+        try:
+            codecs.lookup(encoding)
+        except LookupError:
+            raise ValueError(
+                f"unknown text encoding {encoding!r}; e.g. 'utf-8', 'latin-1', 'cp1252'"
+            ) from None
+        return encoding
 
 
 DataSection = Annotated[

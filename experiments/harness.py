@@ -66,11 +66,42 @@ def build_world(data: DataSection, seed: int) -> World:
         sensitive=list(data.sensitive),
         quasi_identifiers=list(data.quasi_identifiers),
         features=None if data.features is None else list(data.features),
+        exclude=list(data.exclude),
         partition=data.partition,
         dirichlet_alpha=data.dirichlet_alpha,
         n_firms=data.firms,
+        impute=data.impute,
+        bins=data.bins,
+        encoding=data.encoding,
         seed=seed,
     )
+
+
+def check_data(config: ExperimentConfig) -> None:
+    """Every seed's world and held-out split, checked before the first seed trains.
+
+    A table of one's own is refused with all its problems at once (`DataError`): the table's
+    own when it loads, then every firm, over every seed, left with fewer than `min_rows`
+    training rows or one class. Built-in sources are known to load and are not re-checked.
+    """
+    data = config.data
+    if data.source != "file":
+        return
+    from experiments.world.checks import DataError, firm_problems
+
+    problems: list[str] = []
+    for seed in config.experiment.seeds:
+        world = build_world(data, seed)
+        holdout = Holdout.draw(world, config.experiment.test_fraction, seed)
+        train_labels = {
+            firm: table[LABEL].to_numpy()[~holdout.is_test(table[ID].to_numpy())]
+            for firm, table in world.firms.items()
+        }
+        split = world.meta["partition"]
+        how = f"by {split['column']!r}" if "column" in split else f"alpha = {split['alpha']:g}"
+        problems += firm_problems(train_labels, data.min_rows, seed, f"split {how}")
+    if problems:
+        raise DataError(data.path, problems)
 
 
 def enabled_regimes(config: ExperimentConfig) -> dict[str, Regime]:
@@ -182,6 +213,7 @@ def run_experiment(
     # Small models train fastest on one thread; idle torch threads busy-wait on a loaded machine.
     torch.set_num_threads(1)
     console = console or Console(stderr=True)
+    check_data(config)
     regimes = enabled_regimes(config)
     per_seed: dict[str, list[dict[str, Any]]] = {name: [] for name in regimes}
     curves: dict[str, dict[str, list[dict[str, Any]]]] = {name: {} for name in regimes}
