@@ -303,7 +303,7 @@ def parse_config(raw: dict[str, Any], origin: str = "config") -> ExperimentConfi
 
 
 def load_config(path: Path) -> ExperimentConfig:
-    """Read and validate one TOML experiment config."""
+    """Read and validate one TOML experiment config; `[data] path` is read from its folder."""
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"config file not found: {path}")
@@ -311,4 +311,14 @@ def load_config(path: Path) -> ExperimentConfig:
         raw = tomllib.loads(path.read_text())
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path} is not valid TOML: {exc}") from None
-    return parse_config(raw, origin=str(path))
+    return _beside(parse_config(raw, origin=str(path)), path.parent)
+
+
+def _beside(config: ExperimentConfig, folder: Path) -> ExperimentConfig:
+    """Relative paths in a config name files beside it, wherever fedscore is started from."""
+    data = config.data
+    if isinstance(data, FileData) and not data.path.is_absolute():
+        return config.model_copy(
+            update={"data": data.model_copy(update={"path": folder / data.path})}
+        )
+    return config

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from experiments.cli.bench import app as bench_app
 from experiments.cli.protocol import app as protocol_app
@@ -46,6 +49,32 @@ def world(
     )
 
 
+def _user_errors() -> tuple[type[Exception], ...]:
+    """Mistakes in a config or a data file: the user's to fix, so no traceback."""
+    from experiments.world.checks import DataError
+    from experiments.world.datasets import DatasetNotFound
+
+    return ConfigError, DataError, DatasetNotFound
+
+
+@contextmanager
+def _reported(debug: bool) -> Iterator[None]:
+    """Config and data errors as a few plain lines and exit code 2; `--debug` keeps the
+    traceback. Anything else is a bug and keeps its traceback."""
+    errors = _user_errors()
+    try:
+        yield
+    except errors as exc:
+        if debug:
+            raise
+        # Escaped: "[data]" in a message is text, not console markup.
+        _err.print(f"[red]error:[/] {escape(str(exc))}", soft_wrap=True, highlight=False)
+        raise typer.Exit(2) from None
+
+
+_DEBUG = typer.Option("--debug", help="Show the full traceback of a config or data error.")
+
+
 @app.command()
 def run(
     config: Annotated[
@@ -54,17 +83,15 @@ def run(
     out: Annotated[Path, typer.Option(help="Run directory for results.json.")] = Path(
         "runs/latest"
     ),
+    debug: Annotated[bool, _DEBUG] = False,
 ) -> None:
     """Run every regime of an experiment config over its seeds; write results.json."""
     from experiments.harness import results_tables, run_experiment
     from experiments.report.html import write_report
 
-    try:
+    with _reported(debug):
         experiment = load_config(config)
-    except ConfigError as exc:
-        _err.print(f"[red]error:[/] {exc}")
-        raise typer.Exit(2) from None
-    results = run_experiment(experiment, out, console=_err)
+        results = run_experiment(experiment, out, console=_err)
     for table in results_tables(results):
         _out.print(table)
     with _err.status("writing the report"):

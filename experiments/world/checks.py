@@ -47,9 +47,14 @@ class DataError(ValueError):
     def __init__(self, source: str | Path, problems: Sequence[str]) -> None:
         self.source = str(source)
         self.problems = list(problems)
-        count = f"{len(self.problems)} problems" if len(self.problems) > 1 else "a problem"
+        if len(self.problems) == 1:
+            super().__init__(f"data file {self.source}: {self.problems[0]}")
+            return
         lines = "\n".join(f"  - {p}" for p in self.problems)
-        super().__init__(f"data file {self.source}: {count}, found before any training:\n{lines}")
+        super().__init__(
+            f"data file {self.source}: {len(self.problems)} problems, found before any "
+            f"training:\n{lines}"
+        )
 
 
 @dataclass(frozen=True)
@@ -128,9 +133,9 @@ def _role_problems(frame: pd.DataFrame, spec: TableSpec) -> list[str]:
         problems.append(f"[data] features and exclude both list {_names(contradicted)}")
     if spec.sensitive and not spec.quasi_identifiers:
         problems.append(
-            f"[data] sensitive = [{_names(spec.sensitive)}] needs quasi_identifiers: attribute "
-            "inference compares the score plus what an outsider knows (age, sex, region, ...) "
-            "with that knowledge alone; list at least one such column"
+            f"[data] sensitive = [{_names(spec.sensitive)}] needs quasi_identifiers, what an "
+            "outsider knows (age, sex, region, ...): attribute inference measures what the "
+            "score adds to them"
         )
     stray_bins = [c for c in spec.bins if c not in spec.sensitive]
     if stray_bins:

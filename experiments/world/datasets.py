@@ -39,21 +39,30 @@ CSV_SUFFIXES = (".csv", ".csv.gz", ".csv.xz", ".csv.bz2", ".csv.zst")
 PARQUET_SUFFIXES = (".parquet", ".pq")
 
 
+def _not_text(path: Path, encoding: str) -> str:
+    """Where the first byte that is not `encoding` text sits (pandas reports a chunk offset)."""
+    raw = path.read_bytes()
+    try:
+        raw.decode(encoding)
+    except UnicodeDecodeError as exc:
+        line = raw[: exc.start].count(b"\n") + 1
+        where = f": byte 0x{raw[exc.start]:02x} on line {line}"
+    else:  # pragma: no cover - pandas found what a whole-file decode does not
+        where = ""
+    return (
+        f"the file is not {encoding} text{where}; save it as UTF-8, or set [data] encoding to "
+        'the file\'s encoding (e.g. encoding = "latin-1")'
+    )
+
+
 def _read_csv(path: Path, encoding: str) -> pd.DataFrame:
     try:
-        header = pd.read_csv(path, nrows=0, header=None, encoding=encoding)
+        header = pd.read_csv(path, nrows=1, header=None, encoding=encoding)
         frame = pd.read_csv(path, encoding=encoding)
     except pd.errors.EmptyDataError:
         raise DataError(path, ["the file is empty: expected a header line and data rows"]) from None
-    except UnicodeDecodeError as exc:
-        raise DataError(
-            path,
-            [
-                f"the file is not {encoding} text (byte {exc.object[exc.start : exc.start + 1]!r} "
-                f"at offset {exc.start}); save it as UTF-8, or set [data] encoding to the "
-                'file\'s encoding (e.g. encoding = "latin-1")'
-            ],
-        ) from None
+    except UnicodeDecodeError:
+        raise DataError(path, [_not_text(path, encoding)]) from None
     except pd.errors.ParserError as exc:
         reason = str(exc).strip().splitlines()[0]
         raise DataError(path, [f"the file is not a well-formed CSV table: {reason}"]) from None
