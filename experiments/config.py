@@ -315,10 +315,12 @@ def load_config(path: Path) -> ExperimentConfig:
 
 
 def _beside(config: ExperimentConfig, folder: Path) -> ExperimentConfig:
-    """Relative paths in a config name files beside it, wherever fedscore is started from."""
-    data = config.data
+    """Relative paths in a config name places beside it, wherever fedscore is started from."""
+    data, federation = config.data, config.federation
     if isinstance(data, FileData) and not data.path.is_absolute():
-        return config.model_copy(
-            update={"data": data.model_copy(update={"path": folder / data.path})}
-        )
-    return config
+        data = data.model_copy(update={"path": folder / data.path})
+    if federation.run_dir is not None and not federation.run_dir.is_absolute():
+        federation = federation.model_copy(update={"run_dir": folder / federation.run_dir})
+    if data is config.data and federation is config.federation:
+        return config
+    return config.model_copy(update={"data": data, "federation": federation})

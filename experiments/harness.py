@@ -104,7 +104,8 @@ def check_data(config: ExperimentConfig) -> None:
         raise DataError(data.path, problems)
 
 
-def enabled_regimes(config: ExperimentConfig) -> dict[str, Regime]:
+def enabled_regimes(config: ExperimentConfig, out_dir: Path | None = None) -> dict[str, Regime]:
+    """The regimes the config enables; federated ones keep their files under `out_dir`."""
     regimes: dict[str, Regime] = {}
     if config.regimes.unified:
         regimes[UNIFIED] = run_unified
@@ -112,7 +113,7 @@ def enabled_regimes(config: ExperimentConfig) -> dict[str, Regime]:
         regimes[LOCAL_ONLY] = run_local_only
     from experiments.regimes.federated import federated_regimes  # imports Flower only when asked
 
-    regimes.update(federated_regimes(config))
+    regimes.update(federated_regimes(config, out_dir))
     return regimes
 
 
@@ -214,7 +215,7 @@ def run_experiment(
     torch.set_num_threads(1)
     console = console or Console(stderr=True)
     check_data(config)
-    regimes = enabled_regimes(config)
+    regimes = enabled_regimes(config, Path(out_dir))
     per_seed: dict[str, list[dict[str, Any]]] = {name: [] for name in regimes}
     curves: dict[str, dict[str, list[dict[str, Any]]]] = {name: {} for name in regimes}
     exposure_per_seed: list[dict[str, Any]] = []

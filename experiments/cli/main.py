@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import json
+import logging
+import time
+import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -72,6 +75,49 @@ def _reported(debug: bool) -> Iterator[None]:
         raise typer.Exit(2) from None
 
 
+RUN_LOG = "run.log"
+"""Beside results.json: the warnings and log records of the run (Flower's included)."""
+
+
+class _LogInRunFolder(logging.FileHandler):
+    """A log file that appears with its first record, so a refused run leaves no folder."""
+
+    def _open(self) -> Any:
+        Path(self.baseFilename).parent.mkdir(parents=True, exist_ok=True)
+        return super()._open()
+
+
+@contextmanager
+def _run_log(path: Path) -> Iterator[logging.Logger]:
+    """Warnings and log records (Flower's included) go to `path` while the run lasts."""
+    handler = _LogInRunFolder(path, mode="a", encoding="utf-8", delay=True)
+    handler.setLevel(logging.INFO)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    root, log = logging.getLogger(), logging.getLogger("fedscore")
+    log.setLevel(logging.INFO)
+    root.addHandler(handler)
+    shown = warnings.showwarning
+
+    def show_and_log(
+        message: Warning | str,
+        category: type[Warning],
+        filename: str,
+        lineno: int,
+        file: Any = None,
+        line: str | None = None,
+    ) -> None:
+        log.warning("%s: %s", category.__name__, message)
+        shown(message, category, filename, lineno, file, line)  # still on the terminal
+
+    warnings.showwarning = show_and_log
+    try:
+        yield log
+    finally:
+        warnings.showwarning = shown
+        root.removeHandler(handler)
+        handler.close()
+
+
 _DEBUG = typer.Option("--debug", help="Show the full traceback of a config or data error.")
 
 
@@ -89,9 +135,11 @@ def run(
     from experiments.harness import results_tables, run_experiment
     from experiments.report.html import write_report
 
-    with _reported(debug):
+    with _reported(debug), _run_log(out / RUN_LOG) as log:
         experiment = load_config(config)
+        started = time.perf_counter()
         results = run_experiment(experiment, out, console=_err)
+        log.info("ran %s in %.1f s", config, time.perf_counter() - started)
     for table in results_tables(results):
         _out.print(table)
     with _err.status("writing the report"):

@@ -292,22 +292,32 @@ def test_debug_shows_the_traceback_of_a_data_error(tmp_path: Path) -> None:
     assert type(result.exception).__name__ == "DataError"
 
 
-def test_missing_values_run_with_impute_median_and_are_refused_without(tmp_path: Path) -> None:
-    # Prepare
+def test_missing_values_run_with_impute_median_and_are_refused_without(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Prepare: the table and config in one folder, fedscore started from another.
+    study, elsewhere = tmp_path / "study", tmp_path / "elsewhere"
+    study.mkdir()
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
     _missing({"income": [3, 4, 50], "late_payments": [7]})(_loans()).to_csv(
-        tmp_path / "loans.csv", index=False
+        study / "loans.csv", index=False
     )
-    refused = write_config(tmp_path, GOOD_DATA)
+    refused = write_config(study, GOOD_DATA)
     result = runner.invoke(app, ["run", str(refused), "--out", str(tmp_path / "refused")])
     assert result.exit_code == 2
     assert "'income' (3 of 150 rows), 'late_payments' (1 of 150 rows)" in result.output
-    config = write_config(tmp_path, {**GOOD_DATA, "impute": "median"})
+    assert not (tmp_path / "refused").exists()
+    config = write_config(study, {**GOOD_DATA, "impute": "median"})
 
     # Execute
     result = runner.invoke(app, ["run", str(config), "--out", str(tmp_path / "run")])
 
-    # Assert
+    # Assert: it ran, and everything it wrote is in its --out folder.
     assert result.exit_code == 0, result.output
     results = json.loads((tmp_path / "run" / "results.json").read_text())
     assert set(results["regimes"]) == {"unified", "local_only"}
     assert results["config"]["data"]["impute"] == "median"
+    written = {p.name for p in (tmp_path / "run").iterdir()}
+    assert written == {"results.json", "results.csv", "report.html", "run.log"}
+    assert list(elsewhere.iterdir()) == []
