@@ -147,6 +147,41 @@ def run(
     _err.print(f"[green]wrote[/] {out / 'results.json'}, {out / 'results.csv'}, {report}")
 
 
+@app.command("init-config")
+def init_config(
+    table: Annotated[Path, typer.Argument(help="Your table: a .csv or .parquet file.")],
+    out: Annotated[
+        Path | None, typer.Option(help="Where to write the config; default: <table name>.toml.")
+    ] = None,
+    label: Annotated[
+        str | None, typer.Option(help="The outcome column, if its name does not say so.")
+    ] = None,
+    force: Annotated[bool, typer.Option(help="Overwrite an existing config.")] = False,
+    debug: Annotated[bool, _DEBUG] = False,
+) -> None:
+    """Draft an experiment config from a table's columns, each guess marked CHECK."""
+    from experiments.cli.init_config import check_count, draft_roles, render_draft
+    from experiments.world.datasets import read_table
+    from experiments.world.partitions import slugify
+
+    target = out or Path(f"{table.stem.split('.')[0]}.toml")
+    if target.exists() and not force:
+        _err.print(f"[red]error:[/] {escape(str(target))} exists; give --out or --force")
+        raise typer.Exit(2)
+    with _reported(debug):
+        frame = read_table(table)
+        if label is not None and label not in frame.columns:
+            raise ConfigError(f"--label {label!r} is not a column of {table}")
+        text = render_draft(frame, draft_roles(frame, label), table, target, slugify(target.stem))
+    target.write_text(text)
+    _err.print(
+        f"[green]wrote[/] {escape(str(target))}: {check_count(text)} guesses marked CHECK to "
+        f"confirm; then `fedscore run {escape(str(target))} --out runs/{slugify(target.stem)}`",
+        soft_wrap=True,
+        highlight=False,
+    )
+
+
 @app.command()
 def report(
     run_dir: Annotated[Path, typer.Argument(help="A run directory holding results.json.")],

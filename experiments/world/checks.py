@@ -165,6 +165,11 @@ def encode_label(values: pd.Series, positive: str | int | None) -> np.ndarray | 
     return (known.astype(str) == str(positive)).to_numpy().astype(np.int8)
 
 
+def looks_good(label: str) -> bool:
+    """A label name that suggests 1 = good (approved, paid), the opposite of fedscore's 1."""
+    return any(word in label.lower() for word in GOOD_LABEL_WORDS)
+
+
 def _label_problems(values: pd.Series, spec: TableSpec) -> list[str]:
     """Binary, with an explicit meaning: which value is the default."""
     label, positive = spec.label, spec.positive
@@ -186,7 +191,7 @@ def _label_problems(values: pd.Series, spec: TableSpec) -> list[str]:
                 f"[data] label: label column {label!r} holds {levels}; set [data] positive to the "
                 f"value that means default (e.g. positive = {levels[0]!r}), or use a 0/1 column"
             ]
-        if any(word in label.lower() for word in GOOD_LABEL_WORDS):
+        if looks_good(label):
             return [
                 f"[data] label = {label!r} sounds like 1 = good (approved, paid), but fedscore "
                 "reads 1 as default; set [data] positive = 0 if 0 means default here, or "
@@ -202,7 +207,7 @@ def _label_problems(values: pd.Series, spec: TableSpec) -> list[str]:
     return []
 
 
-def _is_id_like(values: pd.Series) -> bool:
+def is_id_like(values: pd.Series) -> bool:
     """Unique per row, and not a measurement: integers, whole numbers or text."""
     if len(values) < 2 or values.isna().any() or values.nunique() != len(values):
         return False
@@ -234,19 +239,16 @@ def label_association(values: pd.Series, labels: np.ndarray) -> float | None:
     return max(auc, 1.0 - auc)
 
 
-def _any_binary_label(
-    frame: pd.DataFrame, spec: TableSpec
-) -> tuple[np.ndarray | None, np.ndarray | None]:
-    """The label as 0/1 on its non-missing rows, and which rows those are, whenever it has two
-    values: an association does not depend on which value is the default, so copies of the
-    label are found even while `positive` is still wrong."""
-    if spec.label not in frame:
-        return None, None
-    values = frame[spec.label]
+def two_valued(values: pd.Series) -> tuple[np.ndarray, np.ndarray] | None:
+    """A two-valued column as 0/1 on its non-missing rows, and which rows those are.
+
+    An association does not depend on which value is the default, so copies of the label are
+    found even while `positive` is still unset or wrong.
+    """
     known = values.notna().to_numpy()
     levels = sorted(map(str, pd.unique(values.dropna())))
     if len(levels) != 2:
-        return None, None
+        return None
     return (values[known].astype(str) == levels[1]).to_numpy().astype(np.int8), known
 
 
@@ -254,7 +256,7 @@ def _feature_problems(
     frame: pd.DataFrame, features: Sequence[str], explicit: bool, spec: TableSpec
 ) -> list[str]:
     problems: list[str] = []
-    labels, label_known = _any_binary_label(frame, spec)
+    label = two_valued(frame[spec.label]) if spec.label in frame else None
     for column in features:
         values = frame[column]
         if values.isna().all():
@@ -265,14 +267,15 @@ def _feature_problems(
             continue
         if explicit:
             continue  # listed by hand: the user has vouched for it
-        if _is_id_like(values):
+        if is_id_like(values):
             problems.append(
                 f"[data] features: column {column!r} is unique per row, like a row id; add it "
                 "to [data] exclude (or list the features yourself in [data] features)"
             )
             continue
-        if labels is None or label_known is None:
+        if label is None:
             continue
+        labels, label_known = label
         strength = label_association(values[label_known].reset_index(drop=True), labels)
         if strength is not None and strength >= LABEL_COPY_AUC:
             problems.append(

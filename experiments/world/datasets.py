@@ -73,7 +73,7 @@ def _read_csv(path: Path, encoding: str) -> pd.DataFrame:
     return frame
 
 
-def _read_table(path: Path, encoding: str = "utf-8") -> pd.DataFrame:
+def read_table(path: Path, encoding: str = "utf-8") -> pd.DataFrame:
     """The table at `path`; every way it can be unreadable is a `DataError` naming the file."""
     if path.is_dir():
         raise DataError(
@@ -157,7 +157,7 @@ def load_table(
         impute=impute,
         bins=dict(bins or {}),
     )
-    frame = _read_table(path, encoding)
+    frame = read_table(path, encoding)
     problems = check_table(frame, spec)
     if problems:
         raise DataError(path, problems)
