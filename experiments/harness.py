@@ -17,6 +17,7 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from experiments import data_record
 from experiments.config import DataSection, ExperimentConfig
 from experiments.leakage.attacks import attribute_figures, membership_figures, membership_surface
 from experiments.leakage.decisions import decision_metrics, protected_groups
@@ -82,12 +83,19 @@ def check_data(config: ExperimentConfig) -> None:
 
     A table of one's own is refused with all its problems at once (`DataError`): the table's
     own when it loads, then every firm, over every seed, left with fewer than `min_rows`
-    training rows or one class. Built-in sources are known to load and are not re-checked.
+    training rows or one class. A German-credit split may leave a firm without training rows
+    (a small alpha), which no regime can train on; a one-class firm there keeps its base-rate
+    fallback. The other sources always give every firm rows and are not re-checked.
     """
     data = config.data
-    if data.source != "file":
+    if data.source not in ("file", "german_credit"):
         return
     from experiments.world.checks import DataError, firm_problems
+
+    if data.source == "file":
+        min_rows, advice = data.min_rows, "use fewer firms or merge small ones, or lower min_rows"
+    else:
+        min_rows, advice = 1, "use fewer [data] firms or a larger [data] alpha"
 
     problems: list[str] = []
     for seed in config.experiment.seeds:
@@ -99,9 +107,11 @@ def check_data(config: ExperimentConfig) -> None:
         }
         split = world.meta["partition"]
         how = f"by {split['column']!r}" if "column" in split else f"alpha = {split['alpha']:g}"
-        problems += firm_problems(train_labels, data.min_rows, seed, f"split {how}")
+        problems += firm_problems(
+            train_labels, min_rows, seed, f"split {how}", data.source == "file", advice
+        )
     if problems:
-        raise DataError(data.path, problems)
+        raise DataError(world.meta.get("path", data.source), problems)
 
 
 def enabled_regimes(config: ExperimentConfig, out_dir: Path | None = None) -> dict[str, Regime]:
@@ -220,6 +230,8 @@ def run_experiment(
     curves: dict[str, dict[str, list[dict[str, Any]]]] = {name: {} for name in regimes}
     exposure_per_seed: list[dict[str, Any]] = []
     server_view_per_seed: list[dict[str, Any]] = []
+    firms_per_seed: list[dict[str, Any]] = []
+    fallbacks: list[dict[str, Any]] = []
     holdout_sizes = []
     with Progress(
         TextColumn("[bold]{task.description}"),
@@ -237,6 +249,7 @@ def run_experiment(
             world = build_world(config.data, seed)
             holdout = Holdout.draw(world, config.experiment.test_fraction, seed)
             holdout_sizes.append({"pairs": len(holdout.pairs), "citizens": len(holdout.test_ids)})
+            firms_per_seed.append(data_record.firm_figures(world, holdout))
             exposure_per_seed.append({p: e.to_json() for p, e in world_exposure(world).items()})
             groups = protected_groups(world, holdout.pairs[ID].to_numpy())
             server_view_per_seed.append(server_view_figures(world, holdout, seed))
@@ -250,6 +263,7 @@ def run_experiment(
                     raise RuntimeError(f"regime {name} left held-out pairs unscored")
                 if name == UNIFIED:
                     reference = output
+                fallbacks += data_record.fallbacks(output, seed)
                 figures = evaluate(world, holdout, output, config, groups, reference)
                 progress.update(task, description=f"seed {seed}: {name}: attacks")
                 surface = membership_surface(world, holdout, config, seed, output)
@@ -272,6 +286,13 @@ def run_experiment(
         "server_view": _summarise_tree(server_view_per_seed),
         "curves": curves,
     }
+    if config.data.source != "synthetic":  # a table: its provenance, split and firm sizes
+        results["data"] = {
+            **data_record.describe_data(world),
+            "firms": _summarise_tree(firms_per_seed),
+        }
+    if fallbacks:
+        results["fallbacks"] = fallbacks
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "results.json").write_text(json.dumps(results, indent=2, sort_keys=True) + "\n")

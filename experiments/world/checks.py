@@ -448,21 +448,26 @@ def prepare_table(frame: pd.DataFrame, spec: TableSpec) -> tuple[pd.DataFrame, d
 
 
 def firm_problems(
-    train_labels: Mapping[str, np.ndarray], min_rows: int, seed: int, split: str
+    train_labels: Mapping[str, np.ndarray],
+    min_rows: int,
+    seed: int,
+    split: str,
+    two_classes: bool = True,
+    advice: str = "use fewer firms or merge small ones, or lower [data] min_rows",
 ) -> list[str]:
     """Firms too small, or with one class, to train on: named, with the split that made them.
 
     train_labels: firm -> its training rows' 0/1 labels (held-out rows removed) for `seed`.
+    `two_classes=False` lets a one-class firm through (it is then scored by its base rate).
     """
     problems = []
     for firm, labels in train_labels.items():
         where = f"firm {firm!r} (seed {seed}, {split})"
         if len(labels) < min_rows:
             problems.append(
-                f"{where} has {len(labels)} training rows, fewer than [data] min_rows = "
-                f"{min_rows}; use fewer firms or merge small ones, or lower min_rows"
+                f"{where} has {len(labels)} training rows, fewer than {min_rows}; {advice}"
             )
-        elif len(np.unique(labels)) < 2:
+        elif two_classes and len(np.unique(labels)) < 2:
             only = "defaults" if labels.all() else "non-defaults"
             problems.append(
                 f"{where} has only {only} among its {len(labels)} training rows; nothing to "

@@ -69,4 +69,7 @@ def test_the_readme_file_source_section_runs_end_to_end(
         assert (federated / "transcript.jsonl").stat().st_size > 0
         assert (federated / "checkpoints").is_dir()
     assert {p.name for p in tmp_path.iterdir()} == {"experiments", "runs", "my_loans.toml"}
-    assert (run / "report.html").stat().st_size > 0
+    report = (run / "report.html").read_text()
+    assert results["data"]["sha256"] in report and "example_loans.csv" in report
+    assert "one firm per value of &#x27;branch_region&#x27;" in report
+    assert "Fallbacks: none" in report

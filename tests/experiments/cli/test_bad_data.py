@@ -321,3 +321,22 @@ def test_missing_values_run_with_impute_median_and_are_refused_without(
     written = {p.name for p in (tmp_path / "run").iterdir()}
     assert written == {"results.json", "results.csv", "report.html", "run.log"}
     assert list(elsewhere.iterdir()) == []
+
+
+def test_a_split_that_leaves_a_firm_no_training_rows_is_refused_by_name(tmp_path: Path) -> None:
+    # German credit at alpha = 0.01: some firm's few rows are all held out, which used to end
+    # in "vector must be finite" from the secure-aggregation quantiser mid-run.
+    config = tmp_path / "german.toml"
+    config.write_text(
+        '[experiment]\nname = "g"\nseeds = [0, 1, 2]\n'
+        '[data]\nsource = "german_credit"\nfirms = 8\nalpha = 0.01\n'
+    )
+
+    result = runner.invoke(app, ["run", str(config), "--out", str(tmp_path / "run")])
+
+    assert result.exit_code == 2, result.output
+    assert "training rows, fewer than 1; use fewer [data] firms or a larger [data] alpha" in (
+        result.output
+    )
+    assert result.output.startswith("error: data file ") and "germancredit.csv" in result.output
+    assert not (tmp_path / "run").exists()
