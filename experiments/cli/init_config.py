@@ -46,8 +46,20 @@ LABEL_NAMES = (
 )
 """Column names that usually hold the outcome, most telling first."""
 
-DEFAULT_VALUES = ("bad", "default", "defaulted", "charged off", "charged_off", "delinquent")
-DEFAULT_VALUES += ("late", "deny", "denied", "yes", "1", "true")
+DEFAULT_VALUES = (
+    "bad",
+    "default",
+    "defaulted",
+    "charged off",
+    "charged_off",
+    "delinquent",
+    "late",
+    "deny",
+    "denied",
+    "yes",
+    "1",
+    "true",
+)
 """Label values that usually mean default, most telling first."""
 
 QUASI_IDENTIFIER_WORDS = frozenset(

@@ -4,19 +4,18 @@ A wrong column role or an unclear label does not crash a run: it trains, and the
 silently wrong (a label where 1 means *good*, an id column or a copy of the label among the
 features, a 0/1 attribute whose missing values count as 0). So `load_table` runs `check_table`
 first and refuses the table with all its problems at once, each naming the `[data]` key, the
-column and what would be accepted; `prepare_table` then applies the declared remedies
-(imputation, dropped rows, bins). The firms' training rows depend on each seed's split and
-held-out draw and are checked by `firm_problems` before the first seed trains.
+column and what would be accepted; `experiments/world/remedies.py` then applies the declared
+remedies (imputation, dropped rows, bins). The firms' training rows depend on each seed's
+split and held-out draw and are checked by `firm_problems` before the first seed trains.
 """
 
 from __future__ import annotations
 
 import difflib
-import itertools
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
 import numpy as np
 import pandas as pd
@@ -78,7 +77,8 @@ def _names(columns: Sequence[str]) -> str:
     return ", ".join(repr(c) for c in columns)
 
 
-def _is_numeric(values: pd.Series) -> bool:
+def is_numeric(values: pd.Series) -> bool:
+    """A number column (booleans excluded: they are categories)."""
     return pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values)
 
 
@@ -156,11 +156,11 @@ def encode_label(values: pd.Series, positive: str | int | None) -> np.ndarray | 
     """1 = default per non-missing row, or None when the label's meaning is unclear."""
     known = values.dropna()
     if positive is None:
-        if not (_is_numeric(known) or pd.api.types.is_bool_dtype(known)):
+        if not (is_numeric(known) or pd.api.types.is_bool_dtype(known)):
             return None
         as_float = known.astype(float)
         return as_float.to_numpy().astype(np.int8) if set(as_float) <= {0.0, 1.0} else None
-    if _is_numeric(known) and not isinstance(positive, str):
+    if is_numeric(known) and not isinstance(positive, str):
         return (known == positive).to_numpy().astype(np.int8)
     return (known.astype(str) == str(positive)).to_numpy().astype(np.int8)
 
@@ -227,7 +227,7 @@ def label_association(values: pd.Series, labels: np.ndarray) -> float | None:
     if len(np.unique(y)) < 2:
         return None
     column = values[known]
-    if _is_numeric(column) and column.nunique() > 10:
+    if is_numeric(column) and column.nunique() > 10:
         score = column.to_numpy(dtype=np.float64)
     elif column.nunique() <= LABEL_COPY_MAX_LEVELS:
         text = column.astype(str).to_numpy()
@@ -298,7 +298,7 @@ def _sensitive_problems(frame: pd.DataFrame, spec: TableSpec) -> list[str]:
             continue
         levels = values.nunique()
         if column in spec.bins:
-            if not _is_numeric(values):
+            if not is_numeric(values):
                 problems.append(
                     f"[data.bins] {column}: bins cut a numeric column, but {column!r} holds text"
                 )
@@ -308,7 +308,7 @@ def _sensitive_problems(frame: pd.DataFrame, spec: TableSpec) -> list[str]:
                 f"[data] sensitive: column {column!r} holds one value only "
                 f"({values.iloc[0]!r}); it defines no group"
             )
-        elif _is_numeric(values) and levels > 2:
+        elif is_numeric(values) and levels > 2:
             edges = sorted({float(q) for q in np.quantile(values, (1 / 3, 2 / 3)).round()})
             example = ", ".join(f"{e:g}" for e in edges)
             problems.append(
@@ -379,11 +379,10 @@ def _partition_problems(frame: pd.DataFrame, spec: TableSpec) -> list[str]:
 def check_table(frame: pd.DataFrame, spec: TableSpec) -> list[str]:
     """Every problem with `frame` under `spec`, as lines naming key, column and the fix."""
     problems = _role_problems(frame, spec)
-    present = [c for c in frame.columns]
     explicit = spec.features is not None
-    features = [
-        c for c in (spec.features if explicit else default_features(present, spec)) if c in frame
-    ]
+    listed = list(spec.features) if spec.features is not None else None
+    chosen = listed if listed is not None else default_features(list(frame.columns), spec)
+    features = [c for c in chosen if c in frame]
     if spec.label in frame:
         problems += _label_problems(frame[spec.label], spec)
     problems += _feature_problems(frame, features, explicit, spec)
@@ -395,56 +394,6 @@ def check_table(frame: pd.DataFrame, spec: TableSpec) -> list[str]:
     if spec.dirichlet_alpha is not None and len(frame) < spec.n_firms:
         problems.append(f"[data] firms = {spec.n_firms}: the table has only {len(frame)} rows")
     return problems
-
-
-def _bin_labels(edges: Sequence[float]) -> list[str]:
-    cut = [f"{e:g}" for e in edges]
-    middle = [f"{low} to <{high}" for low, high in itertools.pairwise(cut)]
-    return [f"<{cut[0]}", *middle, f">={cut[-1]}"]
-
-
-def prepare_table(frame: pd.DataFrame, spec: TableSpec) -> tuple[pd.DataFrame, dict[str, Any]]:
-    """The checked table with the declared remedies applied, and a record of what they did.
-
-    Missing sensitive values stay missing. `median` fills numeric features with the column's
-    median and leaves text to the encoder's "missing" level; `mode` fills every feature with its
-    most frequent value; `drop-rows` drops rows missing the label, the partition or a feature.
-    """
-    features = (
-        list(spec.features)
-        if spec.features is not None
-        else default_features(list(frame.columns), spec)
-    )
-    notes: dict[str, Any] = {"rows_read": len(frame)}
-    frame = frame.copy()
-    missing = {c: int(frame[c].isna().sum()) for c in features if frame[c].isna().any()}
-    if spec.impute == "drop-rows":
-        needed = [c for c in (spec.label, spec.partition) if c is not None]
-        keep = frame[[*needed, *features]].notna().all(axis=1)
-        frame = frame[keep].reset_index(drop=True)
-        notes["rows_dropped"] = int((~keep).sum())
-    elif spec.impute is not None:
-        for column in missing:
-            values = frame[column]
-            if spec.impute == "median" and not _is_numeric(values):
-                continue  # text keeps an explicit "missing" level
-            fill = values.median() if spec.impute == "median" else values.mode().iloc[0]
-            filled = values.fillna(fill)
-            whole = _is_numeric(filled) and np.all(np.mod(filled.to_numpy(), 1.0) == 0)
-            frame[column] = filled.astype(np.int64) if whole else filled
-    if spec.impute is not None and missing:
-        notes["impute"] = {"method": spec.impute, "missing_per_column": missing}
-    for column, edges in spec.bins.items():
-        values = frame[column]
-        bounds = [-np.inf, *edges, np.inf]
-        binned = pd.cut(values, bounds, right=False, labels=_bin_labels(edges))
-        frame[column] = binned.astype(object).where(values.notna(), None)
-    if spec.bins:
-        notes["bins"] = {c: list(map(float, e)) for c, e in spec.bins.items()}
-    if spec.exclude:
-        notes["excluded"] = list(spec.exclude)
-    notes["rows_used"] = len(frame)
-    return frame, notes
 
 
 def firm_problems(

@@ -17,15 +17,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from experiments.world.checks import (
-    DataError,
-    Impute,
-    TableSpec,
-    check_table,
-    default_features,
-    prepare_table,
-)
+from experiments.world.checks import DataError, Impute, TableSpec, check_table, default_features
 from experiments.world.encoding import Schema, world_from_frame
+from experiments.world.remedies import prepare_table
 from experiments.world.tables import World
 
 
