@@ -92,11 +92,14 @@ def check_data(config: ExperimentConfig) -> None:
         return
     from experiments.world.checks import DataError, firm_problems
 
-    if data.source == "file":
-        min_rows, advice = data.min_rows, "use fewer firms or merge small ones, or lower min_rows"
-    else:
+    if data.source == "german_credit":
         min_rows, advice = 1, "use fewer [data] firms or a larger [data] alpha"
-
+    elif data.partition is not None:
+        min_rows = data.min_rows
+        advice = f"merge small firms' values of {data.partition!r} (or lower [data] min_rows)"
+    else:
+        min_rows = data.min_rows
+        advice = "use fewer [data] firms or a larger [data] dirichlet_alpha"
     problems: list[str] = []
     for seed in config.experiment.seeds:
         world = build_world(data, seed)
@@ -108,7 +111,7 @@ def check_data(config: ExperimentConfig) -> None:
         split = world.meta["partition"]
         how = f"by {split['column']!r}" if "column" in split else f"alpha = {split['alpha']:g}"
         problems += firm_problems(
-            train_labels, min_rows, seed, f"split {how}", data.source == "file", advice
+            train_labels, min_rows, seed, f"split {how}", advice, data.source == "file"
         )
     if problems:
         raise DataError(world.meta.get("path", data.source), problems)

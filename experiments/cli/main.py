@@ -180,6 +180,16 @@ def init_config(
         soft_wrap=True,
         highlight=False,
     )
+    from experiments.harness import check_data
+
+    try:  # the draft as the run will see it: say now what it still needs
+        check_data(load_config(target))
+    except _user_errors() as exc:
+        _err.print(
+            f"[yellow]the draft does not run as it is:[/] {escape(str(exc))}",
+            soft_wrap=True,
+            highlight=False,
+        )
 
 
 @app.command()

@@ -385,6 +385,11 @@ def check_table(frame: pd.DataFrame, spec: TableSpec) -> list[str]:
     features = [c for c in chosen if c in frame]
     if spec.label in frame:
         problems += _label_problems(frame[spec.label], spec)
+    if not features and (explicit or spec.label in frame):
+        problems.append(
+            "[data] features: no column is left to score with (every column has another role "
+            "or is excluded); list the model's inputs in [data] features"
+        )
     problems += _feature_problems(frame, features, explicit, spec)
     problems += _sensitive_problems(frame, spec)
     problems += _empty_role_problems(frame, spec)
@@ -401,13 +406,14 @@ def firm_problems(
     min_rows: int,
     seed: int,
     split: str,
+    advice: str,
     two_classes: bool = True,
-    advice: str = "use fewer firms or merge small ones, or lower [data] min_rows",
 ) -> list[str]:
     """Firms too small, or with one class, to train on: named, with the split that made them.
 
-    train_labels: firm -> its training rows' 0/1 labels (held-out rows removed) for `seed`.
-    `two_classes=False` lets a one-class firm through (it is then scored by its base rate).
+    train_labels: firm -> its training rows' 0/1 labels (held-out rows removed) for `seed`;
+    `advice` says how to change the split. `two_classes=False` lets a one-class firm through
+    (it is then scored by its base rate).
     """
     problems = []
     for firm, labels in train_labels.items():
@@ -419,7 +425,7 @@ def firm_problems(
         elif two_classes and len(np.unique(labels)) < 2:
             only = "defaults" if labels.all() else "non-defaults"
             problems.append(
-                f"{where} has only {only} among its {len(labels)} training rows; nothing to "
-                "learn a score from: merge it with another firm or change the split"
+                f"{where} has only {only} among its {len(labels)} training rows, nothing to "
+                f"learn a score from; {advice}"
             )
     return problems

@@ -199,6 +199,11 @@ CASES = [
         "[data] sensitive lists 'minority' more than once",
         {"sensitive": ["minority", "minority"]},
     ),
+    Case(
+        "no feature left",
+        "no column is left to score with",
+        {"exclude": ["loan_id", "income", "late_payments"]},
+    ),
     Case("bins on a text column", "bins cut a numeric column", {"bins": {"minority": [1]}}),
     Case("partition with one firm", "gives one firm", table=_with(region="all")),
     Case("wrong type", "data.firms: Input should be a valid integer", {"firms": "eight"}),

@@ -71,6 +71,7 @@ def test_a_numeric_sensitive_attribute_gets_bins_to_check(tmp_path: Path) -> Non
         {
             "age": rng.integers(20, 70, 300),
             "disability_score": rng.integers(0, 100, 300),
+            "income": rng.lognormal(10, 0.4, 300),
             "default": rng.integers(0, 2, 300),
         }
     ).to_csv(table, index=False)
@@ -83,6 +84,7 @@ def test_a_numeric_sensitive_attribute_gets_bins_to_check(tmp_path: Path) -> Non
     assert config["data"]["sensitive"] == ["disability_score"]
     assert len(config["data"]["bins"]["disability_score"]) == 2
     assert "dirichlet_alpha" in config["data"]
+    assert "does not run" not in result.output  # the draft passes its own checks
 
 
 def test_an_existing_config_is_kept_and_a_bad_table_is_a_short_error(tmp_path: Path) -> None:
@@ -98,3 +100,16 @@ def test_an_existing_config_is_kept_and_a_bad_table_is_a_short_error(tmp_path: P
     assert out.read_text() == "# mine\n"
     assert refused.exit_code == 2
     assert refused.output.startswith(f"error: data file {empty}: the file is empty")
+
+
+def test_a_draft_that_cannot_run_yet_says_what_it_needs(tmp_path: Path) -> None:
+    table = tmp_path / "thin.csv"
+    pd.DataFrame({"customer_id": range(100), "target": [0, 1] * 50}).to_csv(table, index=False)
+    out = tmp_path / "thin.toml"
+
+    result = runner.invoke(app, ["init-config", str(table), "--out", str(out)])
+
+    assert result.exit_code == 0, result.output
+    assert out.is_file()
+    assert "the draft does not run as it is" in result.output
+    assert "no column is left to score with" in result.output

@@ -237,8 +237,11 @@ def test_firm_problems_name_small_and_one_class_firms() -> None:
         min_rows=20,
         seed=4,
         split="split by 'region'",
+        advice="merge small firms",
     )
 
     assert len(problems) == 2
-    assert problems[0].startswith("firm 'b' (seed 4, split by 'region') has 3 training rows")
+    assert problems[0] == (
+        "firm 'b' (seed 4, split by 'region') has 3 training rows, fewer than 20; merge small firms"
+    )
     assert "firm 'c'" in problems[1] and "only non-defaults" in problems[1]
