@@ -11,6 +11,8 @@ has (`dp_epsilons`, `run_dir`), so the ServerApp runs with these very objects.
 
 from __future__ import annotations
 
+import codecs
+import itertools
 import tomllib
 from pathlib import Path
 from typing import Annotated, Any, Literal, get_args
@@ -75,22 +77,67 @@ class GermanCreditData(_Section):
 
 
 class FileData(_Section):
+    """A CSV or Parquet table of your own; README "Bring your own data" explains every key.
+
+    These keys are checked here; the table itself is checked against them when it is loaded
+    (`experiments/world/checks.py`), before anything trains.
+    """
+
     source: Literal["file"]
-    path: Path
-    label: str
-    positive: str | int | None = None
-    sensitive: list[str] = []
-    quasi_identifiers: list[str] = []
-    features: list[str] | None = None
-    partition: str | None = None
-    dirichlet_alpha: PositiveFloat | None = None
-    firms: int = Field(default=8, ge=2, le=64)
+    path: Path = Field(description="The table; a relative path is read from the config's folder.")
+    label: str = Field(min_length=1, description="The outcome column.")
+    positive: str | int | None = Field(
+        default=None, description="The label value meaning default; omit only for a 0/1 label."
+    )
+    sensitive: list[str] = Field(default=[], description="Attributes no fair score should use.")
+    quasi_identifiers: list[str] = Field(
+        default=[], description="Attributes an outsider knows (age, sex, region, ...)."
+    )
+    features: list[str] | None = Field(
+        default=None, description="Model inputs; default: every column without another role."
+    )
+    exclude: list[str] = Field(default=[], description="Columns the default features leave out.")
+    partition: str | None = Field(default=None, description="One firm per value of this column.")
+    dirichlet_alpha: PositiveFloat | None = Field(
+        default=None, description="Or: a Dirichlet label-skew split into `firms` firms."
+    )
+    firms: int = Field(default=8, ge=2, le=64, description="Firms of a Dirichlet split.")
+    impute: Literal["median", "mode", "drop-rows"] | None = Field(
+        default=None, description="What to do with missing feature values; unset: refuse them."
+    )
+    bins: dict[str, list[float]] = Field(
+        default={}, description="Group edges of a numeric sensitive attribute, e.g. age."
+    )
+    min_rows: int = Field(default=20, ge=1, description="Fewest training rows a firm may have.")
+    encoding: str = Field(default="utf-8", description="Text encoding of a CSV file.")
 
     @model_validator(mode="after")
     def _one_split(self) -> FileData:
         if (self.partition is None) == (self.dirichlet_alpha is None):
             raise ValueError("give exactly one of data.partition or data.dirichlet_alpha")
         return self
+
+    @field_validator("bins")
+    @classmethod
+    def _increasing_edges(cls, bins: dict[str, list[float]]) -> dict[str, list[float]]:
+        for column, edges in bins.items():
+            if not edges or any(b <= a for a, b in itertools.pairwise(edges)):
+                raise ValueError(
+                    f"bins.{column} must be one or more increasing edges, e.g. [25, 40, 60]"
+                    f" (got {edges})"
+                )
+        return bins
+
+    @field_validator("encoding")
+    @classmethod
+    def _known_encoding(cls, encoding: str) -> str:
+        try:
+            codecs.lookup(encoding)
+        except LookupError:
+            raise ValueError(
+                f"unknown text encoding {encoding!r}; e.g. 'utf-8', 'latin-1', 'cp1252'"
+            ) from None
+        return encoding
 
 
 DataSection = Annotated[
@@ -227,7 +274,7 @@ def parse_config(raw: dict[str, Any], origin: str = "config") -> ExperimentConfi
 
 
 def load_config(path: Path) -> ExperimentConfig:
-    """Read and validate one TOML experiment config."""
+    """Read and validate one TOML experiment config; `[data] path` is read from its folder."""
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"config file not found: {path}")
@@ -235,4 +282,16 @@ def load_config(path: Path) -> ExperimentConfig:
         raw = tomllib.loads(path.read_text())
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path} is not valid TOML: {exc}") from None
-    return parse_config(raw, origin=str(path))
+    return _beside(parse_config(raw, origin=str(path)), path.parent)
+
+
+def _beside(config: ExperimentConfig, folder: Path) -> ExperimentConfig:
+    """Relative paths in a config name places beside it, wherever fedscore is started from."""
+    data, federation = config.data, config.federation
+    if isinstance(data, FileData) and not data.path.is_absolute():
+        data = data.model_copy(update={"path": folder / data.path})
+    if federation.run_dir is not None and not federation.run_dir.is_absolute():
+        federation = federation.model_copy(update={"run_dir": folder / federation.run_dir})
+    if data is config.data and federation is config.federation:
+        return config
+    return config.model_copy(update={"data": data, "federation": federation})

@@ -17,6 +17,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from clients.streams import Stream, generator
+from experiments import data_record
 from experiments.config import DataSection, ExperimentConfig
 from experiments.leakage.attacks import attribute_figures, membership_figures, membership_surface
 from experiments.leakage.decisions import decision_metrics, protected_groups
@@ -66,14 +67,58 @@ def build_world(data: DataSection, seed: int) -> World:
         sensitive=list(data.sensitive),
         quasi_identifiers=list(data.quasi_identifiers),
         features=None if data.features is None else list(data.features),
+        exclude=list(data.exclude),
         partition=data.partition,
         dirichlet_alpha=data.dirichlet_alpha,
         n_firms=data.firms,
+        impute=data.impute,
+        bins=data.bins,
+        encoding=data.encoding,
         seed=seed,
     )
 
 
-def enabled_regimes(config: ExperimentConfig) -> dict[str, Regime]:
+def check_data(config: ExperimentConfig) -> None:
+    """Every seed's world and held-out split, checked before the first seed trains.
+
+    A table of one's own is refused with all its problems at once (`DataError`): the table's
+    own when it loads, then every firm, over every seed, left with fewer than `min_rows`
+    training rows or one class. A German-credit split may leave a firm without training rows
+    (a small alpha), which no regime can train on; a one-class firm there keeps its base-rate
+    fallback. The other sources always give every firm rows and are not re-checked.
+    """
+    data = config.data
+    if data.source not in ("file", "german_credit"):
+        return
+    from experiments.world.checks import DataError, firm_problems
+
+    if data.source == "german_credit":
+        min_rows, advice = 1, "use fewer [data] firms or a larger [data] alpha"
+    elif data.partition is not None:
+        min_rows = data.min_rows
+        advice = f"merge small firms' values of {data.partition!r} (or lower [data] min_rows)"
+    else:
+        min_rows = data.min_rows
+        advice = "use fewer [data] firms or a larger [data] dirichlet_alpha"
+    problems: list[str] = []
+    for seed in config.experiment.seeds:
+        world = build_world(data, seed)
+        holdout = Holdout.draw(world, config.experiment.test_fraction, seed)
+        train_labels = {
+            firm: table[LABEL].to_numpy()[~holdout.is_test(table[ID].to_numpy())]
+            for firm, table in world.firms.items()
+        }
+        split = world.meta["partition"]
+        how = f"by {split['column']!r}" if "column" in split else f"alpha = {split['alpha']:g}"
+        problems += firm_problems(
+            train_labels, min_rows, seed, f"split {how}", advice, data.source == "file"
+        )
+    if problems:
+        raise DataError(world.meta.get("path", data.source), problems)
+
+
+def enabled_regimes(config: ExperimentConfig, out_dir: Path | None = None) -> dict[str, Regime]:
+    """The regimes the config enables; federated ones keep their files under `out_dir`."""
     regimes: dict[str, Regime] = {}
     if config.regimes.unified:
         regimes[UNIFIED] = run_unified
@@ -81,7 +126,7 @@ def enabled_regimes(config: ExperimentConfig) -> dict[str, Regime]:
         regimes[LOCAL_ONLY] = run_local_only
     from experiments.regimes.federated import federated_regimes  # imports Flower only when asked
 
-    regimes.update(federated_regimes(config))
+    regimes.update(federated_regimes(config, out_dir))
     return regimes
 
 
@@ -182,11 +227,14 @@ def run_experiment(
     # Small models train fastest on one thread; idle torch threads busy-wait on a loaded machine.
     torch.set_num_threads(1)
     console = console or Console(stderr=True)
-    regimes = enabled_regimes(config)
+    check_data(config)
+    regimes = enabled_regimes(config, Path(out_dir))
     per_seed: dict[str, list[dict[str, Any]]] = {name: [] for name in regimes}
     curves: dict[str, dict[str, list[dict[str, Any]]]] = {name: {} for name in regimes}
     exposure_per_seed: list[dict[str, Any]] = []
     server_view_per_seed: list[dict[str, Any]] = []
+    firms_per_seed: list[dict[str, Any]] = []
+    fallbacks: list[dict[str, Any]] = []
     holdout_sizes = []
     with Progress(
         TextColumn("[bold]{task.description}"),
@@ -204,6 +252,7 @@ def run_experiment(
             world = build_world(config.data, seed)
             holdout = Holdout.draw(world, config.experiment.test_fraction, seed)
             holdout_sizes.append({"pairs": len(holdout.pairs), "citizens": len(holdout.test_ids)})
+            firms_per_seed.append(data_record.firm_figures(world, holdout))
             exposure_per_seed.append({p: e.to_json() for p, e in world_exposure(world).items()})
             groups = protected_groups(world, holdout.pairs[ID].to_numpy())
             server_view_per_seed.append(server_view_figures(world, holdout, seed))
@@ -217,6 +266,7 @@ def run_experiment(
                     raise RuntimeError(f"regime {name} left held-out pairs unscored")
                 if name == UNIFIED:
                     reference = output
+                fallbacks += data_record.fallbacks(output, seed)
                 figures = evaluate(world, holdout, output, config, groups, reference)
                 progress.update(task, description=f"seed {seed}: {name}: attacks")
                 surface = membership_surface(world, holdout, config, seed, output)
@@ -229,19 +279,24 @@ def run_experiment(
                     figures["privacy"] = privacy_spent(output.info["dp"])
                 per_seed[name].append(figures)
                 progress.advance(task)
-    results = parse_results(
-        {
-            "schema_version": SCHEMA_VERSION,
-            "config": config,
-            "seeds": list(config.experiment.seeds),
-            "holdout": holdout_sizes,
-            "regimes": {name: _summarise_tree(values) for name, values in per_seed.items()},
-            "exposure": _summarise_tree(exposure_per_seed),
-            "server_view": _summarise_tree(server_view_per_seed),
-            "curves": curves,
-        },
-        origin="the results of this run",
-    )
+    raw: dict[str, Any] = {
+        "schema_version": SCHEMA_VERSION,
+        "config": config,
+        "seeds": list(config.experiment.seeds),
+        "holdout": holdout_sizes,
+        "regimes": {name: _summarise_tree(values) for name, values in per_seed.items()},
+        "exposure": _summarise_tree(exposure_per_seed),
+        "server_view": _summarise_tree(server_view_per_seed),
+        "curves": curves,
+    }
+    if config.data.source != "synthetic":  # a table: its provenance, split and firm sizes
+        raw["data"] = {
+            **data_record.describe_data(world),
+            "firms": _summarise_tree(firms_per_seed),
+        }
+    if fallbacks:
+        raw["fallbacks"] = fallbacks
+    results = parse_results(raw, origin="the results of this run")
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "results.json").write_text(results.to_json())

@@ -27,7 +27,7 @@ from clients.streams import Stream, generator
 from clients.training import predict_default
 from experiments.config import ExperimentConfig
 from experiments.leakage.attribute import attribute_inference
-from experiments.leakage.decisions import protected_groups
+from experiments.leakage.decisions import inside_and_outside, protected_groups
 from experiments.leakage.membership import (
     attack_scores_loss,
     binary_cross_entropy,
@@ -329,9 +329,14 @@ def attribute_figures(
     }
     results = {}
     for name, mask in groups.items():
-        if min(mask.sum(), (~mask).sum()) < 5:
+        inside, outside = inside_and_outside(mask)
+        known = inside | outside  # a missing attribute is no answer to score the attack on
+        if min(inside.sum(), outside.sum()) < 5:
             continue  # too few in one class to cross-validate; left out rather than guessed
         results[name] = attribute_inference(
-            output.probabilities[first], quasi_identifiers, mask.astype(np.int64), seed
+            output.probabilities[first][known],
+            quasi_identifiers[known].reset_index(drop=True),
+            inside[known].astype(np.int64),
+            seed,
         ).to_json()
     return results

@@ -26,22 +26,49 @@ def tiers(probabilities: np.ndarray, scorecard: ScorecardSection) -> np.ndarray:
     return privilege_tier(scores, scorecard.tiers)
 
 
-def protected_groups(world: World, ids: np.ndarray) -> dict[str, np.ndarray]:
-    """Boolean membership per group, aligned with `ids`.
+YES_WORDS = frozenset({"yes", "y", "true", "t", "1"})
+"""Values that name the group of a two-valued attribute given as text (`afam = yes`)."""
 
-    Every binary sensitive attribute is a group; a categorical one gives one group per level;
-    the scrutinized professions give one group together and one each, where occupations exist.
+
+def _group_level(values: pd.Series, levels: list[str]) -> str:
+    """The one group of a two-valued attribute: its yes-like value, else its rarer value."""
+    yes = [level for level in levels if level.strip().lower() in YES_WORDS]
+    if len(yes) == 1:
+        return yes[0]
+    counts = values.astype(str).value_counts()
+    return min(sorted(levels, reverse=True), key=lambda level: counts.get(level, 0))
+
+
+def protected_groups(world: World, ids: np.ndarray) -> dict[str, np.ndarray]:
+    """Membership per group, aligned with `ids`.
+
+    Every binary sensitive attribute is one group, a 0/1 one as itself and a two-valued text
+    one as its yes-like (else rarer) value, so no group appears twice as mirror images; a
+    categorical one gives one group per level; the scrutinized professions give one group
+    together and one each, where occupations exist. A mask is boolean where the attribute is
+    known for every row; where it is missing for some, the mask is float (1 in the group, 0
+    not, NaN unknown) so a missing value is never counted as outside the group.
     """
     truth = world.truth.set_index(ID).reindex(ids)
     groups: dict[str, np.ndarray] = {}
     for column in world.columns_of("truth", {"sensitive"}):
         values = truth[column.name]
+        known = values.notna().to_numpy()
+
+        def mask(inside: np.ndarray, known: np.ndarray = known) -> np.ndarray:
+            return inside if known.all() else np.where(known, inside.astype(float), np.nan)
+
         levels = pd.unique(values.dropna())
         if set(levels) <= {0, 1}:
-            groups[column.name] = (values == 1).to_numpy()
-        else:
-            for level in sorted(map(str, levels)):
-                groups[f"{column.name}={level}"] = (values.astype(str) == level).to_numpy()
+            groups[column.name] = mask((values == 1).to_numpy())
+            continue
+        names = sorted(map(str, levels))
+        population = world.truth[column.name].dropna()  # not the subset: one name every call
+        population_levels = sorted(map(str, pd.unique(population)))
+        if len(population_levels) == 2:
+            names = [_group_level(population, population_levels)]
+        for level in names:
+            groups[f"{column.name}={level}"] = mask((values.astype(str) == level).to_numpy())
     if "occupation" in truth.columns:
         occupation = truth["occupation"].astype(str)
         groups["scrutinized_profession"] = occupation.isin(SCRUTINIZED_PROFESSIONS).to_numpy()
@@ -50,10 +77,18 @@ def protected_groups(world: World, ids: np.ndarray) -> dict[str, np.ndarray]:
     return groups
 
 
+def inside_and_outside(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(in the group, known to be outside it) from a boolean or a float-with-NaN mask."""
+    if mask.dtype == bool:
+        return mask, ~mask
+    return mask == 1, mask == 0
+
+
 def _rate_gap(granted: np.ndarray, in_group: np.ndarray) -> float | None:
-    if in_group.all() or not in_group.any():
+    inside, outside = inside_and_outside(in_group)
+    if not outside.any() or not inside.any():
         return None
-    return float(granted[in_group].mean() - granted[~in_group].mean())
+    return float(granted[inside].mean() - granted[outside].mean())
 
 
 def decision_metrics(

@@ -62,9 +62,14 @@ def federation_run(
     )
 
 
-def _run_root(config: ExperimentConfig) -> Path:
+def _run_root(config: ExperimentConfig, out_dir: Path | None) -> Path:
+    """Where the federated regimes keep their world copies, transcripts and checkpoints: the
+    run's own folder (`<out>/federation`), so a run is one folder; `[federation] run_dir`
+    overrides it. Without an out folder (a regime run alone), `runs/<experiment>/federation`."""
     if config.federation.run_dir is not None:
         return Path(config.federation.run_dir)
+    if out_dir is not None:
+        return Path(out_dir) / "federation"
     return Path("runs") / config.experiment.name / "federation"
 
 
@@ -93,9 +98,10 @@ def run_federated(
     name: str,
     secagg: SecAggMode,
     dp_epsilon: float = 0.0,
+    out_dir: Path | None = None,
 ) -> RegimeOutput:
     """One federated regime for one seed; its run directory keeps transcript and checkpoints."""
-    run_dir = _run_root(config) / name / f"seed-{seed}"
+    run_dir = _run_root(config, out_dir) / name / f"seed-{seed}"
     world_dir = run_dir / "world"
     write_world(world, world_dir)
     holdout_file = run_dir / "heldout_ids.npy"
@@ -134,12 +140,15 @@ def dp_regime_name(epsilon: float) -> str:
     return FEDERATED_DP_PREFIX + text
 
 
-def federated_regimes(config: ExperimentConfig) -> dict[str, FederatedRegime]:
-    """The enabled federated regimes by name, in the harness's regime signature."""
+def federated_regimes(
+    config: ExperimentConfig, out_dir: Path | None = None
+) -> dict[str, FederatedRegime]:
+    """The enabled federated regimes by name, in the harness's regime signature; each writes
+    under `out_dir` (the run's folder)."""
 
     def regime(name: str, secagg: SecAggMode, epsilon: float = 0.0) -> FederatedRegime:
         def run(world: World, holdout: Holdout, cfg: ExperimentConfig, seed: int) -> RegimeOutput:
-            return run_federated(world, holdout, cfg, seed, name, secagg, epsilon)
+            return run_federated(world, holdout, cfg, seed, name, secagg, epsilon, out_dir)
 
         return run
 

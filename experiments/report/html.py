@@ -16,6 +16,7 @@ from typing import Any
 from matplotlib.figure import Figure
 
 from experiments.report.csv import write_csv
+from experiments.report.data import data_section
 from experiments.report.plots import (
     attribute_figure,
     exposure_figure,
@@ -49,26 +50,54 @@ def _figure(title: str, figure: Figure | None) -> str:
     return f'<figure><img alt="{html.escape(title)}" src="data:image/png;base64,{_png(figure)}"><figcaption>{html.escape(title)}</figcaption></figure>'
 
 
+def _data_section(results: dict[str, Any]) -> str:
+    section = data_section(results)
+    return f"<h2>Data</h2>{section}" if section else ""
+
+
 def summary_paragraphs(results: dict[str, Any]) -> list[str]:
     """Plain-language sentences, each built from the figures in `results`."""
     out = []
     exposure = results.get("exposure", {})
     operator = exposure.get("central_operator")
+    # Only statements the data supports: no cross-domain links on a table (each row is one
+    # person at one firm; the count would be firm + an empty government record), no
+    # uniqueness where no quasi-identifier was declared.
+    has_qis = bool(results.get("data", {}).get("quasi_identifiers", True))
+    links = bool(
+        "data" not in results and operator and (operator["linked_citizens"]["mean"] or 0) > 0
+    )
     if operator:
+        clauses = []
+        if links:
+            clauses.append(
+                f"links {operator['linked_citizens']['mean']:,.0f} citizens across domains"
+            )
+        if has_qis:
+            clauses.append(
+                f"can single out {100 * operator['unique_share']['mean']:.1f} % of citizens by "
+                "quasi-identifiers alone"
+            )
         out.append(
             f"The unified national score requires a central operator holding about "
             f"{operator['cells']['mean']:,.0f} raw data cells, {operator['sensitive_proxy_cells']['mean']:,.0f} "
-            f"of them proxies of sensitive attributes; it links {operator['linked_citizens']['mean']:,.0f} "
-            f"citizens across domains and can single out {100 * operator['unique_share']['mean']:.1f} % of "
-            f"citizens by quasi-identifiers alone."
+            f"of them proxies of sensitive attributes"
+            + ("; it " + " and ".join(clauses) if clauses else "")
+            + "."
         )
     firms = [e for p, e in exposure.items() if p.startswith("firm:")]
     if firms:
-        worst = max(e["unique_share"]["mean"] for e in firms)
+        worst = max(e["unique_share"]["mean"] or 0.0 for e in firms)
+        clauses = ["no firm links anyone across domains"] if links else []
+        if worst > 0:
+            clauses.append(
+                f"at most {100 * worst:.1f} % of a firm's customers are unique on the "
+                "quasi-identifiers it holds"
+            )
         out.append(
-            f"Under federated or local-only scoring no party holds more than its own customers: "
-            f"no firm links anyone across domains, and at most {100 * worst:.1f} % of a firm's customers "
-            f"are unique on the quasi-identifiers it holds. The coordinating server holds no raw data."
+            "Under federated or local-only scoring no party holds more than its own customers"
+            + (": " + ", and ".join(clauses) if clauses else "")
+            + ". The coordinating server holds no raw data."
         )
     view = results.get("server_view")
     if view:
@@ -109,6 +138,7 @@ def render_html(results: dict[str, Any]) -> str:
     sections = [
         f"<h1>fedscore: {name}</h1>",
         f"<p>Source: {html.escape(config['data']['source'])}; seeds {seeds}; results schema v{results['schema_version']}.</p>",
+        _data_section(results),
         '<section class="summary"><h2>What each regime reveals to whom</h2>'
         + "".join(f"<p>{html.escape(p)}</p>" for p in summary_paragraphs(results))
         + "</section>",

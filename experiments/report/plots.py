@@ -159,16 +159,16 @@ def exposure_figure(results: dict[str, Any]) -> Figure:
     """Raw cells each party holds (log scale) and the share of its citizens unique on QIs."""
     exposure = results["exposure"]
     parties = list(exposure)
+    unique = [exposure[p]["unique_share"]["mean"] or 0 for p in parties]
     figure = new_figure(10, 0.35 * len(parties) + 1.5)
-    axes = figure.subplots(1, 2, sharey=True)
+    axes = figure.subplots(1, 2 if any(unique) else 1, sharey=True, squeeze=False)[0]
     cells = [max(exposure[p]["cells"]["mean"] or 0, 1) for p in parties]
     axes[0].barh(parties, cells, color="#c44e52")
     axes[0].set_xscale("log")
     axes[0].set_xlabel("raw (citizen × attribute) cells held")
-    axes[1].barh(
-        parties, [exposure[p]["unique_share"]["mean"] or 0 for p in parties], color="#8172b2"
-    )
-    axes[1].set_xlabel("share of its citizens unique on quasi-identifiers (k = 1)")
+    if any(unique):  # no party unique on anything (no quasi-identifiers): no empty panel
+        axes[1].barh(parties, unique, color="#8172b2")
+        axes[1].set_xlabel("share of its citizens unique on quasi-identifiers (k = 1)")
     axes[0].invert_yaxis()
     return figure
 

@@ -138,12 +138,14 @@ def utility_table(results: dict[str, Any]) -> str:
 
 
 def exposure_table(results: dict[str, Any]) -> str:
+    # On a table each row is one person at one firm: no links across domains to show.
+    links = "data" not in results
     rows = [
         [
             html.escape(party),
             _cell(e["cells"], 0),
             _cell(e["sensitive_proxy_cells"], 0),
-            _cell(e["linked_citizens"], 0),
+            *([_cell(e["linked_citizens"], 0)] if links else []),
             _cell(e["unique_share"]),
         ]
         for party, e in results["exposure"].items()
@@ -153,7 +155,7 @@ def exposure_table(results: dict[str, Any]) -> str:
             "party",
             "raw cells",
             "sensitive-proxy cells",
-            "citizens linked across domains",
+            *(["citizens linked across domains"] if links else []),
             "unique on QIs",
         ],
         rows,

@@ -48,6 +48,7 @@ PartyName = Annotated[
     Keys("party"),
     StringConstraints(pattern=r"^(central_operator|coordinating_server|firm:.+)$"),
 ]
+ColumnName = Annotated[str, Keys("column"), StringConstraints(min_length=1)]
 BucketName = Annotated[str, Keys("bucket"), StringConstraints(pattern=r"^k(=\d+(-\d+)?|>=\d+)$")]
 
 
@@ -354,6 +355,109 @@ class MembershipCurves(_Block):
     """Online LiRA; absent when `membership.shadows` is 0."""
 
 
+class LabelMeaning(_Block):
+    """Which column is the label and which of its values means default."""
+
+    column: str
+    """The label column of the table."""
+    positive: str | int | float | bool | None
+    """The value that means default (bad); null when the column is already 0/1 with 1 = default."""
+
+
+class Partition(_Block):
+    """How the table's rows were split into firms."""
+
+    method: Literal["column", "dirichlet-label-skew"]
+    """`column`: one firm per value of a column; `dirichlet-label-skew`: a Dirichlet draw per
+    label, so firms differ in default rate (drawn per seed)."""
+    column: str | None = _optional()
+    """The column whose values name the firms (method `column`)."""
+    alpha: float | None = _optional()
+    """The Dirichlet concentration (method `dirichlet-label-skew`)."""
+    n_firms: int | None = _optional()
+    """The number of firms drawn (method `dirichlet-label-skew`)."""
+    non_empty: str | None = _optional()
+    """How an empty firm is avoided (method `dirichlet-label-skew`)."""
+
+
+class Imputation(_Block):
+    """Missing cells filled before encoding (`[data] impute`)."""
+
+    method: Literal["median", "mode"]
+    """How they were filled."""
+    missing_per_column: dict[ColumnName, int]
+    """Missing cells per column, before filling."""
+
+
+class FirmFigures(_Block):
+    """One firm's share of a table, summarised over seeds."""
+
+    rows: Summary
+    """The firm's rows."""
+    default_rate: Summary
+    """Share of the firm's rows that defaulted, in [0, 1]."""
+    heldout: Summary
+    """The firm's held-out rows: the n behind its per-firm figures."""
+    heldout_defaults: Summary
+    """Defaults among the firm's held-out rows."""
+
+
+class DataRecord(_Block):
+    """Where a table's figures come from (file, German credit, Lending Club; absent for the
+    synthetic world)."""
+
+    source: str
+    """The data source (`file`, `german_credit`, `lending_club`)."""
+    file_name: str | None = _optional()
+    """The file the rows were read from."""
+    path: str | None = _optional()
+    """Its path when the run read it."""
+    sha256: str | None = _optional()
+    """SHA-256 of the file's bytes, to tell which version of a table a result is on."""
+    label: LabelMeaning
+    """The label column and its meaning."""
+    sensitive: list[str]
+    """Columns declared sensitive (never features)."""
+    quasi_identifiers: list[str]
+    """Columns declared quasi-identifiers."""
+    features: list[str] | None = _optional()
+    """The feature columns (file source)."""
+    excluded: list[str] | None = _optional()
+    """Columns the config excluded from the features (file source)."""
+    rows_read: int | None = _optional()
+    """Rows in the file (file source)."""
+    rows_used: int | None = _optional()
+    """Rows kept after `impute = "drop-rows"` (file source)."""
+    rows_dropped: int | None = _optional()
+    """Rows dropped for missing cells (file source, `impute = "drop-rows"`)."""
+    impute: Imputation | None = _optional()
+    """How missing cells were filled (file source)."""
+    bins: dict[ColumnName, list[float]] | None = _optional()
+    """Bin edges of numeric sensitive attributes, by column (file source)."""
+    partition: Partition
+    """The split into firms."""
+    rows: int
+    """Rows (citizens) in the world built from the table."""
+    firms: dict[FirmName, FirmFigures]
+    """Each firm's rows, default rate and held-out n."""
+
+
+class Fallback(_Block):
+    """A firm a regime scored without a model."""
+
+    regime: RegimeName
+    """The regime."""
+    seed: int
+    """The seed."""
+    firm: FirmName
+    """The firm."""
+    kind: Literal["base-rate"]
+    """`base-rate`: its training rows hold one class, so it is scored by its (Laplace-smoothed)
+    default rate."""
+    reason: str
+    """Why, in words."""
+
+
 class Results(_Block):
     """The whole of results.json.
 
@@ -379,6 +483,11 @@ class Results(_Block):
     """What the coordinating server infers from what it receives."""
     curves: dict[RegimeName, MembershipCurves]
     """Each regime's membership ROC curves."""
+    data: DataRecord | None = _optional()
+    """The table behind the figures: provenance, split and firm sizes (absent for the synthetic
+    world)."""
+    fallbacks: list[Fallback] | None = _optional()
+    """Every firm a regime scored without a model (absent when there is none)."""
 
     @model_validator(mode="after")
     def _one_value_per_seed(self) -> Results:
@@ -395,7 +504,13 @@ class Results(_Block):
             for attack in (curves.loss, curves.lira):
                 if attack is not None and len(attack) != seeds:
                     raise ValueError(f"curves.{name} has {len(attack)} curves, one per seed")
-        tree = {"regimes": self.regimes, "exposure": self.exposure, "server_view": self.server_view}
+        tree: dict[str, object] = {
+            "regimes": self.regimes,
+            "exposure": self.exposure,
+            "server_view": self.server_view,
+        }
+        if self.data is not None:
+            tree["data.firms"] = self.data.firms
         for path, summary in _summaries(tree, ""):
             if len(summary.per_seed) != seeds:
                 raise ValueError(

@@ -9,14 +9,17 @@ schema-declared ranges and splits the rows into firms.
 
 from __future__ import annotations
 
+import hashlib
 import importlib.util
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from experiments.world.checks import DataError, Impute, TableSpec, check_table, default_features
 from experiments.world.encoding import Schema, world_from_frame
+from experiments.world.remedies import prepare_table
 from experiments.world.tables import World
 
 
@@ -26,16 +29,82 @@ class DatasetNotFound(Exception):
 
 # --- generic files ------------------------------------------------------------------------------
 
+CSV_SUFFIXES = (".csv", ".csv.gz", ".csv.xz", ".csv.bz2", ".csv.zst")
+PARQUET_SUFFIXES = (".parquet", ".pq")
 
-def _read_table(path: Path) -> pd.DataFrame:
+
+def _not_text(path: Path, encoding: str) -> str:
+    """Where the first byte that is not `encoding` text sits (pandas reports a chunk offset)."""
+    raw = path.read_bytes()
+    try:
+        raw.decode(encoding)
+    except UnicodeDecodeError as exc:
+        line = raw[: exc.start].count(b"\n") + 1
+        where = f": byte 0x{raw[exc.start]:02x} on line {line}"
+    else:  # pragma: no cover - pandas found what a whole-file decode does not
+        where = ""
+    return (
+        f"the file is not {encoding} text{where}; save it as UTF-8, or set [data] encoding to "
+        'the file\'s encoding (e.g. encoding = "latin-1")'
+    )
+
+
+def _read_csv(path: Path, encoding: str) -> pd.DataFrame:
+    try:
+        header = pd.read_csv(path, nrows=1, header=None, encoding=encoding)
+        frame = pd.read_csv(path, encoding=encoding)
+    except pd.errors.EmptyDataError:
+        raise DataError(path, ["the file is empty: expected a header line and data rows"]) from None
+    except UnicodeDecodeError:
+        raise DataError(path, [_not_text(path, encoding)]) from None
+    except pd.errors.ParserError as exc:
+        reason = str(exc).strip().splitlines()[0]
+        raise DataError(path, [f"the file is not a well-formed CSV table: {reason}"]) from None
+    names = [str(n) for n in header.iloc[0]] if len(header) else []
+    repeated = sorted({n for n in names if names.count(n) > 1})
+    if repeated:
+        raise DataError(path, [f"the header names columns {repeated} more than once"])
+    return frame
+
+
+def read_table(path: Path, encoding: str = "utf-8") -> pd.DataFrame:
+    """The table at `path`; every way it can be unreadable is a `DataError` naming the file."""
+    if path.is_dir():
+        raise DataError(
+            path, ["this is a directory; [data] path must name a .csv or .parquet file"]
+        )
     if not path.is_file():
         raise DatasetNotFound(f"no data file at {path}")
     suffixes = "".join(path.suffixes).lower()
-    if suffixes.endswith((".parquet", ".pq")):
-        return pd.read_parquet(path)
-    if suffixes.endswith((".csv", ".csv.gz", ".csv.xz", ".csv.bz2", ".csv.zst")):
-        return pd.read_csv(path)
-    raise ValueError(f"path {path}: expected a .csv or .parquet file, got suffix {suffixes!r}")
+    try:
+        if suffixes.endswith(PARQUET_SUFFIXES):
+            try:
+                frame = pd.read_parquet(path)
+            except (OSError, ValueError) as exc:  # pyarrow's ArrowInvalid is a ValueError
+                reason = str(exc).strip().splitlines()[0]
+                raise DataError(path, [f"not a readable Parquet file: {reason}"]) from None
+        elif suffixes.endswith(CSV_SUFFIXES):
+            frame = _read_csv(path, encoding)
+        else:
+            raise DataError(
+                path, [f"expected a .csv or .parquet file (or .csv.gz), got suffix {suffixes!r}"]
+            )
+    except PermissionError:
+        raise DataError(path, ["cannot read the file: permission denied"]) from None
+    if frame.shape[1] == 0:
+        raise DataError(path, ["the file has no columns"])
+    if len(frame) == 0:
+        raise DataError(path, [f"the file has a header ({frame.shape[1]} columns) but no rows"])
+    return frame
+
+
+def file_digest(path: Path) -> str:
+    """SHA-256 of the file's bytes: which table a result came from."""
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def load_table(
@@ -46,40 +115,80 @@ def load_table(
     sensitive: Sequence[str] = (),
     quasi_identifiers: Sequence[str] = (),
     features: Sequence[str] | None = None,
+    exclude: Sequence[str] = (),
     partition: str | None = None,
     dirichlet_alpha: float | None = None,
     n_firms: int = 8,
+    impute: Impute | None = None,
+    bins: Mapping[str, Sequence[float]] | None = None,
+    encoding: str = "utf-8",
     seed: int = 0,
     name: str | None = None,
 ) -> World:
     """Any CSV or Parquet file as a `World`, with column roles given by the caller.
 
-    `positive` is the label value meaning default (omit it for a 0/1 column). `features` defaults
-    to every column that is not the label, the partition column, sensitive or a quasi-identifier;
-    a sensitive column listed in `features` is kept at the firms as a "sensitive-proxy". Firms come
+    The table is checked first (`experiments/world/checks.py`) and refused with every problem
+    at once (`DataError`). `positive` is the label value meaning default (omit it for a 0/1
+    column). `features` defaults to every column that has no other role and is not in
+    `exclude`; a sensitive column listed in `features` is kept at the firms as a
+    "sensitive-proxy". Missing feature values need `impute`; missing sensitive values stay
+    missing; a numeric sensitive attribute is cut into groups at its `bins` edges. Firms come
     from exactly one of `partition` (one firm per value of that column) or `dirichlet_alpha` (a
     label-skew split into `n_firms` firms, seeded by `seed`). Numeric features get the 1st-99th
     percentile range of the whole file; other columns are one-hot over the file's levels.
     """
     path = Path(path)
-    frame = _read_table(path)
+    spec = TableSpec(
+        label=label,
+        positive=positive,
+        sensitive=list(sensitive),
+        quasi_identifiers=list(quasi_identifiers),
+        features=None if features is None else list(features),
+        exclude=list(exclude),
+        partition=partition,
+        dirichlet_alpha=dirichlet_alpha,
+        n_firms=n_firms,
+        impute=impute,
+        bins=dict(bins or {}),
+    )
+    frame = read_table(path, encoding)
+    problems = check_table(frame, spec)
+    if problems:
+        raise DataError(path, problems)
+    frame, notes = prepare_table(frame, spec)
+    if len(frame) == 0:
+        raise DataError(path, ['impute = "drop-rows" dropped every row'])
+    chosen = (
+        list(spec.features)
+        if spec.features is not None
+        else default_features(list(frame.columns), spec)
+    )
     schema = Schema(
         source=name or path.stem,
         label=label,
         positive=positive,
         sensitive=list(sensitive),
         quasi_identifiers=list(quasi_identifiers),
-        features=None if features is None else list(features),
+        features=chosen,
     )
-    return world_from_frame(
-        frame,
-        schema,
-        partition=partition,
-        dirichlet_alpha=dirichlet_alpha,
-        n_firms=n_firms,
-        seed=seed,
-        extra_meta={"path": str(path)},
-    )
+    try:
+        return world_from_frame(
+            frame,
+            schema,
+            partition=partition,
+            dirichlet_alpha=dirichlet_alpha,
+            n_firms=n_firms,
+            seed=seed,
+            extra_meta={
+                "path": str(path),
+                "file_name": path.name,
+                "sha256": file_digest(path),
+                "features": chosen,
+                **notes,
+            },
+        )
+    except ValueError as exc:  # what the checks above cannot foresee, e.g. clashing names
+        raise DataError(path, [str(exc)]) from None
 
 
 # --- packaged datasets --------------------------------------------------------------------------

@@ -82,3 +82,39 @@ def test_a_missing_or_broken_file_is_a_config_error(tmp_path: Path) -> None:
         load_config(tmp_path / "absent.toml")
     with pytest.raises(ConfigError, match="not valid TOML"):
         load_config(broken)
+
+
+def test_a_relative_data_path_is_read_from_the_config_files_folder(tmp_path: Path) -> None:
+    folder = tmp_path / "study"
+    folder.mkdir()
+    config = folder / "mine.toml"
+    config.write_text(
+        '[experiment]\nname = "mine"\n[data]\nsource = "file"\npath = "tables/loans.csv"\n'
+        'label = "y"\npartition = "region"\n'
+    )
+
+    loaded = load_config(config)
+
+    assert loaded.data.source == "file"
+    assert loaded.data.path == folder / "tables" / "loans.csv"
+
+
+def test_file_data_keys_are_checked_with_the_key_named() -> None:
+    raw = {
+        "experiment": {"name": "x"},
+        "data": {
+            "source": "file",
+            "path": "a.csv",
+            "label": "y",
+            "partition": "region",
+            "impute": "mean",
+            "encoding": "klingon",
+        },
+    }
+
+    with pytest.raises(ConfigError) as caught:
+        parse_config(raw)
+
+    message = str(caught.value)
+    assert "data.impute: Input should be 'median', 'mode' or 'drop-rows' (got 'mean')" in message
+    assert "data.encoding: unknown text encoding 'klingon'" in message

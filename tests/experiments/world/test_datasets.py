@@ -215,6 +215,7 @@ def test_load_table_keeps_a_sensitive_feature_as_a_sensitive_proxy(tmp_path: Pat
         label="status",
         positive="bad",
         sensitive=["religion"],
+        quasi_identifiers=["age"],
         features=["income", "religion"],
         partition="province",
     )
