@@ -28,6 +28,7 @@ from flwr.app import (
     Context,
     Message,
     MetricRecord,
+    MetricRecordValues,
     RecordDict,
     UserConfigValue,
 )
@@ -35,6 +36,7 @@ from flwr.client import NumPyClient
 from flwr.client.message_handler.message_handler import handle_legacy_message_from_msgtype
 from flwr.client.mod import secaggplus_mod
 from flwr.clientapp import ClientApp
+from flwr.common import Scalar
 from flwr.common.secure_aggregation.secaggplus_constants import RECORD_KEY_CONFIGS
 
 from clients import records as R
@@ -101,6 +103,13 @@ def train_locally(content: RecordDict, data: FirmData) -> LocalResult:
     )
 
 
+def _metric_record(metrics: Mapping[str, float]) -> MetricRecord:
+    """A MetricRecord of float metrics. Its constructor takes a mutable
+    `dict[str, MetricRecordValues]` (it may empty it), which a `dict[str, float]` is not."""
+    values: dict[str, MetricRecordValues] = dict(metrics)
+    return MetricRecord(values)
+
+
 class _FirmNumPyClient(NumPyClient):
     """Flower's legacy client interface, only for `secagg = "flower"` (SecAgg+ needs it)."""
 
@@ -109,7 +118,7 @@ class _FirmNumPyClient(NumPyClient):
 
     def fit(
         self, parameters: list[np.ndarray], config: Mapping[str, object]
-    ) -> tuple[list[np.ndarray], int, dict[str, float]]:
+    ) -> tuple[list[np.ndarray], int, dict[str, Scalar]]:
         from clients.model import get_weights, set_weights
         from clients.training import train_model
 
@@ -192,7 +201,7 @@ def build_client_app(
         reply = RecordDict(
             {
                 R.CONTRIBUTION_RECORD: ArrayRecord({R.VECTOR: Array(result.contribution)}),
-                R.METRICS_RECORD: MetricRecord(result.public_metrics()),  # type: ignore[arg-type]
+                R.METRICS_RECORD: _metric_record(result.public_metrics()),
             }
         )
         return Message(reply, reply_to=msg)
@@ -206,7 +215,7 @@ def build_client_app(
     @app.evaluate()
     def evaluate(msg: Message, context: Context) -> Message:
         sums = behaviour.evaluate(msg.content, context)
-        return Message(RecordDict({R.METRICS_RECORD: MetricRecord(sums)}), reply_to=msg)
+        return Message(RecordDict({R.METRICS_RECORD: _metric_record(sums)}), reply_to=msg)
 
     return app
 

@@ -21,7 +21,8 @@ class LogisticScorecard(nn.Module):
         self.linear = nn.Linear(n_features, 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.linear(x).squeeze(-1)
+        logits: torch.Tensor = self.linear(x)  # nn.Module.__call__ is typed Any
+        return logits.squeeze(-1)
 
 
 class ScoreMLP(nn.Module):
@@ -32,7 +33,8 @@ class ScoreMLP(nn.Module):
         self.net = nn.Sequential(nn.Linear(n_features, hidden), nn.ReLU(), nn.Linear(hidden, 1))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.net(x).squeeze(-1)
+        logits: torch.Tensor = self.net(x)  # nn.Module.__call__ is typed Any
+        return logits.squeeze(-1)
 
 
 class BaseRateScore(nn.Module):

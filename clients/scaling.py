@@ -67,4 +67,5 @@ class FeatureScaler:
             raise KeyError(f"table lacks feature columns {missing}; it has {list(table.columns)}")
         raw = table.loc[:, list(self.names)].to_numpy(dtype=np.float64, na_value=np.nan)
         scaled = np.clip((raw - self.low) / (self.high - self.low), 0.0, 1.0)
-        return np.nan_to_num(scaled, nan=0.0).astype(np.float32)
+        features: np.ndarray = np.nan_to_num(scaled, nan=0.0).astype(np.float32)
+        return features

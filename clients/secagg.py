@@ -22,6 +22,7 @@ Context with every message, and a 400 kB state would cost about a second per sta
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import TypeGuard
 
 from flwr.app import ConfigRecord, Context, Message, MetricRecord, RecordDict
 
@@ -52,11 +53,15 @@ def _store_sessions(context: Context, sessions: ClientSessions) -> None:
     )
 
 
+def _is_bytes_list(value: object) -> TypeGuard[list[bytes]]:
+    return isinstance(value, list) and all(isinstance(p, bytes) for p in value)
+
+
 def answer_stage(msg: Message, context: Context, train: Callable[[], LocalResult]) -> Message:
     """Answer one message's requests; a ProtocolError propagates, and Flower turns it into an
     error reply (the server then counts this firm as dropped from every round in the message)."""
     payloads = msg.content.config_records[R.SECAGG_RECORD][R.PAYLOADS]
-    if not isinstance(payloads, list) or not all(isinstance(p, bytes) for p in payloads):
+    if not _is_bytes_list(payloads):
         raise TypeError(f"secagg payloads must be a list of bytes, got {type(payloads).__name__}")
     requests = [parse_message(payload) for payload in payloads]
     metrics = MetricRecord()
