@@ -49,6 +49,7 @@ def save_checkpoint(directory: Path, checkpoint: Checkpoint) -> Path:
     }
     npz = stem.with_suffix(".npz")
     temporary = npz.with_name(npz.name + ".tmp.npz")
+    # mypy matches the unpacked str keys against savez's `allow_pickle: bool` parameter too
     np.savez(temporary, **arrays)  # type: ignore[arg-type]
     os.replace(temporary, npz)
     sidecar = {

@@ -36,6 +36,7 @@ from server.rounds import (
     FederationResult,
     RoundAggregate,
     evaluate,
+    float_metrics,
 )
 from server.secagg_workflow import SecureAggregator
 from server.settings import FederationRun, FederationSettings
@@ -87,9 +88,7 @@ def aggregate_in_the_clear(
             continue
         total += vector
         contributors.append(node)
-        metrics[node] = {
-            k: float(v) for k, v in reply.content.metric_records[R.METRICS_RECORD].items()
-        }  # type: ignore[arg-type]
+        metrics[node] = float_metrics(reply.content.metric_records[R.METRICS_RECORD])
         payload = vector.tobytes()
         transcript.append(
             {

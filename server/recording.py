@@ -13,7 +13,7 @@ from typing import Any
 
 from flwr.app import Message, RecordDict
 from flwr.common.serde import recorddict_to_proto
-from flwr.proto.node_pb2 import NodeInfo  # type: ignore[attr-defined]
+from flwr.proto.node_pb2 import NodeInfo
 from flwr.serverapp import Grid
 from flwr.supercore.run import Run
 
@@ -23,7 +23,9 @@ SECAGGPLUS_CONFIGS = "secaggplus_configs"  # Flower's record key for its SecAgg+
 def _stage(message: Message) -> str:
     configs = message.content.config_records.get(SECAGGPLUS_CONFIGS)
     stage = configs.get("stage") if configs is not None else None
-    return f"secaggplus.{stage}" if stage else message.metadata.message_type
+    if isinstance(stage, str) and stage:  # Flower's SecAgg+ names its stages by str constants
+        return f"secaggplus.{stage}"
+    return message.metadata.message_type
 
 
 class RecordingGrid(Grid):

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import numpy as np
-from flwr.app import Array, ArrayRecord, RecordDict
+from flwr.app import Array, ArrayRecord, MetricRecord, RecordDict
 from flwr.serverapp import Grid
 
 from clients import records as R
@@ -82,8 +82,8 @@ def evaluate(
     stage = exchange(grid, dict.fromkeys(nodes, content), "evaluate", str(round_number), timeout)
     sums = np.zeros(3)
     for reply in stage.replies.values():
-        record = reply.content.metric_records[R.METRICS_RECORD]
-        sums += [float(record["n"]), float(record["loss_sum"]), float(record["correct"])]  # type: ignore[arg-type]
+        record = float_metrics(reply.content.metric_records[R.METRICS_RECORD])
+        sums += [record["n"], record["loss_sum"], record["correct"]]
     if sums[0] == 0:
         return {"n": 0.0, "firms": 0.0}
     return {
@@ -92,3 +92,14 @@ def evaluate(
         "loss": float(sums[1] / sums[0]),
         "accuracy": float(sums[2] / sums[0]),
     }
+
+
+def float_metrics(record: MetricRecord) -> dict[str, float]:
+    """A firm's metrics as floats. A MetricRecord value may also be a list, which no firm sends:
+    refused here, so that every reader gets numbers."""
+    metrics: dict[str, float] = {}
+    for key, value in record.items():
+        if isinstance(value, list):
+            raise TypeError(f"metric {key!r} must be a number, got a list")
+        metrics[key] = float(value)
+    return metrics

@@ -38,7 +38,7 @@ from protocol.pipeline import (
     TransportMessage,
 )
 from server.messaging import exchange
-from server.rounds import RoundAggregate
+from server.rounds import RoundAggregate, float_metrics
 from server.settings import FederationSettings
 
 
@@ -84,7 +84,7 @@ class _FlowerTransport:
                 continue
             metrics = reply.content.metric_records.get(R.METRICS_RECORD)
             if metrics is not None and message.batches[node].carries(Stage.MASKED_INPUT):
-                self.public_metrics[node] = {k: float(v) for k, v in metrics.items()}  # type: ignore[arg-type]
+                self.public_metrics[node] = float_metrics(metrics)
         return replies
 
 
