@@ -79,8 +79,8 @@ def _binary_labels(values: pd.Series, positive: str | int | None, label: str) ->
             )
         return values.to_numpy(dtype=np.int8)
     numeric_match = _is_numeric(values) and not isinstance(positive, str)
-    is_positive = values == positive if numeric_match else values.astype(str) == str(positive)
-    is_positive = is_positive.to_numpy(dtype=bool)
+    matches = values == positive if numeric_match else values.astype(str) == str(positive)
+    is_positive = matches.to_numpy(dtype=bool)
     if not is_positive.any():
         raise ValueError(
             f"positive={positive!r} never occurs in label column {label!r}; values found: {found}"

@@ -209,13 +209,13 @@ def _population(n: int, seed: int) -> _Population:
         {
             ID: ids,
             "age": age.astype(np.int16),
-            "sex": pd.Categorical.from_codes(male.astype(np.int8), ["female", "male"]),
-            "region": pd.Categorical.from_codes(region, list(REGIONS)),
-            "hukou": pd.Categorical.from_codes(urban.astype(np.int8), ["rural", "urban"]),
-            "education": pd.Categorical.from_codes(education, list(EDUCATION), ordered=True),
-            "occupation": pd.Categorical.from_codes(occupation, list(OCCUPATIONS)),
+            "sex": pd.Categorical.from_codes(male.astype(np.int8), pd.Index(["female", "male"])),
+            "region": pd.Categorical.from_codes(region, pd.Index(REGIONS)),
+            "hukou": pd.Categorical.from_codes(urban.astype(np.int8), pd.Index(["rural", "urban"])),
+            "education": pd.Categorical.from_codes(education, pd.Index(EDUCATION), ordered=True),
+            "occupation": pd.Categorical.from_codes(occupation, pd.Index(OCCUPATIONS)),
             "marital_status": pd.Categorical.from_codes(
-                single.astype(np.int8), ["married", "single"]
+                single.astype(np.int8), pd.Index(["married", "single"])
             ),
             **{s: drivers[s].astype(np.int8) for s in SENSITIVE},
             **{latent: drivers[latent].astype(np.float32) for latent in LATENTS},
