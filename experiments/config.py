@@ -27,6 +27,7 @@ from pydantic import (
     field_validator,
     model_validator,
 )
+from pydantic_core import ErrorDetails
 
 from clients.scorecard import SCORE_MAX, SCORE_MIN
 from clients.settings import ModelSettings, TrainSettings
@@ -243,14 +244,16 @@ def _section_model(loc: tuple[str | int, ...]) -> type[BaseModel] | None:
         members = _section_models(field.annotation) if field else []
         if len(members) > 1 and parts:  # a tagged union: the next loc part is the tag
             tag = parts.pop(0)
-            members = [m for m in members if m.model_fields["source"].annotation == Literal[tag]]
+            members = [
+                m for m in members if get_args(m.model_fields["source"].annotation) == (tag,)
+            ]
         if len(members) != 1:
             return None
         model = members[0]
     return model
 
 
-def _describe(error: dict[str, Any]) -> str:
+def _describe(error: ErrorDetails) -> str:
     loc = tuple(error["loc"])
     if error["type"] == "extra_forbidden":
         owner = _section_model(loc)
@@ -269,7 +272,7 @@ def parse_config(raw: dict[str, Any], origin: str = "config") -> ExperimentConfi
     try:
         return ExperimentConfig.model_validate(raw)
     except ValidationError as exc:
-        lines = "\n  ".join(_describe(e) for e in exc.errors())  # type: ignore[arg-type]
+        lines = "\n  ".join(_describe(e) for e in exc.errors())
         raise ConfigError(f"invalid {origin}:\n  {lines}") from None
 
 

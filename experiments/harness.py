@@ -276,7 +276,9 @@ def run_experiment(
                 figures["membership"] = membership
                 figures["attribute_inference"] = attribute_figures(world, holdout, output, seed)
                 if "dp" in output.info:
-                    figures["privacy"] = privacy_spent(output.info["dp"])
+                    dp = output.info["dp"]  # info holds objects; a DP regime's accounting is a dict
+                    assert isinstance(dp, dict)
+                    figures["privacy"] = privacy_spent(dp)
                 per_seed[name].append(figures)
                 progress.advance(task)
     raw: dict[str, Any] = {

@@ -29,6 +29,7 @@ import numpy as np
 import typer
 from flwr.app import Array, ArrayRecord, ConfigRecord, Context, RecordDict
 from flwr.client import NumPyClient
+from flwr.common import Scalar
 from rich.console import Console
 from rich.table import Table
 
@@ -56,7 +57,7 @@ class _SyntheticNumPyClient(NumPyClient):
 
     def fit(
         self, parameters: list[np.ndarray], config: dict[str, Any]
-    ) -> tuple[list[np.ndarray], int, dict[str, float]]:
+    ) -> tuple[list[np.ndarray], int, dict[str, Scalar]]:
         rng = np.random.default_rng(self.seed)
         weights = parameters[0] + rng.uniform(-0.01, 0.01, self.dimension).astype(np.float32)
         return [weights], 100, {}
@@ -163,7 +164,7 @@ def run_benchmark(
 
             def fit(grid: Grid, legacy: Context) -> None:
                 start = time.perf_counter()
-                inner(grid, legacy)  # type: ignore[arg-type]
+                inner(grid, legacy)
                 timed.append(time.perf_counter() - start)
 
             strategy = FedAvg(

@@ -139,7 +139,8 @@ class _FirmRows:
 
     def of(self, flat: np.ndarray, firm: int) -> np.ndarray:
         """The firm's own row numbers of the flat rows in `flat` that belong to it."""
-        return flat[self.firm[flat] == firm] - self.offsets[firm]
+        rows: np.ndarray = flat[self.firm[flat] == firm] - self.offsets[firm]
+        return rows
 
 
 def _firm_rows(

@@ -57,7 +57,8 @@ def infer(vector: np.ndarray) -> Inference:
 
 def invert_single_record(gradient: np.ndarray) -> np.ndarray:
     """A record's features from its own logistic gradient: x = g_weights / g_bias (exact)."""
-    return gradient[:-1] / gradient[-1]
+    features: np.ndarray = gradient[:-1] / gradient[-1]
+    return features
 
 
 @dataclass(frozen=True)
@@ -184,7 +185,7 @@ def participation_schedule(
         joined = available
         runs = joined.sum(1) >= minimum
     elif policy == "fixed":
-        runs = available.all(1)
+        runs = np.asarray(available.all(1))  # numpy types .all(axis) as a scalar or an array
         joined = np.broadcast_to(runs[:, None], available.shape).copy()
     elif policy == "groups":
         group = np.arange(firms) // group_size

@@ -48,7 +48,8 @@ def train_stacked(
     def forward(
         p: dict[str, torch.Tensor], b: dict[str, torch.Tensor], x: torch.Tensor
     ) -> torch.Tensor:
-        return functional_call(template, (p, b), (x,))
+        logits: torch.Tensor = functional_call(template, (p, b), (x,))
+        return logits
 
     batched = vmap(forward, in_dims=(0, 0, None))
     optimiser = torch.optim.Adam(
@@ -69,7 +70,7 @@ def train_stacked(
             )
             loss = ((losses * mask).sum(1) / mask.sum(1).clamp(min=1.0)).sum()
             optimiser.zero_grad(set_to_none=True)
-            loss.backward()
+            torch.autograd.backward(loss)  # what loss.backward() calls; that one is unannotated
             optimiser.step()
     with torch.no_grad():
         for j, model in enumerate(models):
