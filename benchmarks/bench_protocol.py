@@ -58,7 +58,7 @@ def measure_floor(masks: int, vectors: list[np.ndarray], dimension: int) -> tupl
 
 def run_one(
     num_clients: int, dimension: int, dropout: float, neighbours: int | None, workers: int
-) -> dict:
+) -> dict[str, float | bool]:
     degree = recommended_degree(num_clients) if neighbours == -1 else neighbours
     config = SecAggConfig(num_clients=num_clients, neighbours=degree, scale=2.0**16)
     rng = np.random.default_rng(0)
