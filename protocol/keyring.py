@@ -40,12 +40,13 @@ from protocol.messages import (
 from protocol.state import ClientState
 
 
-@dataclass
+@dataclass(repr=False, eq=False)
 class Keyring:
     """Keys, channels and shares one client holds in one round.
 
     Private keys stay raw bytes until the stage that uses them: loading one costs as much as a
-    key agreement, and a client is rebuilt from its state at every message.
+    key agreement, and a client is rebuilt from its state at every message. No generated repr
+    (a traceback or a log line must never print the secrets) and no field-wise equality.
     """
 
     encryption_private_key: bytes | None = None
