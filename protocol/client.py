@@ -6,33 +6,37 @@ client. A fault found while processing a well-addressed request (a tampered shar
 to reveal too much) aborts the client: it forgets its secrets and answers nothing more.
 Secrets live only as long as their stage needs them (fcp `secagg` round states).
 
-Longer than the usual module: one state machine, its state conversion (which must mirror every
-attribute) and the malicious mode's per-stage checks belong together; the rules that need none
-of its state (which survivor set to sign, a certificate's count) live in `consistency.py`.
+Each stage method reads top to bottom as the protocol's rule for that stage; the work it
+delegates lives beside it: the checks on a request in `client_checks.py` and `consistency.py`,
+the key material and what is done with it (dealing, opening, masking, revealing shares) in
+`keyring.py`.
 """
 
 from __future__ import annotations
 
-import os
-from typing import Any
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import numpy as np
 import numpy.typing as npt
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from protocol import crypto, shamir
+from protocol import crypto
+from protocol.client_checks import (
+    check_envelope,
+    check_fresh_keys,
+    check_neighbour_offer,
+    check_participants,
+    check_signed_keys,
+    check_unmask_partition,
+)
 from protocol.config import SecAggConfig
-from protocol.consistency import check_certificate, check_survivor_set
+from protocol.consistency import check_certified_request, check_survivor_set
 from protocol.errors import (
     ConfigMismatch,
-    InvalidShare,
-    InvalidSignature,
-    MalformedMessage,
     MissingInput,
     ProtocolAbort,
     ProtocolError,
-    RefusedRequest,
-    RoundMismatch,
     UnexpectedStage,
     VectorLengthError,
 )
@@ -45,15 +49,8 @@ from protocol.identity import (
     sign,
     survivors_statement,
 )
-from protocol.masking import (
-    PublicKeys,
-    add_mask,
-    masked_input_binding,
-    pair_sign,
-    pairwise_mask_seed,
-    share_associated_data,
-    share_channel,
-)
+from protocol.keyring import Keyring
+from protocol.masking import PublicKeys, masked_input_binding
 from protocol.messages import (
     SERVER_ID,
     AdvertiseKeysRequest,
@@ -64,19 +61,12 @@ from protocol.messages import (
     ConsistencyCheckResponse,
     MaskedInputRequest,
     MaskedInputResponse,
-    MaskingKeyShare,
     Message,
-    PeerKeys,
-    RevealedShare,
-    SealedShares,
-    SelfMaskShare,
-    ShareCommitments,
     ShareKeysRequest,
     ShareKeysResponse,
     UnmaskRequest,
     UnmaskResponse,
     seed_commitment,
-    share_commitment,
 )
 from protocol.quantize import check_input, quantize
 from protocol.stages import ClientStatus, Stage
@@ -135,17 +125,8 @@ class SecAggClient:
         self.next_stage: Stage | None = Stage.ADVERTISE_KEYS
         self.status = ClientStatus.INVITED
         self.masks_expanded = 0
-        # Secrets of the round, each deleted once its last stage is done.
-        # Private keys stay raw bytes until the stage that uses them: loading one costs as much
-        # as a key agreement, and a client is rebuilt from its state at every message.
-        self._encryption_private_key: bytes | None = None
-        self._masking_private_key: bytes | None = None
-        self._self_mask_seed: bytes | None = None
-        self._my_keys: PublicKeys | None = None
-        self._neighbours: dict[int, PublicKeys] = {}
-        self._channels: dict[int, tuple[bytes, bytes]] = {}
-        self._held_self_mask_shares: dict[int, int] = {}
-        self._held_key_shares: dict[int, int] = {}
+        # Keys and shares of the round, each deleted once its last stage is done.
+        self._keyring = Keyring()
         # Malicious mode: U1 as shown, and the one survivor set this client signs.
         self._participants: list[int] | None = None
         self._survivor_set: list[int] | None = None
@@ -168,6 +149,11 @@ class SecAggClient:
     def _session_context(self) -> bytes:
         assert self._manifest is not None and self.round_number is not None
         return session_context(self._manifest, self.config, self._dimension, self.round_number)
+
+    def _survivors_statement(self) -> bytes:
+        """Malicious mode: what this client signs at consistency_check (U1 and U3)."""
+        assert self._participants is not None and self._survivor_set is not None
+        return survivors_statement(self._session_context(), self._participants, self._survivor_set)
 
     def provide_input(self, vector: npt.ArrayLike, rounding_seed: int | None = None) -> None:
         """Set (or replace) the input, any time before the masked-input stage.
@@ -196,16 +182,6 @@ class SecAggClient:
 
     def to_state(self) -> ClientState:
         """Everything this client holds, as data, to be stored on its own node only."""
-
-        # Nested parts as plain dicts: pydantic validates them with the whole state in one
-        # compiled pass (building each model in Python cost twice as much).
-        def peer(keys: PublicKeys) -> dict[str, Any]:
-            return {
-                "client_id": keys.client_id,
-                "encryption_public_key": keys.encryption,
-                "masking_public_key": keys.masking,
-            }
-
         return ClientState(
             client_id=self.client_id,
             config=self.config,
@@ -218,23 +194,7 @@ class SecAggClient:
             quantized_input=None
             if self.quantized_input is None
             else self.quantized_input.astype("<u4").tobytes(),
-            encryption_private_key=self._encryption_private_key,
-            masking_private_key=self._masking_private_key,
-            self_mask_seed=self._self_mask_seed,
-            own_keys=None if self._my_keys is None else peer(self._my_keys),
-            neighbours=[peer(keys) for _, keys in sorted(self._neighbours.items())],
-            channels=[
-                {"peer": client_id, "key": key, "session": session}
-                for client_id, (key, session) in sorted(self._channels.items())
-            ],
-            held_self_mask_shares={
-                dealer: shamir.encode_share(value)
-                for dealer, value in sorted(self._held_self_mask_shares.items())
-            },
-            held_key_shares={
-                dealer: shamir.encode_share(value)
-                for dealer, value in sorted(self._held_key_shares.items())
-            },
+            **self._keyring.state_fields(),
             participants=self._participants,
             survivor_set=self._survivor_set,
         )
@@ -248,10 +208,6 @@ class SecAggClient:
     ) -> SecAggClient:
         """The client `to_state` described, ready for its next stage (the long-term identity
         and manifest are the node's, not the round's, so they are passed in, never stored)."""
-
-        def keys(peer: PeerKeys) -> PublicKeys:
-            return PublicKeys(peer.client_id, peer.encryption_public_key, peer.masking_public_key)
-
         client = cls(
             state.client_id,
             state.config,
@@ -271,19 +227,7 @@ class SecAggClient:
             client.quantized_input = words
         client.next_stage, client.status = state.next_stage, state.status
         client.masks_expanded = state.masks_expanded
-        client._encryption_private_key = state.encryption_private_key
-        client._masking_private_key = state.masking_private_key
-        client._self_mask_seed = state.self_mask_seed
-        client._my_keys = None if state.own_keys is None else keys(state.own_keys)
-        client._neighbours = {peer.client_id: keys(peer) for peer in state.neighbours}
-        client._channels = {c.peer: (c.key, c.session) for c in state.channels}
-        client._held_self_mask_shares = {
-            dealer: shamir.decode_share(value)
-            for dealer, value in state.held_self_mask_shares.items()
-        }
-        client._held_key_shares = {
-            dealer: shamir.decode_share(value) for dealer, value in state.held_key_shares.items()
-        }
+        client._keyring = Keyring.from_state(state)
         client._participants, client._survivor_set = state.participants, state.survivor_set
         return client
 
@@ -302,21 +246,7 @@ class SecAggClient:
         return self.unmask(request)
 
     def _check_envelope(self, request: Message, expected: type[Message]) -> None:
-        if not isinstance(request, expected) or self.next_stage is not expected.stage:
-            wanted = self.next_stage.value if self.next_stage else "nothing (round over)"
-            raise UnexpectedStage(
-                f"client {self.client_id} expects {wanted}, got {type(request).__name__}"
-            )
-        if self.round_number is not None and request.round != self.round_number:
-            raise RoundMismatch(
-                f"client {self.client_id} is in round {self.round_number}, "
-                f"message is for round {request.round}"
-            )
-        if request.sender != SERVER_ID or request.receiver != self.client_id:
-            raise MalformedMessage(
-                f"request must go from the server (0) to client {self.client_id}, "
-                f"got {request.sender} -> {request.receiver}"
-            )
+        check_envelope(request, expected, self.client_id, self.next_stage, self.round_number)
 
     def forget(self) -> None:
         """Give the round up: forget every secret and the input, refuse anything further (a
@@ -324,14 +254,21 @@ class SecAggClient:
         self._abort()
         self.quantized_input = None
 
+    @contextmanager
+    def _abort_on_fault(self) -> Iterator[None]:
+        """A protocol fault found while processing a well-addressed request aborts the client
+        (it forgets its secrets, `_abort`), then propagates."""
+        try:
+            yield
+        except ProtocolError:
+            self._abort()
+            raise
+
     def _abort(self) -> None:
         """Forget every secret and refuse anything further."""
         self.next_stage = None
         self.status = ClientStatus.ABORTED
-        self._encryption_private_key = self._masking_private_key = self._self_mask_seed = None
-        self._channels.clear()
-        self._held_self_mask_shares.clear()
-        self._held_key_shares.clear()
+        self._keyring.wipe()
         self._survivor_set = None
 
     def _reply_header(self) -> dict[str, int]:
@@ -353,28 +290,21 @@ class SecAggClient:
                 f"dimension must be {self.dimension} (the client's vector), got {request.dimension}"
             )
         self.round_number = request.round
-        encryption_key, masking_key = crypto.generate_private_key(), crypto.generate_private_key()
-        self._encryption_private_key = crypto.private_key_bytes(encryption_key)
-        self._masking_private_key = crypto.private_key_bytes(masking_key)
-        self._self_mask_seed = os.urandom(shamir.SECRET_BYTES)
-        self._my_keys = PublicKeys(
-            self.client_id, crypto.public_key(encryption_key), crypto.public_key(masking_key)
-        )
+        self._keyring.generate_keys(self.client_id)
+        own_keys = self._keyring.own_keys
+        assert own_keys is not None
         signature = None
         if self.malicious:
             assert self._identity is not None
             statement = advertise_statement(
-                self._session_context(),
-                self.client_id,
-                self._my_keys.encryption,
-                self._my_keys.masking,
+                self._session_context(), self.client_id, own_keys.encryption, own_keys.masking
             )
             signature = sign(self._identity, statement)
         self.next_stage, self.status = Stage.SHARE_KEYS, ClientStatus.ADVERTISED_KEYS
         return AdvertiseKeysResponse(
             **self._reply_header(),
-            encryption_public_key=self._my_keys.encryption,
-            masking_public_key=self._my_keys.masking,
+            encryption_public_key=own_keys.encryption,
+            masking_public_key=own_keys.masking,
             signature=signature,
         )
 
@@ -383,237 +313,107 @@ class SecAggClient:
     def share_keys(self, request: ShareKeysRequest) -> ShareKeysResponse:
         """Check the neighbour list against the public graph, then seal shares for each one."""
         self._check_envelope(request, ShareKeysRequest)
-        try:
-            return self._share_keys(request)
-        except ProtocolError:
-            self._abort()
-            raise
-
-    def _share_keys(self, request: ShareKeysRequest) -> ShareKeysResponse:
-        assert self._my_keys and self._encryption_private_key and self._masking_private_key
-        assert self._self_mask_seed is not None and self.round_number is not None
-        participants = request.participants
-        if participants != sorted(set(participants)) or self.client_id not in participants:
-            raise MalformedMessage(
-                f"participants must be sorted, distinct and include {self.client_id}"
+        with self._abort_on_fault():
+            keyring = self._keyring
+            assert keyring.own_keys and keyring.encryption_private_key
+            assert keyring.self_mask_seed is not None and self.round_number is not None
+            participants, manifest = request.participants, self._manifest
+            check_participants(self.client_id, participants, self.config, self.malicious, manifest)
+            expected = neighbours_of(
+                self.client_id,
+                participants,
+                self.config.degree,
+                graph_seed(self.round_number, participants),
             )
-        if self._manifest is not None and self.malicious:
-            # The consistency quorum is counted out of num_clients, so U1 may not be larger.
-            if len(participants) > self.config.num_clients:
-                raise MalformedMessage(
-                    f"{len(participants)} participants, more than the "
-                    f"{self.config.num_clients} clients the round invites"
+            threshold = self.config.reconstruction_threshold
+            offered = check_neighbour_offer(self.client_id, request, expected, threshold)
+            if self.malicious:
+                assert manifest is not None
+                quorum = self.config.consistency_quorum
+                check_signed_keys(request, manifest, self._session_context(), quorum)
+                self._participants = list(participants)
+            seen_keys = {keyring.own_keys.encryption, keyring.own_keys.masking}
+            encryption_key = crypto.private_key_from_bytes(keyring.encryption_private_key)
+            for peer in request.neighbours:
+                keys = PublicKeys(
+                    peer.client_id, peer.encryption_public_key, peer.masking_public_key
                 )
-            strangers = sorted(set(participants) - set(self._manifest.keys))
-            if strangers:
-                raise InvalidSignature(f"participants {strangers} are not in the identity manifest")
-        expected = neighbours_of(
-            self.client_id,
-            participants,
-            self.config.degree,
-            graph_seed(self.round_number, participants),
-        )
-        offered = {peer.client_id for peer in request.neighbours}
-        if offered != expected or len(offered) != len(request.neighbours):
-            raise MalformedMessage(
-                f"neighbours must be exactly the graph neighbours of client {self.client_id}"
+                check_fresh_keys(keys, seen_keys)
+                keyring.add_neighbour(self.round_number, encryption_key, keys)
+            sealed, own_commitments = keyring.deal(
+                self.round_number,
+                self.client_id,
+                sorted(offered | {self.client_id}),
+                threshold,
+                self._view_digest(),
             )
-        threshold = self.config.reconstruction_threshold
-        if len(offered) + 1 < threshold:
-            raise ProtocolAbort(
-                Stage.SHARE_KEYS,
-                f"client {self.client_id} has {len(offered) + 1} share holders, fewer than "
-                f"t = {threshold}",
-            )
-        if self.malicious:
-            self._check_signed_keys(request)
-        seen_keys = {self._my_keys.encryption, self._my_keys.masking}
-        encryption_key = crypto.private_key_from_bytes(self._encryption_private_key)
-        for peer in request.neighbours:
-            keys = PublicKeys(peer.client_id, peer.encryption_public_key, peer.masking_public_key)
-            crypto.check_canonical(keys.encryption)  # canonical bytes: the reuse check below
-            crypto.check_canonical(keys.masking)  # compares points, not spellings
-            if keys.encryption in seen_keys or keys.masking in seen_keys:
-                raise MalformedMessage(f"client {peer.client_id} reuses a public key")
-            seen_keys |= {keys.encryption, keys.masking}
-            self._neighbours[peer.client_id] = keys
-            self._channels[peer.client_id] = share_channel(
-                self.round_number, encryption_key, self._my_keys, keys
-            )
-        holders = sorted(offered | {self.client_id})
-        seed_shares = shamir.split(self._self_mask_seed, holders, threshold)
-        key_shares = shamir.split(self._masking_private_key, holders, threshold)
-        sealed: list[SealedShares] = []
-        for holder in holders:
-            seed_value = shamir.encode_share(seed_shares[holder])
-            key_value = shamir.encode_share(key_shares[holder])
-            commitments = ShareCommitments(
-                self_mask=share_commitment(
-                    self.round_number, "self_mask", self.client_id, holder, seed_value
-                ),
-                masking_key=share_commitment(
-                    self.round_number, "masking_key", self.client_id, holder, key_value
+            self.next_stage, self.status = Stage.MASKED_INPUT, ClientStatus.SHARED_KEYS
+            return ShareKeysResponse(
+                **self._reply_header(),
+                shares=sealed,
+                own_commitments=own_commitments,
+                self_mask_seed_commitment=seed_commitment(
+                    self.round_number, self.client_id, keyring.self_mask_seed
                 ),
             )
-            if holder == self.client_id:
-                own_commitments = commitments
-                self._held_self_mask_shares[holder] = seed_shares[holder]
-                self._held_key_shares[holder] = key_shares[holder]
-                continue
-            channel_key, session = self._channels[holder]
-            ciphertext = crypto.aead_encrypt(
-                channel_key,
-                seed_value + key_value,
-                share_associated_data(session, self.client_id, holder, self._view_digest()),
-            )
-            sealed.append(
-                SealedShares(
-                    dealer=self.client_id,
-                    holder=holder,
-                    ciphertext=ciphertext,
-                    commitments=commitments,
-                )
-            )
-        self.next_stage, self.status = Stage.MASKED_INPUT, ClientStatus.SHARED_KEYS
-        return ShareKeysResponse(
-            **self._reply_header(),
-            shares=sealed,
-            own_commitments=own_commitments,
-            self_mask_seed_commitment=seed_commitment(
-                self.round_number, self.client_id, self._self_mask_seed
-            ),
-        )
-
-    def _check_signed_keys(self, request: ShareKeysRequest) -> None:
-        """Malicious mode: every participant is a registered client, enough of them took part
-        to ever reach the quorum, and each neighbour's keys carry its own identity signature
-        (a server that substitutes keys or invents clients is caught here)."""
-        assert self._manifest is not None
-        quorum = self.config.consistency_quorum
-        if len(request.participants) < quorum:
-            raise ProtocolAbort(
-                Stage.SHARE_KEYS,
-                f"{len(request.participants)} participants can never reach the consistency "
-                f"quorum of {quorum}",
-            )
-        context = self._session_context()
-        for peer in request.neighbours:
-            if peer.signature is None:
-                raise InvalidSignature(f"client {peer.client_id}'s keys arrived unsigned")
-            statement = advertise_statement(
-                context, peer.client_id, peer.encryption_public_key, peer.masking_public_key
-            )
-            self._manifest.verify(peer.client_id, statement, peer.signature)
-        self._participants = list(request.participants)
 
     # -- stage 3 ------------------------------------------------------------------------------
 
     def masked_input(self, request: MaskedInputRequest) -> MaskedInputResponse:
         """Open the shares received, then mask the input with exactly those neighbours."""
         self._check_envelope(request, MaskedInputRequest)
-        try:
-            return self._masked_input(request)
-        except ProtocolError:
-            self._abort()
-            raise
-
-    def _open_shares(self, sealed: SealedShares) -> None:
-        assert self.round_number is not None
-        if sealed.holder != self.client_id or sealed.dealer not in self._neighbours:
-            raise MalformedMessage(
-                f"share from {sealed.dealer} to {sealed.holder} is not for client "
-                f"{self.client_id} from one of its neighbours"
+        with self._abort_on_fault():
+            keyring = self._keyring
+            assert keyring.own_keys and keyring.masking_private_key and keyring.self_mask_seed
+            assert self.round_number is not None
+            for sealed in request.shares:
+                keyring.open(self.round_number, self.client_id, sealed, self._view_digest())
+            mask_peers = sorted(set(keyring.held_self_mask_shares) - {self.client_id})
+            threshold = self.config.reconstruction_threshold
+            if len(mask_peers) + 1 < threshold:
+                raise ProtocolAbort(
+                    Stage.MASKED_INPUT,
+                    f"client {self.client_id} has {len(mask_peers) + 1} live share holders, "
+                    f"fewer than t = {threshold}",
+                )
+            if self.quantized_input is None:
+                raise MissingInput(
+                    f"client {self.client_id} has no input: call provide_input before masked_input"
+                )
+            masked = keyring.mask(
+                self.round_number, self.quantized_input, mask_peers, self.config.modulus
             )
-        if sealed.dealer in self._held_self_mask_shares:
-            raise MalformedMessage(f"two share messages from dealer {sealed.dealer}")
-        channel_key, session = self._channels[sealed.dealer]
-        plaintext = crypto.aead_decrypt(
-            channel_key,
-            sealed.ciphertext,
-            share_associated_data(session, sealed.dealer, self.client_id, self._view_digest()),
-        )
-        if len(plaintext) != 2 * shamir.SHARE_BYTES:
-            raise InvalidShare(f"shares from {sealed.dealer} have the wrong length")
-        seed_value, key_value = plaintext[: shamir.SHARE_BYTES], plaintext[shamir.SHARE_BYTES :]
-        committed = sealed.commitments
-        if committed.self_mask != share_commitment(
-            self.round_number, "self_mask", sealed.dealer, self.client_id, seed_value
-        ) or committed.masking_key != share_commitment(
-            self.round_number, "masking_key", sealed.dealer, self.client_id, key_value
-        ):
-            raise InvalidShare(f"shares from {sealed.dealer} do not match their commitments")
-        try:
-            self._held_self_mask_shares[sealed.dealer] = shamir.decode_share(seed_value)
-            self._held_key_shares[sealed.dealer] = shamir.decode_share(key_value)
-        except ValueError as error:
-            raise InvalidShare(f"shares from {sealed.dealer}: {error}") from error
-
-    def _masked_input(self, request: MaskedInputRequest) -> MaskedInputResponse:
-        assert self._my_keys and self._masking_private_key and self._self_mask_seed
-        assert self.round_number is not None
-        for sealed in request.shares:
-            self._open_shares(sealed)
-        mask_peers = sorted(set(self._held_self_mask_shares) - {self.client_id})
-        threshold = self.config.reconstruction_threshold
-        if len(mask_peers) + 1 < threshold:
-            raise ProtocolAbort(
-                Stage.MASKED_INPUT,
-                f"client {self.client_id} has {len(mask_peers) + 1} live share holders, "
-                f"fewer than t = {threshold}",
+            self.masks_expanded += 1 + len(mask_peers)
+            vector = masked.tobytes()
+            binding = masked_input_binding(self.round_number, keyring.own_keys, mask_peers, vector)
+            keyring.forget_private_keys()  # the masks are sent; these secrets now live as shares
+            self.next_stage = Stage.MASKED_INPUT.next(self.config.mode)
+            self.status = ClientStatus.SENT_MASKED_INPUT
+            return MaskedInputResponse(
+                **self._reply_header(), mask_peers=mask_peers, binding=binding, masked_vector=vector
             )
-        if self.quantized_input is None:
-            raise MissingInput(
-                f"client {self.client_id} has no input: call provide_input before masked_input"
-            )
-        masking_key = crypto.private_key_from_bytes(self._masking_private_key)
-        masked = self.quantized_input.copy()
-        add_mask(masked, self._self_mask_seed, +1)
-        for peer in mask_peers:
-            seed = pairwise_mask_seed(
-                self.round_number, masking_key, self._my_keys, self._neighbours[peer]
-            )
-            add_mask(masked, seed, pair_sign(self.client_id, peer))
-        self.masks_expanded += 1 + len(mask_peers)
-        if self.config.modulus_bits < 32:
-            masked &= np.uint32(self.config.modulus - 1)
-        vector = masked.tobytes()
-        binding = masked_input_binding(self.round_number, self._my_keys, mask_peers, vector)
-        # The masks are sent; these secrets now live only as shares.
-        self._encryption_private_key = self._masking_private_key = self._self_mask_seed = None
-        self._channels.clear()
-        self.next_stage = Stage.MASKED_INPUT.next(self.config.mode)
-        self.status = ClientStatus.SENT_MASKED_INPUT
-        return MaskedInputResponse(
-            **self._reply_header(), mask_peers=mask_peers, binding=binding, masked_vector=vector
-        )
 
     # -- malicious mode: consistency check ------------------------------------------------------
 
     def consistency_check(self, request: ConsistencyCheckRequest) -> ConsistencyCheckResponse:
         """Sign the survivor set, once, if an honest server could have produced it."""
         self._check_envelope(request, ConsistencyCheckRequest)
-        try:
+        with self._abort_on_fault():
             assert self._identity is not None and self._participants is not None
             assert self.round_number is not None
             check_survivor_set(
                 self.client_id,
                 request.survivors,
                 participants=self._participants,
-                neighbours=self._neighbours,
-                held=self._held_self_mask_shares,
+                neighbours=self._keyring.neighbours,
+                held=self._keyring.held_self_mask_shares,
                 config=self.config,
                 round_number=self.round_number,
             )
-        except ProtocolError:
-            self._abort()
-            raise
         self._survivor_set = list(request.survivors)
-        statement = survivors_statement(
-            self._session_context(), self._participants, self._survivor_set
-        )
         self.next_stage, self.status = Stage.UNMASK, ClientStatus.SIGNED_SURVIVORS
         return ConsistencyCheckResponse(
-            **self._reply_header(), signature=sign(self._identity, statement)
+            **self._reply_header(), signature=sign(self._identity, self._survivors_statement())
         )
 
     # -- stage 4 ------------------------------------------------------------------------------
@@ -621,68 +421,27 @@ class SecAggClient:
     def unmask(self, request: UnmaskRequest) -> UnmaskResponse:
         """Reveal one kind of share per peer, refusing any request for both of one peer."""
         self._check_envelope(request, UnmaskRequest)
-        try:
-            return self._unmask(request)
-        except ProtocolError:
-            self._abort()
-            raise
-
-    def _unmask(self, request: UnmaskRequest) -> UnmaskResponse:
-        survivors, dropped = set(request.survivors), set(request.dropped)
-        if survivors & dropped:
-            raise RefusedRequest(
-                f"client {self.client_id} refuses to reveal both shares of "
-                f"{sorted(survivors & dropped)}"
-            )
-        if len(survivors) != len(request.survivors) or len(dropped) != len(request.dropped):
-            raise MalformedMessage("survivors and dropped must not repeat ids")
-        held = set(self._held_self_mask_shares)
-        if self.client_id not in survivors or survivors | dropped != held:
-            raise MalformedMessage(
-                f"survivors and dropped must partition the {len(held)} clients whose shares "
-                f"client {self.client_id} holds, itself among the survivors"
-            )
-        if self.malicious:
-            self._check_certified(request, held)
-        threshold = self.config.reconstruction_threshold
-        if len(survivors) < threshold:
-            raise ProtocolAbort(
-                Stage.UNMASK,
-                f"only {len(survivors)} survivors around client {self.client_id}, fewer than "
-                f"t = {threshold}",
-            )
-        shares: list[RevealedShare] = [
-            SelfMaskShare(
-                owner=owner, value=shamir.encode_share(self._held_self_mask_shares[owner])
-            )
-            for owner in sorted(survivors)
-        ]
-        shares += [
-            MaskingKeyShare(owner=owner, value=shamir.encode_share(self._held_key_shares[owner]))
-            for owner in sorted(dropped)
-        ]
-        self._held_self_mask_shares.clear()
-        self._held_key_shares.clear()
-        self.next_stage, self.status = None, ClientStatus.UNMASKED
-        return UnmaskResponse(**self._reply_header(), shares=shares)
-
-    def _check_certified(self, request: UnmaskRequest, held: set[int]) -> None:
-        """Malicious mode: the request follows from the survivor set this client signed, and a
-        quorum of those survivors signed the same statement."""
-        assert self._manifest is not None and self._participants is not None
-        assert self._survivor_set is not None
-        signed = set(self._survivor_set)
-        if request.survivors != sorted(held & signed) or request.dropped != sorted(held - signed):
-            raise RefusedRequest(
-                f"client {self.client_id} reveals shares only for the survivor set it signed"
-            )
-        statement = survivors_statement(
-            self._session_context(), self._participants, self._survivor_set
-        )
-        check_certificate(
-            self._manifest,
-            statement,
-            [(entry.signer, entry.signature) for entry in request.consistency_signatures],
-            signed,
-            self.config.consistency_quorum,
-        )
+        with self._abort_on_fault():
+            held = set(self._keyring.held_self_mask_shares)
+            survivors, dropped = check_unmask_partition(self.client_id, request, held)
+            if self.malicious:
+                assert self._manifest is not None and self._survivor_set is not None
+                check_certified_request(
+                    self.client_id,
+                    request,
+                    held,
+                    self._survivor_set,
+                    self._manifest,
+                    self._survivors_statement(),
+                    self.config.consistency_quorum,
+                )
+            threshold = self.config.reconstruction_threshold
+            if len(survivors) < threshold:
+                raise ProtocolAbort(
+                    Stage.UNMASK,
+                    f"only {len(survivors)} survivors around client {self.client_id}, fewer than "
+                    f"t = {threshold}",
+                )
+            shares = self._keyring.reveal(survivors, dropped)
+            self.next_stage, self.status = None, ClientStatus.UNMASKED
+            return UnmaskResponse(**self._reply_header(), shares=shares)

@@ -1,5 +1,5 @@
 """The client's rules for the consistency check (malicious mode): which survivor set it signs,
-and which signed set it reveals shares for.
+and which signed set it reveals shares for (SPEC.md §10, rules 3 and 4).
 
 An honest client signs one survivor set per round and reveals shares only for that set, and only
 once `config.consistency_quorum` survivors have signed the very same statement. Before signing it
@@ -17,6 +17,7 @@ from protocol.config import SecAggConfig
 from protocol.errors import MalformedMessage, ProtocolAbort, RefusedRequest
 from protocol.graph import connected_pieces, graph_seed, neighbour_graph
 from protocol.identity import IdentityManifest, count_valid_signers
+from protocol.messages import UnmaskRequest
 from protocol.stages import Stage
 
 
@@ -75,3 +76,28 @@ def check_certificate(
             f"only {len(valid)} survivors signed the survivor set, the quorum is {quorum}: "
             "no share is revealed"
         )
+
+
+def check_certified_request(
+    client_id: int,
+    request: UnmaskRequest,
+    held: set[int],
+    signed: list[int],
+    manifest: IdentityManifest,
+    statement: bytes,
+    quorum: int,
+) -> None:
+    """Raise `RefusedRequest` unless the unmask request follows from the survivor set `signed`
+    that this client signed (`statement`), and a quorum of those survivors signed it too."""
+    members = set(signed)
+    if request.survivors != sorted(held & members) or request.dropped != sorted(held - members):
+        raise RefusedRequest(
+            f"client {client_id} reveals shares only for the survivor set it signed"
+        )
+    check_certificate(
+        manifest,
+        statement,
+        [(entry.signer, entry.signature) for entry in request.consistency_signatures],
+        members,
+        quorum,
+    )

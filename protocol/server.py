@@ -9,9 +9,13 @@ a bad response gets a named error, recorded in `rejections`, and its sender is d
 survivors, or when a secret can no longer be rebuilt, the method raises `ProtocolAbort` before
 asking for anything more.
 
-Longer than the usual module: one class holds the whole round's state and each stage method
-reads what the earlier ones kept, so it stays in one place; the signature statements live in
-`identity.py`.
+Each stage method reads top to bottom as the protocol's rule for that stage. What needs none of
+the round's state lives beside it: the checks on each response and the aborts before any share
+is asked for in `server_checks.py`, how every response is taken in and logged (the raw material
+of the server's view) in `intake.py`, the unmasking arithmetic in `reconstruct.py`, the
+signature statements in `identity.py`. The module stays longer than the usual ~450 lines
+because what is left is one state machine: five stage methods, each reading what the earlier
+ones kept, in the order SPEC.md describes them.
 
 `receive(stage, responses)` hands responses to their stage's method: the only stage -> method
 table, so no driver (the in-process runner, the pipeline scheduler) keeps its own.
@@ -21,43 +25,23 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
-from protocol import crypto, shamir
+from protocol import crypto
 from protocol.config import SecAggConfig
 from protocol.errors import (
-    DuplicateSender,
-    InvalidPublicKey,
-    InvalidShare,
-    InvalidSignature,
-    MalformedMessage,
-    MaskedInputMismatch,
     ProtocolAbort,
     ProtocolError,
-    RoundMismatch,
-    SenderMismatch,
     UnexpectedStage,
-    UnknownSender,
-    VectorLengthError,
 )
-from protocol.graph import connected_pieces, graph_seed, neighbour_graph
-from protocol.identity import (
-    IdentityManifest,
-    advertise_statement,
-    session_context,
-    survivors_statement,
-)
-from protocol.masking import (
-    PublicKeys,
-    add_mask,
-    masked_input_binding,
-    pair_sign,
-    pairwise_mask_seed,
-)
+from protocol.graph import graph_seed, neighbour_graph
+from protocol.identity import IdentityManifest, session_context, survivors_statement
+from protocol.intake import Responses, ResponseT, StageLog, take_in
+from protocol.masking import PublicKeys, add_mask
 from protocol.messages import (
     SERVER_ID,
     AdvertiseKeysRequest,
@@ -66,7 +50,6 @@ from protocol.messages import (
     ConsistencyCheckResponse,
     MaskedInputRequest,
     MaskedInputResponse,
-    MaskingKeyShare,
     Message,
     PeerKeys,
     SealedShares,
@@ -76,15 +59,21 @@ from protocol.messages import (
     SurvivorSignature,
     UnmaskRequest,
     UnmaskResponse,
-    seed_commitment,
-    share_commitment,
 )
 from protocol.quantize import to_signed
+from protocol.reconstruct import rebuild_self_mask_seed, remove_pairwise_masks
+from protocol.server_checks import (
+    check_advertised_keys,
+    check_connected,
+    check_invitation,
+    check_masked_input,
+    check_recoverable,
+    check_revealed_shares,
+    check_sealed_shares,
+    isolated_clients,
+)
 from protocol.stages import ClientStatus, DropReason, Stage
-from protocol.transcript import DropRecord, ReceivedMessage, ServerView, StageView
-
-ResponseT = TypeVar("ResponseT", bound=Message)
-Responses = Mapping[int, ResponseT] | Iterable[tuple[int, ResponseT]]
+from protocol.transcript import DropRecord, ServerView
 
 
 @dataclass
@@ -99,13 +88,6 @@ class AggregateResult:
     """Clients whose input is in the sum (those that sent a masked input)."""
     view: ServerView
     """The server's account of the round."""
-
-
-@dataclass
-class _StageLog:
-    received: list[ReceivedMessage] = field(default_factory=list)
-    accepted: list[int] = field(default_factory=list)
-    dropped: list[DropRecord] = field(default_factory=list)
 
 
 class SecAggServer:
@@ -138,7 +120,7 @@ class SecAggServer:
         self.outcome = "running"
         self.abort_reason: str | None = None
         self._active: set[int] = set()
-        self._logs: dict[Stage, _StageLog] = {}
+        self._logs: dict[Stage, StageLog] = {}
         self._keys: dict[int, PublicKeys] = {}
         self._graph: dict[int, frozenset[int]] = {}
         self._commitments: dict[tuple[int, int], ShareCommitments] = {}
@@ -146,7 +128,6 @@ class SecAggServer:
         self._shared: set[int] = set()
         self._unmask_requests: dict[int, UnmaskRequest] = {}
         self._survivor_set: list[int] = []
-        self._key_signatures: dict[int, bytes | None] = {}
         self._total: npt.NDArray[np.uint32] | None = None
         self._revealed_seed_shares: dict[int, int] = {}
         self._revealed_key_shares: dict[int, int] = {}
@@ -196,58 +177,20 @@ class SecAggServer:
         if self.next_stage is not stage:
             wanted = self.next_stage.value if self.next_stage else "nothing (round over)"
             raise UnexpectedStage(f"server expects {wanted} responses, not {stage.value}")
-        log = self._logs[stage] = _StageLog()
-        pairs = responses.items() if isinstance(responses, Mapping) else responses
-        accepted: dict[int, ResponseT] = {}
-        payloads: dict[int, bytes] = {}
-        refused: set[int] = set()
-        for client_id, message in pairs:
-            is_message = isinstance(message, Message)
-            payload = message.to_bytes() if is_message else b""
-            received = ReceivedMessage(
-                sender=client_id,
-                message_type=type(message).__name__,
-                bytes=len(payload),
-                sha256=message.wire_sha256() if is_message else hashlib.sha256(b"").hexdigest(),
-                accepted=False,
-            )
-            try:
-                if client_id in accepted or client_id in refused:
-                    if payloads.get(client_id) == payload:
-                        log.received.append(received)
-                        continue  # an identical retransmission changes nothing
-                    accepted.pop(client_id, None)
-                    raise DuplicateSender(
-                        f"client {client_id} sent two different {stage} responses"
-                    )
-                if client_id not in self._active:
-                    raise UnknownSender(f"client {client_id} is not active in stage {stage}")
-                if not isinstance(message, expected):
-                    raise UnexpectedStage(
-                        f"stage {stage} expects {expected.__name__}, client {client_id} sent "
-                        f"{type(message).__name__}"
-                    )
-                if message.round != self.round_number:
-                    raise RoundMismatch(
-                        f"round {self.round_number} received a message for round {message.round}"
-                    )
-                if message.sender != client_id or message.receiver != SERVER_ID:
-                    raise SenderMismatch(
-                        f"message from transport id {client_id} claims {message.sender} -> "
-                        f"{message.receiver}"
-                    )
-                validate(client_id, message)
-            except ProtocolError as error:
-                log.received.append(received)
-                self.rejections.append((client_id, error))
-                if client_id in self._active and client_id not in refused:
-                    refused.add(client_id)
-                    payloads[client_id] = payload
-                    self._drop(client_id, stage, error.drop_reason, str(error))
-                continue
-            log.received.append(received.model_copy(update={"accepted": True}))
-            accepted[client_id] = message
-            payloads[client_id] = payload
+        log = self._logs[stage] = StageLog()
+        accepted = take_in(
+            stage,
+            responses,
+            expected,
+            validate,
+            active=self._active,
+            round_number=self.round_number,
+            log=log,
+            rejections=self.rejections,
+            drop=lambda client_id, error: self._drop(
+                client_id, stage, error.drop_reason, str(error)
+            ),
+        )
         for client_id in sorted(self._active - set(accepted)):
             self._drop(client_id, stage, DropReason.NO_RESPONSE)
         log.accepted = sorted(accepted)
@@ -265,14 +208,7 @@ class SecAggServer:
         if self.next_stage is not None or self.statuses:
             raise UnexpectedStage("the round has already started")
         invited = sorted(set(client_ids))
-        if any(not 1 <= client_id < 2**32 for client_id in invited):
-            raise ValueError("client ids must be in [1, 2^32)")
-        if len(invited) > self.config.num_clients:
-            raise ValueError(
-                f"num_clients is {self.config.num_clients}, cannot invite {len(invited)} clients"
-            )
-        if len(invited) < self.threshold:
-            raise ValueError(f"invite at least t = {self.threshold} clients, got {len(invited)}")
+        check_invitation(invited, self.config.num_clients, self.threshold)
         self._active = set(invited)
         self.statuses = dict.fromkeys(invited, ClientStatus.INVITED)
         self.next_stage = Stage.ADVERTISE_KEYS
@@ -291,19 +227,11 @@ class SecAggServer:
     ) -> dict[int, ShareKeysRequest]:
         """Check the public keys, build the neighbour graph and send each client its neighbours."""
         seen_keys: set[bytes] = set()
+        malicious = self._manifest is not None and self.config.mode == "malicious"
+        manifest, context = (self._manifest, self._context()) if malicious else (None, None)
 
         def validate(client_id: int, message: AdvertiseKeysResponse) -> None:
-            keys = (message.encryption_public_key, message.masking_public_key)
-            for key in keys:  # canonical first, so the reuse check compares points
-                crypto.check_public_key(key)
-            if keys[0] == keys[1] or seen_keys & set(keys):
-                raise InvalidPublicKey(f"client {client_id} reuses a public key")
-            if self._manifest is not None and self.config.mode == "malicious":
-                if message.signature is None:
-                    raise InvalidSignature(f"client {client_id}'s keys are not signed")
-                statement = advertise_statement(self._context(), client_id, *keys)
-                self._manifest.verify(client_id, statement, message.signature)
-            seen_keys.update(keys)
+            check_advertised_keys(client_id, message, seen_keys, manifest, context)
 
         stage = Stage.ADVERTISE_KEYS
         accepted = self._collect(stage, responses, AdvertiseKeysResponse, validate)
@@ -314,7 +242,15 @@ class SecAggServer:
             )
             for client_id, message in accepted.items()
         }
-        self._key_signatures = {c: message.signature for c, message in accepted.items()}
+        relayed = {  # each client's keys as it sent them, signature included
+            client_id: PeerKeys(
+                client_id=client_id,
+                encryption_public_key=message.encryption_public_key,
+                masking_public_key=message.masking_public_key,
+                signature=message.signature,
+            )
+            for client_id, message in accepted.items()
+        }
         participants = sorted(self._keys)
         self._graph = neighbour_graph(
             participants, self.config.degree, graph_seed(self.round_number, participants)
@@ -324,15 +260,7 @@ class SecAggServer:
             client_id: ShareKeysRequest(
                 **self._header(client_id),
                 participants=participants,
-                neighbours=[
-                    PeerKeys(
-                        client_id=peer,
-                        encryption_public_key=self._keys[peer].encryption,
-                        masking_public_key=self._keys[peer].masking,
-                        signature=self._key_signatures[peer],
-                    )
-                    for peer in sorted(self._graph[client_id])
-                ],
+                neighbours=[relayed[peer] for peer in sorted(self._graph[client_id])],
             )
             for client_id in participants
         }
@@ -343,16 +271,7 @@ class SecAggServer:
         """Keep the share commitments and route each sealed share to its holder."""
 
         def validate(client_id: int, message: ShareKeysResponse) -> None:
-            holders = [sealed.holder for sealed in message.shares]
-            if sorted(holders) != sorted(self._graph[client_id]) or len(set(holders)) != len(
-                holders
-            ):
-                raise MalformedMessage(
-                    f"client {client_id} must seal one share pair for each of its "
-                    f"{len(self._graph[client_id])} neighbours"
-                )
-            if any(sealed.dealer != client_id for sealed in message.shares):
-                raise SenderMismatch(f"client {client_id} sent shares in another dealer's name")
+            check_sealed_shares(client_id, message, self._graph[client_id])
 
         stage = Stage.SHARE_KEYS
         accepted = self._collect(stage, responses, ShareKeysResponse, validate)
@@ -376,19 +295,9 @@ class SecAggServer:
 
     def _prune_isolated(self, stage: Stage) -> None:
         """Drop clients with fewer than t live share holders: their secrets could not be rebuilt."""
-        changed = True
-        while changed:
-            changed = False
-            for client_id in sorted(self._active):
-                holders = len(self._graph[client_id] & self._active) + 1
-                if holders < self.threshold:
-                    self._drop(
-                        client_id,
-                        stage,
-                        DropReason.TOO_FEW_NEIGHBOURS,
-                        f"{holders} live share holders, t = {self.threshold}",
-                    )
-                    changed = True
+        for client_id, holders in isolated_clients(self._graph, self._active, self.threshold):
+            detail = f"{holders} live share holders, t = {self.threshold}"
+            self._drop(client_id, stage, DropReason.TOO_FEW_NEIGHBOURS, detail)
 
     # -- stage 3 ------------------------------------------------------------------------------
 
@@ -397,52 +306,21 @@ class SecAggServer:
     ) -> dict[int, UnmaskRequest] | dict[int, ConsistencyCheckRequest]:
         """Sum the masked vectors, check every needed secret can be rebuilt, then ask for shares
         (semi-honest) or for signatures on the survivor set (malicious mode)."""
-        expected_bytes = 4 * self.dimension
 
         def validate(client_id: int, message: MaskedInputResponse) -> None:
-            if len(message.masked_vector) != expected_bytes:
-                raise VectorLengthError(
-                    f"client {client_id} sent {len(message.masked_vector)} bytes, expected "
-                    f"{expected_bytes} ({self.dimension} uint32 words)"
-                )
             routed = sorted(self._graph[client_id] & self._shared)
-            if message.mask_peers != routed:
-                missing = sorted(set(routed) - set(message.mask_peers))
-                raise MaskedInputMismatch(
-                    f"client {client_id} masked with {message.mask_peers}, but the server routed "
-                    f"it shares from {routed} (missing {missing}: lost in transit?)"
-                )
-            binding = masked_input_binding(
-                self.round_number, self._keys[client_id], routed, message.masked_vector
-            )
-            if binding != message.binding:
-                raise MaskedInputMismatch(
-                    f"client {client_id}'s masked input does not match its binding: altered in "
-                    "transit, or from another session of this round"
-                )
+            keys = self._keys[client_id]
+            check_masked_input(client_id, message, self.dimension, routed, keys, self.round_number)
 
         stage = Stage.MASKED_INPUT
         accepted = self._collect(stage, responses, MaskedInputResponse, validate)
         self._require_survivors(stage)
         survivors = self._active
-        dropped = self._shared - survivors
-        for client_id in sorted(survivors):
-            holders = len((self._graph[client_id] | {client_id}) & survivors)
-            if holders < self.threshold:
-                raise self._abort(
-                    stage,
-                    f"client {client_id} has {holders} surviving share holders, fewer than "
-                    f"t = {self.threshold}; its self mask could not be removed",
-                )
-        for client_id in sorted(dropped):
-            holders = len(self._graph[client_id] & survivors)
-            if 0 < holders < self.threshold:
-                raise self._abort(
-                    stage,
-                    f"dropped client {client_id} has {holders} surviving share holders, fewer "
-                    f"than t = {self.threshold}; its pairwise masks could not be removed",
-                )
-        self._require_connected(stage, survivors)
+        try:  # before any share is asked for, so an abort here reveals nothing
+            check_recoverable(self._graph, survivors, self._shared - survivors, self.threshold)
+            check_connected(self._graph, survivors, self.config.degree)
+        except ProtocolAbort as error:
+            raise self._abort(stage, error.reason) from None
         total = np.zeros(self.dimension, dtype=np.uint32)
         for message in accepted.values():
             np.add(total, message.vector(), out=total)
@@ -470,25 +348,6 @@ class SecAggServer:
             )
             for client_id in sorted(recipients)
         }
-
-    def _require_connected(self, stage: Stage, survivors: set[int]) -> None:
-        """Abort unless the survivors form one connected piece of the neighbour graph.
-
-        Pairwise masks cancel inside every piece, so with two pieces the shares the unmask
-        stage reveals would give the server each piece's sum, not only the total (SPEC.md §5
-        proves connectivity is exactly what hides everything but the total). Checked before
-        any unmask request goes out. The complete graph is connected whatever survives.
-        """
-        if self.config.degree >= len(self._graph) - 1:
-            return
-        pieces = connected_pieces(self._graph, survivors)
-        if len(pieces) > 1:
-            sizes = ", ".join(str(len(piece)) for piece in pieces)
-            raise self._abort(
-                stage,
-                f"the survivors' neighbour graph is not connected: {len(pieces)} pieces of "
-                f"{sizes} clients, whose sums the server could read one by one",
-            )
 
     # -- malicious mode: consistency check ------------------------------------------------------
 
@@ -547,37 +406,9 @@ class SecAggServer:
 
         def validate(client_id: int, message: UnmaskResponse) -> None:
             request = self._unmask_requests[client_id]
-            wanted = {owner: "self_mask" for owner in request.survivors}
-            wanted |= {owner: "masking_key" for owner in request.dropped}
-            got = {share.owner: share.kind for share in message.shares}
-            if got != wanted or len(got) != len(message.shares):
-                raise MalformedMessage(
-                    f"client {client_id} must reveal exactly one share of the kind asked for "
-                    "each listed peer"
-                )
-            decoded: list[tuple[int, str, int]] = []
-            for share in message.shares:
-                committed = self._commitments[(share.owner, client_id)]
-                expected = (
-                    committed.masking_key
-                    if isinstance(share, MaskingKeyShare)
-                    else committed.self_mask
-                )
-                actual = share_commitment(
-                    self.round_number, share.kind, share.owner, client_id, share.value
-                )
-                if actual != expected:
-                    raise InvalidShare(
-                        f"client {client_id}'s {share.kind} share of {share.owner} does not "
-                        "match the dealer's commitment"
-                    )
-                try:
-                    decoded.append((share.owner, share.kind, shamir.decode_share(share.value)))
-                except ValueError as error:
-                    raise InvalidShare(
-                        f"client {client_id}'s share of {share.owner}: {error}"
-                    ) from error
-            for owner, kind, value in decoded:
+            for owner, kind, value in check_revealed_shares(
+                client_id, message, request, self._commitments, self.round_number
+            ):
                 target = key_shares if kind == "masking_key" else seed_shares
                 target.setdefault(owner, {})[client_id] = value
 
@@ -589,31 +420,32 @@ class SecAggServer:
         survivors = set(self._survivor_set)
         dropped = self._shared - survivors
         total = self._total
-        for owner in sorted(survivors):
-            seed = self._rebuild(stage, owner, seed_shares.get(owner, {}), "self-mask seed")
-            if seed_commitment(self.round_number, owner, seed) != self._seed_commitments[owner]:
-                raise self._abort(
-                    stage, f"client {owner}'s rebuilt self-mask seed does not match its commitment"
+        try:
+            for owner in sorted(survivors):
+                seed = rebuild_self_mask_seed(
+                    self.round_number,
+                    owner,
+                    seed_shares.get(owner, {}),
+                    self.threshold,
+                    self._seed_commitments[owner],
                 )
-            add_mask(total, seed, -1)
-            self.masks_expanded += 1
-        for owner in sorted(dropped):
-            neighbours = sorted(self._graph[owner] & survivors)
-            if not neighbours:
-                continue
-            private_key = crypto.private_key_from_bytes(
-                self._rebuild(stage, owner, key_shares.get(owner, {}), "masking key")
-            )
-            if crypto.public_key(private_key) != self._keys[owner].masking:
-                raise self._abort(
-                    stage, f"client {owner}'s rebuilt masking key does not match its public key"
+                add_mask(total, seed, -1)
+                self.masks_expanded += 1
+            for owner in sorted(dropped):
+                neighbours = sorted(self._graph[owner] & survivors)
+                if not neighbours:
+                    continue
+                remove_pairwise_masks(
+                    total,
+                    self.round_number,
+                    self._keys[owner],
+                    key_shares.get(owner, {}),
+                    self.threshold,
+                    [self._keys[peer] for peer in neighbours],
                 )
-            for peer in neighbours:
-                seed = pairwise_mask_seed(
-                    self.round_number, private_key, self._keys[owner], self._keys[peer]
-                )
-                add_mask(total, seed, -pair_sign(peer, owner))
-            self.masks_expanded += len(neighbours)
+                self.masks_expanded += len(neighbours)
+        except ProtocolAbort as error:
+            raise self._abort(stage, error.reason) from error
         integer_sum = to_signed(total, self.config)
         self._aggregate_digest = hashlib.sha256(integer_sum.tobytes()).hexdigest()
         self.outcome, self.next_stage, self._total = "completed", None, None
@@ -626,18 +458,6 @@ class SecAggServer:
             survivors=tuple(sorted(survivors)),
             view=self.view(),
         )
-
-    def _rebuild(self, stage: Stage, owner: int, shares: dict[int, int], what: str) -> bytes:
-        if len(shares) < self.threshold:
-            raise self._abort(
-                stage,
-                f"only {len(shares)} shares of client {owner}'s {what} arrived, fewer than "
-                f"t = {self.threshold}",
-            )
-        try:
-            return shamir.combine(shares, self.threshold)
-        except ValueError as error:
-            raise self._abort(stage, f"client {owner}'s {what}: {error}") from error
 
     # -- one entry point for transports -------------------------------------------------------
 
@@ -671,15 +491,7 @@ class SecAggServer:
             config=self.config,
             dimension=self.dimension,
             invited=sorted(self.statuses),
-            stages=[
-                StageView(
-                    stage=stage,
-                    received=log.received,
-                    accepted=log.accepted,
-                    dropped=log.dropped,
-                )
-                for stage, log in self._logs.items()
-            ],
+            stages=[log.as_view(stage) for stage, log in self._logs.items()],
             outcome=self.outcome,
             abort_reason=self.abort_reason,
             revealed_self_mask_shares=self._revealed_seed_shares,
