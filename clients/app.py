@@ -8,9 +8,11 @@ Message types it answers:
 - `train`: train from the global weights, reply with the contribution vector in the clear
   (`secagg = "none"`), or, when the message carries Flower's SecAgg+ configs, take part in
   Flower's legacy SecAgg+ (`secagg = "flower"`) through `secaggplus_mod`;
-- `train.secagg`: one stage of our secure aggregation (`protocol/`); the first stage trains and
-  fixes the input, the state machine lives in the node's Context between stages;
-- `evaluate`: score the global model on the firm's held-out rows, reply with sums.
+- `train.secagg`: one stage of our secure aggregation (`protocol/`); the masked-input stage
+  trains and fixes the input, the state machine lives in the node's Context between stages;
+- `evaluate`: score the global model on the firm's held-out rows, reply with sums in the clear.
+  Only Flower's SecAgg+ mode asks for it: with `none` and `ours` the held-out sums travel inside
+  the contribution vector (`clients/participant.py`), masked with `ours`.
 """
 
 from __future__ import annotations
@@ -43,6 +45,7 @@ from clients.participant import (
     FirmData,
     LocalResult,
     evaluate_global,
+    evaluation_contribution,
     load_firm_data,
     local_round,
 )
@@ -86,18 +89,25 @@ def firm_data(context: Context, defaults: Mapping[str, UserConfigValue]) -> Firm
 
 
 def train_locally(content: RecordDict, data: FirmData) -> LocalResult:
-    """The one local step every aggregation mode shares: train and build the contribution."""
+    """The one local step every aggregation mode shares: train (unless the round only evaluates)
+    and build the contribution, held-out sums included when the round asks for them."""
     config = RoundConfig.from_record(content.config_records[R.CONFIG_RECORD])
-    global_weights = content.array_records[R.GLOBAL_RECORD][R.WEIGHTS].numpy()
+    global_weights = np.asarray(
+        content.array_records[R.GLOBAL_RECORD][R.WEIGHTS].numpy(), dtype=np.float64
+    )
+    seed = config.firm_seed(data.firm)
+    if not config.train:
+        return evaluation_contribution(data, config.spec, global_weights, config.weight_scale, seed)
     return local_round(
         data,
         config.spec,
-        np.asarray(global_weights, dtype=np.float64),
+        global_weights,
         config.training,
         weight_scale=config.weight_scale,
-        seed=config.firm_seed(data.firm),
+        seed=seed,
         dp=config.dp,
         completed_rounds=config.round_number - 1,
+        evaluate=config.evaluate_weights,
     )
 
 

@@ -48,6 +48,10 @@ DP_EPSILON: Final = "dp-epsilon"
 """0 turns DP-SGD off."""
 DP_DELTA: Final = "dp-delta"
 DP_MAX_GRAD_NORM: Final = "dp-max-grad-norm"
+TRAIN: Final = "train"
+"""False: an evaluation-only round, the firm only scores the weights it receives."""
+EVALUATE_WEIGHTS: Final = "evaluate-weights"
+"""True: the firm appends the held-out sums of the weights it receives to its contribution."""
 
 # Node / run config keys a firm reads to find its own data
 WORLD_DIR: Final = "world-dir"

@@ -71,6 +71,11 @@ class RoundConfig(BaseModel):
     """δ of each firm's (ε, δ) budget."""
     dp_max_grad_norm: PositiveFloat = Field(alias=R.DP_MAX_GRAD_NORM)
     """DP-SGD per-example clipping norm."""
+    train: bool = Field(alias=R.TRAIN)
+    """False: an evaluation-only round (after the last one); the firm does not train."""
+    evaluate_weights: bool = Field(alias=R.EVALUATE_WEIGHTS)
+    """Score the global weights this round carries on the held-out rows, inside the
+    contribution (`clients/participant.py`)."""
 
     @classmethod
     def from_record(cls, record: Mapping[str, Any]) -> RoundConfig:

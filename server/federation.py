@@ -2,8 +2,9 @@
 
 Every round: sample nodes, send them the global weights, obtain the *sum* of their contribution
 vectors (in the clear for `none`, through our secure aggregation for `ours`), recover the
-weighted mean update from it, apply the server optimiser, evaluate, checkpoint. The layout of a
-contribution is documented in `clients/participant.py`.
+weighted mean update from it, apply the server optimiser, checkpoint. The layout of a
+contribution is documented in `clients/participant.py`. Evaluation rides in the next round's
+sums, and one evaluation-only round follows the last (`server/rounds.py` says why).
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from flwr.serverapp import Grid
 from rich.console import Console
 
 from clients import records as R
-from clients.participant import read_contribution_sum
+from clients.participant import CONTRIBUTION_TAIL, read_contribution_sum
 from clients.streams import Stream, generator
 from protocol import ProtocolAbort, Stage
 from server.checkpoint import Checkpoint, latest_checkpoint, save_checkpoint
@@ -35,7 +36,8 @@ from server.rounds import (
     Aggregate,
     FederationResult,
     RoundAggregate,
-    evaluate,
+    evaluate_final_model,
+    record_evaluation,
 )
 from server.secagg_workflow import SecureAggregator
 from server.settings import FederationRun, FederationSettings
@@ -170,16 +172,20 @@ def run_federation(
         if first_round == 1:
             (run_dir / TRANSCRIPT_FILE).write_text("")  # a fresh run starts a fresh transcript
     aggregate = _aggregator(run)
-    dimension = weights.size + 3
+    dimension = weights.size + len(CONTRIBUTION_TAIL)
+    available: list[int] = []
     for round_number in range(first_round, federation.rounds + 1):
         available = wait_for_nodes(grid, federation.min_clients, federation.timeout)
         nodes = sample_nodes(available, run, round_number)
         next_nodes = (
             sample_nodes(available, run, round_number + 1)
             if round_number < federation.rounds
-            else None
+            else available
+            if run.evaluate
+            else None  # the evaluation-only round's cohort
         )
-        config = run.round_config(spec, round_number)
+        # Round 1 carries the agreed initial weights: nothing worth scoring.
+        config = run.round_config(spec, round_number, evaluate=run.evaluate and round_number > 1)
         content = RecordDict(
             {
                 R.GLOBAL_RECORD: ArrayRecord({R.WEIGHTS: Array(weights)}),
@@ -207,16 +213,12 @@ def run_federation(
                     "contributors": len(result.contributors),
                     "dropped": {str(k): v for k, v in result.dropped.items()},
                     "train_loss": update.mean_train_loss,
-                    "train_accuracy": update.train_accuracy,
+                    "train_brier": update.train_brier,
                     "train_examples": update.total_examples,
                     **result.info,
                 }
             )
-        record = history[-1]
-        if run.evaluate:
-            record["evaluation"] = evaluate(
-                grid, nodes, weights, config, round_number, federation.timeout
-            )
+            record_evaluation(history, round_number - 1, result, federation.weight_scale)
         for node, metrics in result.public_metrics.items():
             if "dp-epsilon-spent" in metrics:
                 accountant[str(node)] = {
@@ -241,6 +243,9 @@ def run_federation(
             )
         if stop_after is not None and round_number >= stop_after:
             break
+    if run.evaluate and history and history[-1]["round"] == federation.rounds:
+        nodes = available or wait_for_nodes(grid, federation.min_clients, federation.timeout)
+        evaluate_final_model(grid, run, spec, weights, aggregate, nodes, history)
     outcome = FederationResult(weights, spec, history, accountant, first_round - 1)
     if run_dir is not None:
         write_result(run_dir, outcome, run)
@@ -275,5 +280,5 @@ def print_summary(result: FederationResult, file: Any = sys.stderr) -> None:
             f"round {record['round']}: {record.get('contributors', '?')}/{record['invited']} "
             f"firms, train loss {record.get('train_loss', float('nan')):.4f}, "
             f"held-out loss {evaluation.get('loss', float('nan')):.4f}, "
-            f"accuracy {evaluation.get('accuracy', float('nan')):.3f}"
+            f"held-out Brier {evaluation.get('brier', float('nan')):.4f}"
         )

@@ -118,7 +118,8 @@ class FederationRun(SettingsModel):
     dp_epsilon: NonNegativeFloat = 0.0
     """Every firm's ε over all rounds; 0 turns DP-SGD off."""
     evaluate: bool = True
-    """Score the global model on the firms' held-out rows after every round."""
+    """Score the global model on the firms' held-out rows after every round (inside the next
+    round's contributions, and one evaluation-only round after the last)."""
     world_dir: str = ""
     """The public manifest (and, in simulation, the firms' tables)."""
     run_dir: str = ""
@@ -159,8 +160,11 @@ class FederationRun(SettingsModel):
             n_features = len(common_columns(manifest, manifest["firms"][0]))
         return ModelSpec(self.model.kind, n_features, self.model.hidden, self.model_seed)
 
-    def round_config(self, spec: ModelSpec, round_number: int) -> RoundConfig:
-        """What every firm needs for one round of local training."""
+    def round_config(
+        self, spec: ModelSpec, round_number: int, *, train: bool = True, evaluate: bool = False
+    ) -> RoundConfig:
+        """What every firm needs for one round: local training (unless `train` is False, an
+        evaluation-only round) and, with `evaluate`, scoring the weights it receives."""
         training = self.federation.local_training(self.training)
         return RoundConfig(
             model_kind=spec.kind,
@@ -178,6 +182,8 @@ class FederationRun(SettingsModel):
             dp_epsilon=self.dp_epsilon,
             dp_delta=self.federation.dp_delta,
             dp_max_grad_norm=self.federation.dp_max_grad_norm,
+            train=train,
+            evaluate_weights=evaluate,
         )
 
 

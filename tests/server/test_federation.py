@@ -198,3 +198,37 @@ def test_the_run_config_round_trips_every_setting() -> None:
     assert run.federation.rounds == 7 and run.federation.adam_beta2 == 0.95
     assert run.training.learning_rate == 0.5 and run.model.kind == "mlp"
     assert FederationRun.from_run_config(run.to_run_config()) == run
+
+
+@pytest.mark.parametrize("mode", ["ours", "none"])
+def test_evaluation_rides_in_the_sums_and_leaves_the_model_bit_for_bit(
+    make_grid: Callable[..., InProcessGrid],
+    settings: FederationRun,
+    mode: str,
+    tweak: Tweak,
+) -> None:
+    # Prepare: held-out rows (firms evaluate on their training rows without a holdout file)
+    sent: list[str] = []
+
+    def intercept(node: int, request: Message, reply: Message) -> Message:
+        sent.append(request.metadata.message_type)
+        return reply
+
+    quiet = tweak(settings, secagg=mode, rounds=3, run_dir="")
+    scored = tweak(quiet, evaluate=True)
+    # Execute
+    without = run_federation(make_grid(), quiet)
+    with_evaluation = run_federation(make_grid(intercept), scored)
+    reference = run_federation(make_grid(), tweak(scored, secagg="none"))
+    # Assert: the same model bit for bit, a figure for every round, no clear evaluate message
+    assert np.array_equal(without.weights, with_evaluation.weights)
+    assert "evaluate" not in sent
+    assert sent.count("train.secagg" if mode == "ours" else "train") > 0
+    for secure, plain in zip(with_evaluation.history, reference.history, strict=True):
+        figures, exact = secure["evaluation"], plain["evaluation"]
+        assert figures["firms"] == 4 and figures["n"] == exact["n"] > 0
+        assert figures["loss"] == pytest.approx(exact["loss"], abs=1e-3)
+        assert figures["brier"] == pytest.approx(exact["brier"], abs=1e-3)
+        assert "accuracy" not in figures
+    losses = [r["evaluation"]["loss"] for r in with_evaluation.history]
+    assert losses[-1] < losses[0]  # the figures score successive models
