@@ -2,7 +2,8 @@
 
 A firm finds its data from its node config (`world-dir` and `firm`, or `partition-id` resolved
 against the manifest's firm list in simulation), optionally a `holdout-file` (.npy of citizen
-ids it must never train on), and reads nothing but its own table and the public manifest.
+ids it must never train on), and reads nothing but its own table and the public manifest. A DP
+firm keeps its own accounting in `dp-ledger` (`clients/accounting.py`) and sends none of it.
 
 Message types it answers:
 - `train`: train from the global weights, reply with the contribution vector in the clear
@@ -40,6 +41,7 @@ from flwr.clientapp import ClientApp
 from flwr.common.secure_aggregation.secaggplus_constants import RECORD_KEY_CONFIGS
 
 from clients import records as R
+from clients.accounting import LedgerEntry, append_entry
 from clients.data import read_manifest
 from clients.participant import (
     FirmData,
@@ -62,6 +64,15 @@ def _cached_firm_data(world_dir: str, firm: str, holdout_file: str) -> FirmData:
 def _setting(context: Context, defaults: Mapping[str, UserConfigValue], key: str) -> str:
     """Node config first (deployment), then app defaults (simulation), then run config."""
     for source in (context.node_config, defaults, context.run_config):
+        if key in source and source[key] != "":
+            return str(source[key])
+    return ""
+
+
+def node_setting(context: Context, defaults: Mapping[str, UserConfigValue], key: str) -> str:
+    """Node config first, then app defaults, never the run config: for what only the firm may
+    decide (where its ledger lives, its policy), since the server writes the run config."""
+    for source in (context.node_config, defaults):
         if key in source and source[key] != "":
             return str(source[key])
     return ""
@@ -153,7 +164,16 @@ class TrainingFirm:
     defaults: Mapping[str, UserConfigValue] = field(default_factory=dict)
 
     def contribute(self, content: RecordDict, context: Context) -> LocalResult:
-        return train_locally(content, firm_data(context, self.defaults))
+        data = firm_data(context, self.defaults)
+        result = train_locally(content, data)
+        ledger = node_setting(context, self.defaults, R.DP_LEDGER)
+        if ledger and result.epsilon is not None and result.noise_multiplier is not None:
+            config = RoundConfig.from_record(content.config_records[R.CONFIG_RECORD])
+            entry = LedgerEntry(
+                config.round_number, result.epsilon, config.dp_delta, result.noise_multiplier
+            )
+            append_entry(Path(ledger), data.firm, entry)
+        return result
 
     def legacy_client(self, context: Context) -> NumPyClient:
         return _FirmNumPyClient(firm_data(context, self.defaults))
@@ -200,10 +220,7 @@ def build_client_app(
             )
         result = behaviour.contribute(msg.content, context)
         reply = RecordDict(
-            {
-                R.CONTRIBUTION_RECORD: ArrayRecord({R.VECTOR: Array(result.contribution)}),
-                R.METRICS_RECORD: MetricRecord(result.public_metrics()),  # type: ignore[arg-type]
-            }
+            {R.CONTRIBUTION_RECORD: ArrayRecord({R.VECTOR: Array(result.contribution)})}
         )
         return Message(reply, reply_to=msg)
 

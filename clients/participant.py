@@ -127,18 +127,15 @@ def load_firm_data(world_dir: Path, firm: str, heldout_ids: np.ndarray | None) -
 
 @dataclass(frozen=True)
 class LocalResult:
+    """A firm's round: the contribution it sends, and what it keeps (its size and its DP
+    accounting, which would reveal its size: `clients/accounting.py`)."""
+
     contribution: np.ndarray  # (d + len(CONTRIBUTION_TAIL),) float64, layout in module doc
     n_examples: int
     mean_loss: float
     epsilon: float | None  # DP budget spent so far, None without DP
     noise_multiplier: float | None
     rounding_seed: int = 0  # seeds the stochastic rounding of secure aggregation (repeatable runs)
-
-    def public_metrics(self) -> dict[str, float]:
-        """What a firm may say in the clear in every mode: its DP accounting, nothing about data."""
-        if self.epsilon is None or self.noise_multiplier is None:
-            return {}
-        return {"dp-epsilon-spent": self.epsilon, "dp-noise-multiplier": self.noise_multiplier}
 
 
 @dataclass(frozen=True)

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from flwr.app import ConfigRecord, Context, Message, MetricRecord, RecordDict
+from flwr.app import ConfigRecord, Context, Message, RecordDict
 
 from clients import records as R
 from clients.participant import LocalResult
@@ -59,14 +59,11 @@ def answer_stage(msg: Message, context: Context, train: Callable[[], LocalResult
     if not isinstance(payloads, list) or not all(isinstance(p, bytes) for p in payloads):
         raise TypeError(f"secagg payloads must be a list of bytes, got {type(payloads).__name__}")
     requests = [parse_message(payload) for payload in payloads]
-    metrics = MetricRecord()
 
     def provide_input(client: SecAggClient) -> None:
         result = train()
         # A repeatable run rounds repeatably; the masks still come from fresh keys.
         client.provide_input(result.contribution, rounding_seed=result.rounding_seed)
-        for key, value in result.public_metrics().items():
-            metrics[key] = value
 
     sessions = load_sessions(context)
     try:
@@ -80,8 +77,7 @@ def answer_stage(msg: Message, context: Context, train: Callable[[], LocalResult
                     R.STAGE: "+".join(response.stage.value for response in responses),
                     R.PAYLOADS: [response.to_bytes() for response in responses],
                 }
-            ),
-            R.METRICS_RECORD: metrics,
+            ),  # and nothing else: no metric leaves the node beside the masked vector
         }
     )
     return Message(content, reply_to=msg)

@@ -36,6 +36,7 @@ from server.rounds import (
     Aggregate,
     FederationResult,
     RoundAggregate,
+    dp_budget,
     evaluate_final_model,
     record_evaluation,
 )
@@ -78,7 +79,6 @@ def aggregate_in_the_clear(
     total = np.zeros(dimension)
     contributors: list[int] = []
     dropped = dict(stage.dropped)
-    metrics: dict[int, dict[str, float]] = {}
     transcript: list[dict[str, Any]] = []
     for node, reply in sorted(stage.replies.items()):
         vector = np.asarray(
@@ -89,9 +89,6 @@ def aggregate_in_the_clear(
             continue
         total += vector
         contributors.append(node)
-        metrics[node] = {
-            k: float(v) for k, v in reply.content.metric_records[R.METRICS_RECORD].items()
-        }  # type: ignore[arg-type]
         payload = vector.tobytes()
         transcript.append(
             {
@@ -104,7 +101,7 @@ def aggregate_in_the_clear(
                 "sha256": _digest(payload),
             }
         )
-    return RoundAggregate(total, contributors, dropped, metrics, transcript)
+    return RoundAggregate(total, contributors, dropped, {}, transcript)
 
 
 def sample_nodes(nodes: list[int], run: FederationRun, round_number: int) -> list[int]:
@@ -154,7 +151,7 @@ def run_federation(
     weights = spec.initial_weights()
     optimiser = server_optimiser(federation)
     history: list[dict[str, Any]] = []
-    accountant: dict[str, Any] = {}
+    accountant = dp_budget(run)
     first_round = 1
     if federation.resume and checkpoints is not None:
         checkpoint = latest_checkpoint(checkpoints)
@@ -219,14 +216,6 @@ def run_federation(
                 }
             )
             record_evaluation(history, round_number - 1, result, federation.weight_scale)
-        for node, metrics in result.public_metrics.items():
-            if "dp-epsilon-spent" in metrics:
-                accountant[str(node)] = {
-                    "epsilon": metrics["dp-epsilon-spent"],
-                    "noise_multiplier": metrics["dp-noise-multiplier"],
-                    "delta": federation.dp_delta,
-                    "rounds": round_number,
-                }
         if run_dir is not None and checkpoints is not None:
             with open(run_dir / TRANSCRIPT_FILE, "a") as handle:
                 handle.writelines(json.dumps(e, sort_keys=True) + "\n" for e in result.transcript)

@@ -79,7 +79,24 @@ class FederationResult:
     spec: ModelSpec
     history: list[dict[str, Any]]
     accountant: dict[str, Any]
+    """The public DP budget (`dp_budget`); {} without DP."""
     resumed_from: int = 0
+
+
+def dp_budget(run: FederationRun) -> dict[str, Any]:
+    """What the server records of the firms' DP: the public budget only ({} without DP).
+
+    Each firm calibrates its noise so that its ε after the last round is at most the target,
+    and keeps its own accounting (`clients/accounting.py`): its noise multiplier and the ε it
+    has spent depend on its number of rows, so reporting them would reveal its size.
+    """
+    if run.dp_epsilon <= 0:
+        return {}
+    return {
+        "target_epsilon": run.dp_epsilon,
+        "delta": run.federation.dp_delta,
+        "rounds": run.federation.rounds,
+    }
 
 
 def heldout_record(total: np.ndarray, weight_scale: float, firms: int) -> dict[str, float] | None:

@@ -11,6 +11,7 @@ import pytest
 from flwr.app import Message
 
 from clients import records as R
+from clients.accounting import read_ledgers
 from protocol import Transcript
 from server.checkpoint import latest_checkpoint
 from server.federation import InsecureAggregationWarning, run_federation
@@ -134,20 +135,33 @@ def test_an_aborted_round_leaves_the_model_unchanged_and_the_run_goes_on(
     assert latest_checkpoint(Path(secure.run_dir) / "checkpoints").round_number == 2  # type: ignore[union-attr]
 
 
-def test_dp_budget_of_every_firm_is_accounted_through_secure_rounds(
+def test_dp_firms_keep_their_accounting_and_the_server_records_the_public_budget(
     make_grid: Callable[..., InProcessGrid],
     settings: FederationRun,
     tweak: Tweak,
+    tmp_path: Path,
 ) -> None:
-    # Prepare
+    # Prepare: every reply the server receives
+    replies: list[Message] = []
+
+    def intercept(node: int, request: Message, reply: Message) -> Message:
+        replies.append(reply)
+        return reply
+
     private = tweak(settings, secagg="ours", rounds=2, dp_epsilon=2.0, batch_size=64)
+    ledgers = tmp_path / "ledgers"
     # Execute
-    result = run_federation(make_grid(), private)
-    # Assert: one entry per firm, each at most the target after the last round
-    assert len(result.accountant) == 4
-    for firm in result.accountant.values():
-        assert firm["rounds"] == 2
-        assert 1.0 < firm["epsilon"] <= 2.0 * 1.01
+    result = run_federation(make_grid(intercept, dp_ledger=str(ledgers)), private)
+    # Assert: each firm's ledger, each at most the target after the last round
+    spent = read_ledgers(ledgers)
+    assert sorted(spent) == [f"firm_{i}" for i in range(4)]
+    for entry in spent.values():
+        assert entry.round == 2
+        assert 1.0 < entry.epsilon <= 2.0 * 1.01
+    assert len({e.noise_multiplier for e in spent.values()}) == 4  # they differ with firm size
+    # ... none of which reached the server: it holds the public budget only
+    assert result.accountant == {"target_epsilon": 2.0, "delta": 1e-5, "rounds": 2}
+    assert all(not reply.content.metric_records for reply in replies)
     saved = json.loads((Path(private.run_dir) / RESULT_FILE).read_text())
     assert saved["dp"] == result.accountant
 
