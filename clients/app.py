@@ -119,6 +119,7 @@ def train_locally(content: RecordDict, data: FirmData) -> LocalResult:
         dp=config.dp,
         completed_rounds=config.round_number - 1,
         evaluate=config.evaluate_weights,
+        noise_seeds=config.noise_seeds(data.firm),
     )
 
 

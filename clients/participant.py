@@ -37,6 +37,7 @@ import numpy as np
 from clients.data import ID, LABEL, ColumnInfo, firm_columns, load_firm_table, read_manifest
 from clients.scaling import FeatureScaler
 from clients.settings import ModelKind
+from clients.streams import NoiseSeeds
 
 if TYPE_CHECKING:  # torch is imported where a model is built, so aggregation-only code
     from torch import nn  # (the server's sums, benchmarks) runs without its memory cost
@@ -191,12 +192,15 @@ def local_round(
     dp: DPSettings | None = None,
     completed_rounds: int = 0,
     evaluate: bool = False,
+    noise_seeds: NoiseSeeds | None = None,
 ) -> LocalResult:
     """Train from the global weights for `settings.epochs` and build this firm's contribution.
 
-    `completed_rounds` tells a DP firm how many rounds it has already spent budget on, so its
-    accountant is rebuilt exactly after a resumed run. `evaluate` appends the held-out sums of
-    `global_weights`, scored before training (scoring draws no random number).
+    `seed` orders the batches without DP and seeds the stochastic rounding. `completed_rounds`
+    tells a DP firm how many rounds it has already spent budget on, so its accountant is rebuilt
+    exactly after a resumed run; `noise_seeds` fix its sampler and noise (None: from the OS
+    generator). `evaluate` appends the held-out sums of `global_weights`, scored before
+    training (scoring draws no random number).
     """
     from clients.model import flatten_weights, get_weights, set_weights, unflatten_weights
     from clients.training import predict_default, train_model, train_model_dp
@@ -220,7 +224,13 @@ def local_round(
         mean_loss = train_model(model, data.train_features, data.train_labels, settings, seed)
     else:
         report = train_model_dp(
-            model, data.train_features, data.train_labels, settings, dp, seed, completed_rounds
+            model,
+            data.train_features,
+            data.train_labels,
+            settings,
+            dp,
+            noise_seeds,
+            completed_rounds,
         )
         mean_loss, epsilon, noise = report.mean_loss, report.epsilon, report.noise_multiplier
     local = flatten_weights(get_weights(model))

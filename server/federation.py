@@ -58,6 +58,22 @@ def warn_insecure() -> None:
     warnings.warn(message, InsecureAggregationWarning, stacklevel=2)
 
 
+class ReproducibleNoiseWarning(UserWarning):
+    """Every DP firm's noise comes from seeds the server knows."""
+
+
+def warn_reproducible_noise() -> None:
+    """Loud on purpose: `reproducible = true` makes a DP run repeatable by giving up the DP
+    guarantee against the server (`clients.streams.reproducible_noise_seeds`)."""
+    message = (
+        "reproducible = true: every firm's DP noise is seeded from the run seed, the round and "
+        "the firm's name, ALL KNOWN TO THE SERVER, which could regenerate and remove it. Use it "
+        "for repeatable experiments only; results.json and the report flag the run."
+    )
+    Console(stderr=True).print(f"[bold red on white] WARNING [/] [bold red]{message}[/]")
+    warnings.warn(message, ReproducibleNoiseWarning, stacklevel=2)
+
+
 def _digest(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
@@ -144,6 +160,8 @@ def run_federation(
         return flower
     if run.secagg == "none":
         warn_insecure()
+    if run.dp_epsilon > 0 and run.federation.reproducible:
+        warn_reproducible_noise()
     federation = run.federation
     spec = run.model_spec()
     run_dir = Path(run.run_dir) if run.run_dir else None

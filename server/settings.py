@@ -81,6 +81,11 @@ class FederationSettings(SettingsModel):
     """Seconds a stage waits for replies; a silent firm is a dropout."""
     resume: bool = False
     """Continue after the last checkpointed round instead of starting afresh."""
+    reproducible: bool = False
+    """Seed each DP firm's noise and sampling from the run seed, the round and the firm's name,
+    so a DP run repeats exactly. Those are known to the server, which could then regenerate the
+    noise: the DP guarantee no longer holds against it (a loud warning; results.json and the
+    report flag it). False: from each firm's OS generator."""
 
     def local_training(self, training: TrainSettings) -> TrainSettings:
         """What a firm trains in one round: `training` for `local_epochs` epochs."""
@@ -182,6 +187,7 @@ class FederationRun(SettingsModel):
             dp_epsilon=self.dp_epsilon,
             dp_delta=self.federation.dp_delta,
             dp_max_grad_norm=self.federation.dp_max_grad_norm,
+            reproducible=self.federation.reproducible,
             train=train,
             evaluate_weights=evaluate,
         )

@@ -40,6 +40,11 @@ FEDERATED_PLAIN = "federated_plain"
 FEDERATED_FLOWER = "federated_flower_secagg"
 FEDERATED_DP_PREFIX = "federated_dp_eps"
 
+NOISE_OS = "os-generator"
+"""A DP regime whose firms seeded their noise from the OS generator (the default)."""
+NOISE_RUN_SEED = "run-seed"
+"""A DP regime run with `[federation] reproducible = true`: noise the server could regenerate."""
+
 FederatedRegime = Callable[[World, Holdout, ExperimentConfig, int], RegimeOutput]
 
 
@@ -139,6 +144,7 @@ def run_federated(
             "target_epsilon": dp_epsilon,
             "delta": config.federation.dp_delta,
             "per_firm": {f: asdict(e) for f, e in read_ledgers(ledger_dir).items()},
+            "noise": NOISE_RUN_SEED if config.federation.reproducible else NOISE_OS,
         }
     model = result.spec.build()
     set_weights(model, unflatten_weights(result.weights, get_weights(model)))

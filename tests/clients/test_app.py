@@ -20,6 +20,7 @@ from clients.participant import (
     read_contribution_sum,
     read_heldout_sum,
 )
+from clients.streams import NoiseSeeds, reproducible_noise_seeds
 from clients.training import DPSettings, TrainSettings
 from experiments.world.datasets import load_german_credit
 from experiments.world.tables import ID, write_world
@@ -152,6 +153,29 @@ def test_dp_budget_spent_over_all_rounds_meets_the_target(world_dir: Path) -> No
     assert last.epsilon is not None and first.epsilon is not None
     assert first.epsilon < last.epsilon <= 3.0 * 1.01
     assert last.epsilon > 2.5
+
+
+def test_dp_noise_is_fresh_in_every_run_unless_its_seeds_are_given(world_dir: Path) -> None:
+    # Prepare
+    data = load_firm_data(world_dir, "firm_1", None)
+    spec = ModelSpec("logistic", 54, 8, 0)
+    dp = DPSettings(target_epsilon=3.0, target_delta=1e-5, max_grad_norm=1.0, total_rounds=2)
+    settings = TrainSettings(epochs=1, batch_size=32)
+    seeds = reproducible_noise_seeds(0, 1, "firm_1")
+
+    def contribution(noise_seeds: NoiseSeeds | None) -> np.ndarray:
+        start = spec.initial_weights()
+        result = local_round(
+            data, spec, start, settings, 1000.0, seed=0, dp=dp, noise_seeds=noise_seeds
+        )
+        return result.contribution
+
+    # Execute: the same firm, round and run seed, four times
+    fresh = [contribution(None), contribution(None)]
+    seeded = [contribution(seeds), contribution(seeds)]
+    # Assert
+    assert not np.array_equal(fresh[0], fresh[1])
+    assert np.array_equal(seeded[0], seeded[1])
 
 
 def test_the_client_app_pickles_as_its_recipe_and_answers_like_the_original(

@@ -14,7 +14,7 @@ from clients import records as R
 from clients.accounting import read_ledgers
 from protocol import Transcript
 from server.checkpoint import latest_checkpoint
-from server.federation import InsecureAggregationWarning, run_federation
+from server.federation import InsecureAggregationWarning, ReproducibleNoiseWarning, run_federation
 from server.inprocess import InProcessGrid
 from server.rounds import RESULT_FILE, TRANSCRIPT_FILE
 from server.settings import RUN_CONFIG_KEYS, FederationRun
@@ -246,3 +246,20 @@ def test_evaluation_rides_in_the_sums_and_leaves_the_model_bit_for_bit(
         assert "accuracy" not in figures
     losses = [r["evaluation"]["loss"] for r in with_evaluation.history]
     assert losses[-1] < losses[0]  # the figures score successive models
+
+
+def test_two_dp_runs_draw_different_noise_unless_reproducible(
+    make_grid: Callable[..., InProcessGrid],
+    settings: FederationRun,
+    tweak: Tweak,
+) -> None:
+    # Prepare: the same DP config twice, then twice with reproducible noise
+    private = tweak(settings, secagg="ours", rounds=1, dp_epsilon=2.0, batch_size=64, run_dir="")
+    reproducible = tweak(private, reproducible=True)
+    # Execute
+    fresh = [run_federation(make_grid(), private).weights for _ in range(2)]
+    with pytest.warns(ReproducibleNoiseWarning, match="ALL KNOWN TO THE SERVER"):
+        seeded = [run_federation(make_grid(), reproducible).weights for _ in range(2)]
+    # Assert
+    assert not np.array_equal(fresh[0], fresh[1])
+    assert np.array_equal(seeded[0], seeded[1])
