@@ -3,7 +3,8 @@
 A firm finds its data from its node config (`world-dir` and `firm`, or `partition-id` resolved
 against the manifest's firm list in simulation), optionally a `holdout-file` (.npy of citizen
 ids it must never train on), and reads nothing but its own table and the public manifest. A DP
-firm keeps its own accounting in `dp-ledger` (`clients/accounting.py`) and sends none of it.
+firm keeps its own accounting in `dp-ledger` (`clients/accounting.py`) and sends none of it, and
+a firm refuses whatever its `policy-*` keys rule out (`clients/policy.py`).
 
 Message types it answers:
 - `train`: train from the global weights, reply with the contribution vector in the clear
@@ -51,6 +52,7 @@ from clients.participant import (
     load_firm_data,
     local_round,
 )
+from clients.policy import FirmPolicy
 from clients.round_config import RoundConfig
 
 
@@ -76,6 +78,11 @@ def node_setting(context: Context, defaults: Mapping[str, UserConfigValue], key:
         if key in source and source[key] != "":
             return str(source[key])
     return ""
+
+
+def firm_policy(context: Context, defaults: Mapping[str, UserConfigValue]) -> FirmPolicy:
+    """This node's policy: the `policy-*` keys of its node config over the app's defaults."""
+    return FirmPolicy.from_node_config({**defaults, **context.node_config})
 
 
 def firm_data(context: Context, defaults: Mapping[str, UserConfigValue]) -> FirmData:
@@ -206,20 +213,29 @@ class _FirmClientApp(ClientApp):
 def build_client_app(
     defaults: Mapping[str, UserConfigValue] | None = None, firm: Firm | None = None
 ) -> ClientApp:
-    """A ClientApp whose data settings fall back to `defaults` (what `fedscore run` passes)."""
-    behaviour: Firm = firm if firm is not None else TrainingFirm(dict(defaults or {}))
+    """A ClientApp whose data settings and policy fall back to `defaults` (what `fedscore run`
+    passes for every simulated firm)."""
+    settings = dict(defaults or {})
+    behaviour: Firm = firm if firm is not None else TrainingFirm(settings)
     app = _FirmClientApp(defaults, firm)
+
+    def contribute(content: RecordDict, context: Context, policy: FirmPolicy) -> LocalResult:
+        policy.check_round(RoundConfig.from_record(content.config_records[R.CONFIG_RECORD]))
+        return behaviour.contribute(content, context)
 
     @app.train()
     def train(msg: Message, context: Context) -> Message:
+        policy = firm_policy(context, settings)
         if RECORD_KEY_CONFIGS in msg.content.config_records:
+            policy.check_in_the_clear("Flower's SecAgg+")
             legacy = behaviour.legacy_client(context).to_client()
             return secaggplus_mod(
                 msg,
                 context,
                 lambda m, c: handle_legacy_message_from_msgtype(lambda _: legacy, m, c),
             )
-        result = behaviour.contribute(msg.content, context)
+        policy.check_in_the_clear("its contribution (secagg = 'none')")
+        result = contribute(msg.content, context, policy)
         reply = RecordDict(
             {R.CONTRIBUTION_RECORD: ArrayRecord({R.VECTOR: Array(result.contribution)})}
         )
@@ -229,10 +245,14 @@ def build_client_app(
     def secagg_stage(msg: Message, context: Context) -> Message:
         from clients.secagg import answer_stage
 
-        return answer_stage(msg, context, lambda: behaviour.contribute(msg.content, context))
+        policy = firm_policy(context, settings)
+        return answer_stage(
+            msg, context, lambda: contribute(msg.content, context, policy), policy.check_secagg
+        )
 
     @app.evaluate()
     def evaluate(msg: Message, context: Context) -> Message:
+        firm_policy(context, settings).check_in_the_clear("held-out sums")
         sums = behaviour.evaluate(msg.content, context)
         return Message(RecordDict({R.METRICS_RECORD: MetricRecord(sums)}), reply_to=msg)
 
@@ -242,4 +262,12 @@ def build_client_app(
 app = build_client_app()
 """What `flwr run .` and a SuperNode load (`clients.app:app`)."""
 
-__all__ = ["Firm", "TrainingFirm", "app", "build_client_app", "firm_data", "train_locally"]
+__all__ = [
+    "Firm",
+    "TrainingFirm",
+    "app",
+    "build_client_app",
+    "firm_data",
+    "firm_policy",
+    "train_locally",
+]

@@ -20,12 +20,14 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from flwr.app import UserConfigValue
 
 from clients import records as R
 from clients.accounting import read_ledgers
 from clients.app import build_client_app
 from clients.model import get_weights, set_weights, unflatten_weights
 from clients.participant import load_firm_data
+from clients.policy import policy_key
 from clients.training import predict_default
 from experiments.config import ExperimentConfig
 from experiments.regimes.standalone import Holdout, RegimeOutput
@@ -120,11 +122,13 @@ def run_federated(
     if not config.federation.resume:
         shutil.rmtree(ledger_dir, ignore_errors=True)  # a fresh run: no earlier run's spending
     run = federation_run(config, secagg, seed, run_dir, world_dir, dp_epsilon)
-    firm_defaults = {
+    firm_defaults: dict[str, UserConfigValue] = {
         R.WORLD_DIR: str(world_dir),
         R.HOLDOUT_FILE: str(holdout_file),
         R.DP_LEDGER: str(ledger_dir),
     }
+    if config.federation.reproducible:  # the experimenter plays every firm, and consents
+        firm_defaults[policy_key("allow_reproducible_noise")] = True
     result = simulate(
         lambda grid, _: run_federation(grid, run),
         build_client_app(firm_defaults),

@@ -8,10 +8,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from flwr.app import Message
+from flwr.app import Message, UserConfigValue
 
 from clients import records as R
 from clients.accounting import read_ledgers
+from clients.app import build_client_app
 from protocol import Transcript
 from server.checkpoint import latest_checkpoint
 from server.federation import InsecureAggregationWarning, ReproducibleNoiseWarning, run_federation
@@ -253,13 +254,59 @@ def test_two_dp_runs_draw_different_noise_unless_reproducible(
     settings: FederationRun,
     tweak: Tweak,
 ) -> None:
-    # Prepare: the same DP config twice, then twice with reproducible noise
+    # Prepare: the same DP config twice, then twice with reproducible noise (which the firms
+    # must accept in their policy)
     private = tweak(settings, secagg="ours", rounds=1, dp_epsilon=2.0, batch_size=64, run_dir="")
     reproducible = tweak(private, reproducible=True)
+    consenting = {"policy_allow_reproducible_noise": True}
     # Execute
     fresh = [run_federation(make_grid(), private).weights for _ in range(2)]
     with pytest.warns(ReproducibleNoiseWarning, match="ALL KNOWN TO THE SERVER"):
-        seeded = [run_federation(make_grid(), reproducible).weights for _ in range(2)]
+        seeded = [run_federation(make_grid(**consenting), reproducible).weights for _ in range(2)]
     # Assert
     assert not np.array_equal(fresh[0], fresh[1])
     assert np.array_equal(seeded[0], seeded[1])
+
+
+def _grid_with_policy(world_dir: Path, policy: dict[str, UserConfigValue]) -> InProcessGrid:
+    """Four firms; the first (node 101) with `policy` in its node config."""
+    configs: list[dict[str, UserConfigValue]] = [{"partition-id": i} for i in range(4)]
+    configs[0].update(policy)
+    return InProcessGrid(build_client_app({"world-dir": str(world_dir)}), configs)
+
+
+def test_a_firm_refuses_a_weaker_proposed_config_and_drops_out_with_the_reason(
+    world_dir: Path, settings: FederationRun, tweak: Tweak
+) -> None:
+    # Prepare: firm_0 wants at least 4/5 of the share holders to rebuild a secret
+    strict = {"policy-min-threshold-fraction": 0.8}
+    weak = tweak(settings, secagg="ours", rounds=2, threshold=3)  # 3 of 4 holders
+    strong = tweak(weak, threshold=4, run_dir="")
+    # Execute
+    refused = run_federation(_grid_with_policy(world_dir, strict), weak)
+    accepted = run_federation(_grid_with_policy(world_dir, strict), strong)
+    # Assert: dropped from every round, with its reason; the others go on without it
+    for record in refused.history:
+        assert record["contributors"] == 3
+        assert "refuses round" in record["dropped"]["101"]
+        assert (
+            "proposed threshold t = 3 of k + 1 = 4 holders (0.750), but this firm's policy has "
+            "policy-min-threshold-fraction = 0.8" in record["dropped"]["101"]
+        )
+    assert [r["contributors"] for r in accepted.history] == [4, 4]
+
+
+def test_a_secure_only_firm_sends_nothing_in_the_clear(
+    world_dir: Path, settings: FederationRun, tweak: Tweak
+) -> None:
+    # Prepare
+    plain = tweak(settings, secagg="none", rounds=1, evaluate=True)
+    # Execute
+    result = run_federation(_grid_with_policy(world_dir, {"policy-secure-only": True}), plain)
+    # Assert
+    (record,) = result.history
+    assert record["contributors"] == 3
+    assert (
+        "policy (policy-secure-only) answers our secure aggregation only"
+        in (record["dropped"]["101"])
+    )
