@@ -2,15 +2,19 @@
 
 A firm finds its data from its node config (`world-dir` and `firm`, or `partition-id` resolved
 against the manifest's firm list in simulation), optionally a `holdout-file` (.npy of citizen
-ids it must never train on), and reads nothing but its own table and the public manifest.
+ids it must never train on), and reads nothing but its own table and the public manifest. A DP
+firm keeps its own accounting in `dp-ledger` (`clients/accounting.py`) and sends none of it, and
+a firm refuses whatever its `policy-*` keys rule out (`clients/policy.py`).
 
 Message types it answers:
 - `train`: train from the global weights, reply with the contribution vector in the clear
   (`secagg = "none"`), or, when the message carries Flower's SecAgg+ configs, take part in
   Flower's legacy SecAgg+ (`secagg = "flower"`) through `secaggplus_mod`;
-- `train.secagg`: one stage of our secure aggregation (`protocol/`); the first stage trains and
-  fixes the input, the state machine lives in the node's Context between stages;
-- `evaluate`: score the global model on the firm's held-out rows, reply with sums.
+- `train.secagg`: one stage of our secure aggregation (`protocol/`); the masked-input stage
+  trains and fixes the input, the state machine lives in the node's Context between stages;
+- `evaluate`: score the global model on the firm's held-out rows, reply with sums in the clear.
+  Only Flower's SecAgg+ mode asks for it: with `none` and `ours` the held-out sums travel inside
+  the contribution vector (`clients/participant.py`), masked with `ours`.
 """
 
 from __future__ import annotations
@@ -40,14 +44,17 @@ from flwr.common import Scalar
 from flwr.common.secure_aggregation.secaggplus_constants import RECORD_KEY_CONFIGS
 
 from clients import records as R
+from clients.accounting import LedgerEntry, append_entry
 from clients.data import read_manifest
 from clients.participant import (
     FirmData,
     LocalResult,
     evaluate_global,
+    evaluation_contribution,
     load_firm_data,
     local_round,
 )
+from clients.policy import FirmPolicy
 from clients.round_config import RoundConfig
 
 
@@ -64,6 +71,20 @@ def _setting(context: Context, defaults: Mapping[str, UserConfigValue], key: str
         if key in source and source[key] != "":
             return str(source[key])
     return ""
+
+
+def node_setting(context: Context, defaults: Mapping[str, UserConfigValue], key: str) -> str:
+    """Node config first, then app defaults, never the run config: for what only the firm may
+    decide (where its ledger lives, its policy), since the server writes the run config."""
+    for source in (context.node_config, defaults):
+        if key in source and source[key] != "":
+            return str(source[key])
+    return ""
+
+
+def firm_policy(context: Context, defaults: Mapping[str, UserConfigValue]) -> FirmPolicy:
+    """This node's policy: the `policy-*` keys of its node config over the app's defaults."""
+    return FirmPolicy.from_node_config({**defaults, **context.node_config})
 
 
 def firm_data(context: Context, defaults: Mapping[str, UserConfigValue]) -> FirmData:
@@ -88,18 +109,26 @@ def firm_data(context: Context, defaults: Mapping[str, UserConfigValue]) -> Firm
 
 
 def train_locally(content: RecordDict, data: FirmData) -> LocalResult:
-    """The one local step every aggregation mode shares: train and build the contribution."""
+    """The one local step every aggregation mode shares: train (unless the round only evaluates)
+    and build the contribution, held-out sums included when the round asks for them."""
     config = RoundConfig.from_record(content.config_records[R.CONFIG_RECORD])
-    global_weights = content.array_records[R.GLOBAL_RECORD][R.WEIGHTS].numpy()
+    global_weights = np.asarray(
+        content.array_records[R.GLOBAL_RECORD][R.WEIGHTS].numpy(), dtype=np.float64
+    )
+    seed = config.firm_seed(data.firm)
+    if not config.train:
+        return evaluation_contribution(data, config.spec, global_weights, config.weight_scale, seed)
     return local_round(
         data,
         config.spec,
-        np.asarray(global_weights, dtype=np.float64),
+        global_weights,
         config.training,
         weight_scale=config.weight_scale,
-        seed=config.firm_seed(data.firm),
+        seed=seed,
         dp=config.dp,
         completed_rounds=config.round_number - 1,
+        evaluate=config.evaluate_weights,
+        noise_seeds=config.noise_seeds(data.firm),
     )
 
 
@@ -152,7 +181,16 @@ class TrainingFirm:
     defaults: Mapping[str, UserConfigValue] = field(default_factory=dict)
 
     def contribute(self, content: RecordDict, context: Context) -> LocalResult:
-        return train_locally(content, firm_data(context, self.defaults))
+        data = firm_data(context, self.defaults)
+        result = train_locally(content, data)
+        ledger = node_setting(context, self.defaults, R.DP_LEDGER)
+        if ledger and result.epsilon is not None and result.noise_multiplier is not None:
+            config = RoundConfig.from_record(content.config_records[R.CONFIG_RECORD])
+            entry = LedgerEntry(
+                config.round_number, result.epsilon, config.dp_delta, result.noise_multiplier
+            )
+            append_entry(Path(ledger), data.firm, entry)
+        return result
 
     def legacy_client(self, context: Context) -> NumPyClient:
         return _FirmNumPyClient(firm_data(context, self.defaults))
@@ -184,25 +222,31 @@ class _FirmClientApp(ClientApp):
 def build_client_app(
     defaults: Mapping[str, UserConfigValue] | None = None, firm: Firm | None = None
 ) -> ClientApp:
-    """A ClientApp whose data settings fall back to `defaults` (what `fedscore run` passes)."""
-    behaviour: Firm = firm if firm is not None else TrainingFirm(dict(defaults or {}))
+    """A ClientApp whose data settings and policy fall back to `defaults` (what `fedscore run`
+    passes for every simulated firm)."""
+    settings = dict(defaults or {})
+    behaviour: Firm = firm if firm is not None else TrainingFirm(settings)
     app = _FirmClientApp(defaults, firm)
+
+    def contribute(content: RecordDict, context: Context, policy: FirmPolicy) -> LocalResult:
+        policy.check_round(RoundConfig.from_record(content.config_records[R.CONFIG_RECORD]))
+        return behaviour.contribute(content, context)
 
     @app.train()
     def train(msg: Message, context: Context) -> Message:
+        policy = firm_policy(context, settings)
         if RECORD_KEY_CONFIGS in msg.content.config_records:
+            policy.check_in_the_clear("Flower's SecAgg+")
             legacy = behaviour.legacy_client(context).to_client()
             return secaggplus_mod(
                 msg,
                 context,
                 lambda m, c: handle_legacy_message_from_msgtype(lambda _: legacy, m, c),
             )
-        result = behaviour.contribute(msg.content, context)
+        policy.check_in_the_clear("its contribution (secagg = 'none')")
+        result = contribute(msg.content, context, policy)
         reply = RecordDict(
-            {
-                R.CONTRIBUTION_RECORD: ArrayRecord({R.VECTOR: Array(result.contribution)}),
-                R.METRICS_RECORD: _metric_record(result.public_metrics()),
-            }
+            {R.CONTRIBUTION_RECORD: ArrayRecord({R.VECTOR: Array(result.contribution)})}
         )
         return Message(reply, reply_to=msg)
 
@@ -210,10 +254,14 @@ def build_client_app(
     def secagg_stage(msg: Message, context: Context) -> Message:
         from clients.secagg import answer_stage
 
-        return answer_stage(msg, context, lambda: behaviour.contribute(msg.content, context))
+        policy = firm_policy(context, settings)
+        return answer_stage(
+            msg, context, lambda: contribute(msg.content, context, policy), policy.check_secagg
+        )
 
     @app.evaluate()
     def evaluate(msg: Message, context: Context) -> Message:
+        firm_policy(context, settings).check_in_the_clear("held-out sums")
         sums = behaviour.evaluate(msg.content, context)
         return Message(RecordDict({R.METRICS_RECORD: _metric_record(sums)}), reply_to=msg)
 
@@ -223,4 +271,12 @@ def build_client_app(
 app = build_client_app()
 """What `flwr run .` and a SuperNode load (`clients.app:app`)."""
 
-__all__ = ["Firm", "TrainingFirm", "app", "build_client_app", "firm_data", "train_locally"]
+__all__ = [
+    "Firm",
+    "TrainingFirm",
+    "app",
+    "build_client_app",
+    "firm_data",
+    "firm_policy",
+    "train_locally",
+]

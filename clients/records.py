@@ -28,8 +28,6 @@ SECAGG_MESSAGE_TYPE: Final = "train.secagg"
 
 CLIENT_STATE_RECORD: Final = "fedscore_secagg_state"
 """A node's own protocol state between stages (never sent anywhere)."""
-LOCAL_RESULT_RECORD: Final = "fedscore_local_result"
-"""A node's own DP accounting of its last round, kept in its Context."""
 
 # Keys of CONFIG_RECORD: the fields of `clients.round_config.RoundConfig`, one for one
 MODEL_KIND: Final = "model-kind"
@@ -48,9 +46,18 @@ DP_EPSILON: Final = "dp-epsilon"
 """0 turns DP-SGD off."""
 DP_DELTA: Final = "dp-delta"
 DP_MAX_GRAD_NORM: Final = "dp-max-grad-norm"
+REPRODUCIBLE: Final = "reproducible"
+"""True: DP noise from public seeds, so the server could regenerate it (experiments only)."""
+TRAIN: Final = "train"
+"""False: an evaluation-only round, the firm only scores the weights it receives."""
+EVALUATE_WEIGHTS: Final = "evaluate-weights"
+"""True: the firm appends the held-out sums of the weights it receives to its contribution."""
 
 # Node / run config keys a firm reads to find its own data
 WORLD_DIR: Final = "world-dir"
 FIRM: Final = "firm"
 HOLDOUT_FILE: Final = "holdout-file"
 PARTITION_ID: Final = "partition-id"
+DP_LEDGER: Final = "dp-ledger"
+"""A directory where a DP firm keeps its own accounting (`clients/accounting.py`); read from the
+node config or the app's defaults only, never from the server's run config."""

@@ -27,7 +27,7 @@ from pydantic import (
 from clients import records as R
 from clients.participant import ModelSpec
 from clients.settings import DPSettings, ModelKind, TrainSettings, describe_errors
-from clients.streams import firm_round_seed
+from clients.streams import NoiseSeeds, firm_round_seed, reproducible_noise_seeds
 
 
 class RoundConfig(BaseModel):
@@ -71,6 +71,14 @@ class RoundConfig(BaseModel):
     """δ of each firm's (ε, δ) budget."""
     dp_max_grad_norm: PositiveFloat = Field(alias=R.DP_MAX_GRAD_NORM)
     """DP-SGD per-example clipping norm."""
+    reproducible: bool = Field(alias=R.REPRODUCIBLE)
+    """DP noise and sampling seeded from the run seed, the round and the firm's name, all known
+    to the server (`clients.streams.reproducible_noise_seeds`); False: from the OS generator."""
+    train: bool = Field(alias=R.TRAIN)
+    """False: an evaluation-only round (after the last one); the firm does not train."""
+    evaluate_weights: bool = Field(alias=R.EVALUATE_WEIGHTS)
+    """Score the global weights this round carries on the held-out rows, inside the
+    contribution (`clients/participant.py`)."""
 
     @classmethod
     def from_record(cls, record: Mapping[str, Any]) -> RoundConfig:
@@ -114,3 +122,9 @@ class RoundConfig(BaseModel):
     def firm_seed(self, firm: str) -> int:
         """This firm's torch seed this round (`clients.streams.firm_round_seed`)."""
         return firm_round_seed(self.seed, self.round_number, firm)
+
+    def noise_seeds(self, firm: str) -> NoiseSeeds | None:
+        """This firm's DP seeds this round when the run is reproducible; None: the OS's."""
+        if not self.reproducible:
+            return None
+        return reproducible_noise_seeds(self.seed, self.round_number, firm)

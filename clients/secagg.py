@@ -24,24 +24,26 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TypeGuard
 
-from flwr.app import ConfigRecord, Context, Message, MetricRecord, RecordDict
+from flwr.app import ConfigRecord, Context, Message, RecordDict
 
 from clients import records as R
 from clients.participant import LocalResult
 from protocol import ClientSessions, SecAggClient, parse_message
+from protocol.sessions import ConfigPolicy
 
 _STATE_KEY = "sessions"
 
 
-def load_sessions(context: Context) -> ClientSessions:
-    """This node's open rounds (none if it has never taken part)."""
+def load_sessions(context: Context, policy: ConfigPolicy | None = None) -> ClientSessions:
+    """This node's open rounds (none if it has never taken part), under the node's `policy`
+    (`clients/policy.py`: the rounds it accepts)."""
     record = context.state.config_records.get(R.CLIENT_STATE_RECORD)
     if record is None or _STATE_KEY not in record:
-        return ClientSessions()
+        return ClientSessions(policy=policy)
     stored = record[_STATE_KEY]
     if not isinstance(stored, bytes):
         raise TypeError(f"node state must hold bytes, got {type(stored).__name__}")
-    return ClientSessions.from_bytes(stored)
+    return ClientSessions.from_bytes(stored, policy=policy)
 
 
 def _store_sessions(context: Context, sessions: ClientSessions) -> None:
@@ -57,23 +59,26 @@ def _is_bytes_list(value: object) -> TypeGuard[list[bytes]]:
     return isinstance(value, list) and all(isinstance(p, bytes) for p in value)
 
 
-def answer_stage(msg: Message, context: Context, train: Callable[[], LocalResult]) -> Message:
-    """Answer one message's requests; a ProtocolError propagates, and Flower turns it into an
-    error reply (the server then counts this firm as dropped from every round in the message)."""
+def answer_stage(
+    msg: Message,
+    context: Context,
+    train: Callable[[], LocalResult],
+    policy: ConfigPolicy | None = None,
+) -> Message:
+    """Answer one message's requests; a ProtocolError (a config `policy` refuses, too)
+    propagates, and Flower turns it into an error reply (the server then counts this firm as
+    dropped from every round in the message)."""
     payloads = msg.content.config_records[R.SECAGG_RECORD][R.PAYLOADS]
     if not _is_bytes_list(payloads):
         raise TypeError(f"secagg payloads must be a list of bytes, got {type(payloads).__name__}")
     requests = [parse_message(payload) for payload in payloads]
-    metrics = MetricRecord()
 
     def provide_input(client: SecAggClient) -> None:
         result = train()
         # A repeatable run rounds repeatably; the masks still come from fresh keys.
         client.provide_input(result.contribution, rounding_seed=result.rounding_seed)
-        for key, value in result.public_metrics().items():
-            metrics[key] = value
 
-    sessions = load_sessions(context)
+    sessions = load_sessions(context, policy)
     try:
         responses = sessions.handle_batch(requests, provide_input)  # type: ignore[arg-type]
     finally:
@@ -85,8 +90,7 @@ def answer_stage(msg: Message, context: Context, train: Callable[[], LocalResult
                     R.STAGE: "+".join(response.stage.value for response in responses),
                     R.PAYLOADS: [response.to_bytes() for response in responses],
                 }
-            ),
-            R.METRICS_RECORD: metrics,
+            ),  # and nothing else: no metric leaves the node beside the masked vector
         }
     )
     return Message(content, reply_to=msg)

@@ -13,6 +13,8 @@ them (it takes its seeds as arguments); every other package imports this module.
 
 from __future__ import annotations
 
+import hashlib
+from dataclasses import dataclass
 from enum import IntEnum
 
 import numpy as np
@@ -63,12 +65,39 @@ _LOCAL_FIRM_STRIDE = 1000
 
 
 def firm_round_seed(run_seed: int, round_number: int, firm: str) -> int:
-    """A federated firm's torch seed in one round (batch order, DP noise, rounding).
+    """A federated firm's torch seed in one round: batch order without DP, stochastic rounding.
 
-    Distinct per firm and per round, repeatable for a given run seed; below 2**31 for torch.
+    Distinct per round, repeatable for a given run seed; below 2**31 for torch. Only the first 4
+    bytes of the name count (kept: changing it would move every federated figure), so firms
+    whose names share them share this seed; DP noise never comes from it
+    (`reproducible_noise_seeds`).
     """
     firm_hash = int.from_bytes(firm.encode()[:4].ljust(4, b"\0"), "little")
     return (run_seed * _RUN_STRIDE + round_number * _ROUND_STRIDE + firm_hash) % 2**31
+
+
+@dataclass(frozen=True)
+class NoiseSeeds:
+    """Torch seeds of one DP-SGD round at one firm: its Poisson sampler and its Gaussian noise."""
+
+    sampler: int
+    noise: int
+
+
+def reproducible_noise_seeds(run_seed: int, round_number: int, firm: str) -> NoiseSeeds:
+    """`[federation] reproducible = true` only: a DP firm's seeds in one round, from public values.
+
+    The server knows the run seed, the round and every firm's name, so it can regenerate this
+    noise and subtract it: the DP guarantee then holds against everyone but the server (by
+    default the seeds come from the OS generator, `clients/training.py`). The whole name is
+    hashed, with SHA-256; `firm_round_seed` reads only its first 4 bytes, so `firm_0` to
+    `firm_7` would share their seeds. Both seeds are below 2**64, as torch requires.
+    """
+    material = f"fedscore/dp-noise/{int(run_seed)}/{int(round_number)}/".encode() + firm.encode()
+    digest = hashlib.sha256(material).digest()
+    return NoiseSeeds(
+        sampler=int.from_bytes(digest[:8], "little"), noise=int.from_bytes(digest[8:16], "little")
+    )
 
 
 def local_model_seed(seed: int, firm_index: int) -> int:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 
 import numpy as np
@@ -9,11 +10,13 @@ import torch
 from torch import nn
 
 from clients.settings import DPSettings, TrainSettings
+from clients.streams import NoiseSeeds
 
 __all__ = [
     "DPReport",
     "DPSettings",
     "TrainSettings",
+    "os_noise_seeds",
     "per_example_loss",
     "predict_default",
     "train_model",
@@ -89,6 +92,24 @@ def per_example_loss(model: nn.Module, features: np.ndarray, labels: np.ndarray)
     )
 
 
+def os_noise_seeds() -> NoiseSeeds:
+    """Seeds no one else can know: 64 bits each from the OS generator (`os.urandom`).
+
+    Opacus's own answer, `PrivacyEngine(secure_mode=True)`, needs torchcsprng, whose last
+    release (0.2.1, 2021) was built for torch 1.8 and is not installable with torch 2.13. So the
+    sampler and the noise use torch's CPU generator (Mersenne Twister) seeded from the OS: the
+    server cannot regenerate a draw, which is what the DP guarantee against it needs. What this
+    does not give, unlike secure mode, is a cryptographic generator and Opacus's defence against
+    floating-point attacks on the Gaussian sampler (Jin et al. 2022; Holohan and Braghin 2021),
+    which read low-order bits of the noisy value; what leaves a firm is rounded to 1 / scale
+    (2^-16 by default) and summed over firms before the server sees it.
+    """
+    return NoiseSeeds(
+        sampler=int.from_bytes(os.urandom(8), "little"),
+        noise=int.from_bytes(os.urandom(8), "little"),
+    )
+
+
 @dataclass(frozen=True)
 class DPReport:
     mean_loss: float
@@ -104,14 +125,15 @@ def train_model_dp(
     labels: np.ndarray,
     settings: TrainSettings,
     dp: DPSettings,
-    seed: int,
+    seeds: NoiseSeeds | None = None,
     completed_rounds: int = 0,
 ) -> DPReport:
     """DP-SGD (Opacus, Poisson sampling, per-example clipping, Gaussian noise), in place.
 
     The same loss and optimiser as `train_model`; the accountant is rebuilt from
     `completed_rounds` earlier rounds of the same (noise, sample rate, steps), so a resumed run
-    reports the same ε as an uninterrupted one.
+    reports the same ε as an uninterrupted one. `seeds` fix the Poisson sampler and the noise
+    (`reproducible = true` only); None draws them from the OS generator (`os_noise_seeds`).
     """
     from opacus import PrivacyEngine
     from opacus.accountants.utils import get_noise_multiplier
@@ -121,8 +143,9 @@ def train_model_dp(
     if len(y) == 0:
         raise ValueError("cannot train on an empty table")
     batch_size = min(settings.batch_size, len(y))
-    generator = torch.Generator().manual_seed(seed)
-    loader = DataLoader(TensorDataset(x, y), batch_size=batch_size, generator=generator)
+    seeds = seeds if seeds is not None else os_noise_seeds()
+    sampler = torch.Generator().manual_seed(seeds.sampler)  # Opacus's Poisson sampler uses it
+    loader = DataLoader(TensorDataset(x, y), batch_size=batch_size, generator=sampler)
     # Exactly what Opacus's Poisson loader will do: len(loader) steps an epoch, each row drawn
     # with probability 1/len(loader). Calibrating on batch_size/rows instead under-counts the
     # steps whenever rows/batch_size rounds down, and the budget then overshoots its target.
@@ -138,7 +161,7 @@ def train_model_dp(
     optimiser = torch.optim.Adam(
         model.parameters(), lr=settings.learning_rate, weight_decay=settings.weight_decay
     )
-    engine = PrivacyEngine(accountant="rdp")
+    engine = PrivacyEngine(accountant="rdp")  # secure_mode needs torchcsprng: os_noise_seeds
     if completed_rounds > 0:
         engine.accountant.history = [
             (noise_multiplier, sample_rate, steps_per_round * completed_rounds)
@@ -149,7 +172,7 @@ def train_model_dp(
         data_loader=loader,
         noise_multiplier=noise_multiplier,
         max_grad_norm=dp.max_grad_norm,
-        noise_generator=torch.Generator().manual_seed(seed + 1),
+        noise_generator=torch.Generator().manual_seed(seeds.noise),
     )
     loss_fn = nn.BCEWithLogitsLoss()
     private_model.train()

@@ -210,13 +210,15 @@ def _summarise_tree(per_seed: list[dict[str, Any]]) -> dict[str, Any]:
     return summarise([float("nan") if v is None else float(v) for v in per_seed])
 
 
-def privacy_spent(dp: dict[str, Any]) -> dict[str, float]:
-    """The largest ε any firm spent (its guarantee is the weakest), with the target and δ."""
+def privacy_spent(dp: dict[str, Any]) -> dict[str, float | str]:
+    """The largest ε any firm spent (its guarantee is the weakest), with the target, δ and where
+    the noise came from."""
     spent = [float(firm["epsilon"]) for firm in dp["per_firm"].values() if firm.get("epsilon")]
     return {
         "target_epsilon": float(dp["target_epsilon"]),
         "epsilon": max(spent) if spent else float("nan"),
         "delta": float(dp["delta"]),
+        "noise": str(dp["noise"]),
     }
 
 
@@ -332,4 +334,10 @@ def results_tables(results: Results) -> list[Table]:
         figures = results.regimes[regime].utility
         utility.add_row(regime, *(_cell(getattr(figures, m)) for m in metrics))
         leakage.add_row(regime, *cells[1:])
+    seeded = [n for n, r in results.regimes.items() if r.privacy and r.privacy.noise == "run-seed"]
+    if seeded:
+        utility.caption = (
+            f"[bold red]reproducible = true: the DP noise of {', '.join(seeded)} came from the "
+            "run seed; the server could regenerate it (no DP guarantee against the server)[/]"
+        )
     return [utility, leakage]

@@ -10,6 +10,11 @@ by the server.
 A node that holds a long-term identity (malicious mode, SPEC.md §10) passes it here: it then
 takes part in malicious-mode rounds only (a server could otherwise simply ask for a semi-honest
 one), and never reopens a round whose survivor set it has signed.
+
+A round's parameters come from the server's advertise-keys request, so a node that took them as
+they come would join any round (SPEC.md §4). A node passes its own `ConfigPolicy`, built from
+its local configuration and never from the server; a proposal it refuses is a `ConfigMismatch`
+before the round has any key.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ from collections.abc import Callable, Sequence
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from protocol.client import SecAggClient
+from protocol.config import SecAggConfig
 from protocol.errors import (
     ConfigMismatch,
     MalformedMessage,
@@ -50,6 +56,9 @@ _REQUEST_TYPES = (
 MAX_OPEN_ROUNDS = 2
 """Round r waiting for its unmask request and round r+1 sharing keys: never more."""
 
+ConfigPolicy = Callable[[SecAggConfig], str | None]
+"""A node's own rules for the rounds it joins: why it refuses a proposed config, or None."""
+
 ProvideInput = Callable[[SecAggClient], None]
 """Called with a round's client just before it masks: the place to train and `provide_input`."""
 
@@ -61,11 +70,13 @@ class ClientSessions:
         self,
         identity: Ed25519PrivateKey | None = None,
         manifest: IdentityManifest | None = None,
+        policy: ConfigPolicy | None = None,
     ) -> None:
         if (identity is None) != (manifest is None):
             raise ValueError("give both the identity and the manifest, or neither")
         self._rounds: dict[int, SecAggClient] = {}
         self._identity, self._manifest = identity, manifest
+        self._policy = policy
         self.signed_through: int | None = None
         """The latest round whose survivor set this node signed (malicious mode)."""
 
@@ -88,13 +99,15 @@ class ClientSessions:
         state: SessionsState,
         identity: Ed25519PrivateKey | None = None,
         manifest: IdentityManifest | None = None,
+        policy: ConfigPolicy | None = None,
     ) -> ClientSessions:
-        """The sessions `to_state` described; the node's identity and manifest are passed in
-        (they are long-term, not a round's, so the stored state never holds them)."""
+        """The sessions `to_state` described; the node's identity, manifest and policy are
+        passed in (they are the node's own, not a round's, so the stored state never holds
+        them)."""
         misfiled = [r for r, client in state.rounds.items() if client.round_number != r]
         if misfiled:
             raise MalformedMessage(f"stored rounds {misfiled} hold another round's state")
-        sessions = cls(identity, manifest)
+        sessions = cls(identity, manifest, policy)
         sessions._rounds = {
             r: SecAggClient.from_state(c, identity, manifest) for r, c in state.rounds.items()
         }
@@ -111,11 +124,13 @@ class ClientSessions:
         data: bytes,
         identity: Ed25519PrivateKey | None = None,
         manifest: IdentityManifest | None = None,
+        policy: ConfigPolicy | None = None,
     ) -> ClientSessions:
         """Load `to_bytes` output; anything else (a corrupted or foreign store) raises
         MalformedMessage, so the transport treats it like any bad input."""
         try:
-            return cls.from_state(SessionsState.model_validate_json(data), identity, manifest)
+            state = SessionsState.model_validate_json(data)
+            return cls.from_state(state, identity, manifest, policy)
         except ProtocolError:
             raise
         except (ValueError, TypeError, KeyError, ArithmeticError, RecursionError) as error:
@@ -194,9 +209,15 @@ class ClientSessions:
         return response
 
     def _check_may_open(self, request: AdvertiseKeysRequest) -> None:
-        """A node with an identity takes part in malicious-mode rounds only, and signs at most
-        one survivor set per round number: it refuses to (re)open a round at or before the
-        last one it signed for, so no server can collect two of its signatures for one round."""
+        """The node's policy must accept the proposed config. A node with an identity takes
+        part in malicious-mode rounds only, and signs at most one survivor set per round
+        number: it refuses to (re)open a round at or before the last one it signed for, so no
+        server can collect two of its signatures for one round."""
+        refusal = None if self._policy is None else self._policy(request.config)
+        if refusal is not None:
+            raise ConfigMismatch(
+                f"client {request.receiver} refuses round {request.round}'s config: {refusal}"
+            )
         if self._identity is None:
             return
         if request.config.mode != "malicious":

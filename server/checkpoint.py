@@ -1,7 +1,7 @@
 """Round checkpoints: a killed run resumes after its last completed round, losing none.
 
 One `.npz` per completed round (global weights, optimiser state) plus a JSON sidecar (round,
-history, DP accounting). Each file is written to a temporary name and renamed, so a crash
+history, the public DP budget). Each file is written to a temporary name and renamed, so a crash
 mid-write leaves the previous checkpoint intact; the JSON is written last and marks the round
 as complete.
 """
@@ -26,7 +26,7 @@ class Checkpoint:
     optimiser_state: dict[str, np.ndarray] = field(default_factory=dict)
     history: list[dict[str, Any]] = field(default_factory=list)
     accountant: dict[str, Any] = field(default_factory=dict)
-    """DP accounting so far: per firm node, its noise multiplier and ε spent."""
+    """The run's public DP budget (`server.rounds.dp_budget`): no firm's own accounting."""
     settings: dict[str, Any] = field(default_factory=dict)
 
 

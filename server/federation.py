@@ -2,8 +2,9 @@
 
 Every round: sample nodes, send them the global weights, obtain the *sum* of their contribution
 vectors (in the clear for `none`, through our secure aggregation for `ours`), recover the
-weighted mean update from it, apply the server optimiser, evaluate, checkpoint. The layout of a
-contribution is documented in `clients/participant.py`.
+weighted mean update from it, apply the server optimiser, checkpoint. The layout of a
+contribution is documented in `clients/participant.py`. Evaluation rides in the next round's
+sums, and one evaluation-only round follows the last (`server/rounds.py` says why).
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from flwr.serverapp import Grid
 from rich.console import Console
 
 from clients import records as R
-from clients.participant import read_contribution_sum
+from clients.participant import CONTRIBUTION_TAIL, read_contribution_sum
 from clients.streams import Stream, generator
 from protocol import ProtocolAbort, Stage
 from server.checkpoint import Checkpoint, latest_checkpoint, save_checkpoint
@@ -35,8 +36,9 @@ from server.rounds import (
     Aggregate,
     FederationResult,
     RoundAggregate,
-    evaluate,
-    float_metrics,
+    dp_budget,
+    evaluate_final_model,
+    record_evaluation,
 )
 from server.secagg_workflow import SecureAggregator
 from server.settings import FederationRun, FederationSettings
@@ -54,6 +56,22 @@ def warn_insecure() -> None:
     )
     Console(stderr=True).print(f"[bold red on white] WARNING [/] [bold red]{message}[/]")
     warnings.warn(message, InsecureAggregationWarning, stacklevel=2)
+
+
+class ReproducibleNoiseWarning(UserWarning):
+    """Every DP firm's noise comes from seeds the server knows."""
+
+
+def warn_reproducible_noise() -> None:
+    """Loud on purpose: `reproducible = true` makes a DP run repeatable by giving up the DP
+    guarantee against the server (`clients.streams.reproducible_noise_seeds`)."""
+    message = (
+        "reproducible = true: every firm's DP noise is seeded from the run seed, the round and "
+        "the firm's name, ALL KNOWN TO THE SERVER, which could regenerate and remove it. Use it "
+        "for repeatable experiments only; results.json and the report flag the run."
+    )
+    Console(stderr=True).print(f"[bold red on white] WARNING [/] [bold red]{message}[/]")
+    warnings.warn(message, ReproducibleNoiseWarning, stacklevel=2)
 
 
 def _digest(data: bytes) -> str:
@@ -77,7 +95,6 @@ def aggregate_in_the_clear(
     total = np.zeros(dimension)
     contributors: list[int] = []
     dropped = dict(stage.dropped)
-    metrics: dict[int, dict[str, float]] = {}
     transcript: list[dict[str, Any]] = []
     for node, reply in sorted(stage.replies.items()):
         vector = np.asarray(
@@ -88,7 +105,6 @@ def aggregate_in_the_clear(
             continue
         total += vector
         contributors.append(node)
-        metrics[node] = float_metrics(reply.content.metric_records[R.METRICS_RECORD])
         payload = vector.tobytes()
         transcript.append(
             {
@@ -101,7 +117,7 @@ def aggregate_in_the_clear(
                 "sha256": _digest(payload),
             }
         )
-    return RoundAggregate(total, contributors, dropped, metrics, transcript)
+    return RoundAggregate(total, contributors, dropped, {}, transcript)
 
 
 def sample_nodes(nodes: list[int], run: FederationRun, round_number: int) -> list[int]:
@@ -144,6 +160,8 @@ def run_federation(
         return flower
     if run.secagg == "none":
         warn_insecure()
+    if run.dp_epsilon > 0 and run.federation.reproducible:
+        warn_reproducible_noise()
     federation = run.federation
     spec = run.model_spec()
     run_dir = Path(run.run_dir) if run.run_dir else None
@@ -151,7 +169,7 @@ def run_federation(
     weights = spec.initial_weights()
     optimiser = server_optimiser(federation)
     history: list[dict[str, Any]] = []
-    accountant: dict[str, Any] = {}
+    accountant = dp_budget(run)
     first_round = 1
     if federation.resume and checkpoints is not None:
         checkpoint = latest_checkpoint(checkpoints)
@@ -169,16 +187,20 @@ def run_federation(
         if first_round == 1:
             (run_dir / TRANSCRIPT_FILE).write_text("")  # a fresh run starts a fresh transcript
     aggregate = _aggregator(run)
-    dimension = weights.size + 3
+    dimension = weights.size + len(CONTRIBUTION_TAIL)
+    available: list[int] = []
     for round_number in range(first_round, federation.rounds + 1):
         available = wait_for_nodes(grid, federation.min_clients, federation.timeout)
         nodes = sample_nodes(available, run, round_number)
         next_nodes = (
             sample_nodes(available, run, round_number + 1)
             if round_number < federation.rounds
-            else None
+            else available
+            if run.evaluate
+            else None  # the evaluation-only round's cohort
         )
-        config = run.round_config(spec, round_number)
+        # Round 1 carries the agreed initial weights: nothing worth scoring.
+        config = run.round_config(spec, round_number, evaluate=run.evaluate and round_number > 1)
         content = RecordDict(
             {
                 R.GLOBAL_RECORD: ArrayRecord({R.WEIGHTS: Array(weights)}),
@@ -206,24 +228,12 @@ def run_federation(
                     "contributors": len(result.contributors),
                     "dropped": {str(k): v for k, v in result.dropped.items()},
                     "train_loss": update.mean_train_loss,
-                    "train_accuracy": update.train_accuracy,
+                    "train_brier": update.train_brier,
                     "train_examples": update.total_examples,
                     **result.info,
                 }
             )
-        record = history[-1]
-        if run.evaluate:
-            record["evaluation"] = evaluate(
-                grid, nodes, weights, config, round_number, federation.timeout
-            )
-        for node, metrics in result.public_metrics.items():
-            if "dp-epsilon-spent" in metrics:
-                accountant[str(node)] = {
-                    "epsilon": metrics["dp-epsilon-spent"],
-                    "noise_multiplier": metrics["dp-noise-multiplier"],
-                    "delta": federation.dp_delta,
-                    "rounds": round_number,
-                }
+            record_evaluation(history, round_number - 1, result, federation.weight_scale)
         if run_dir is not None and checkpoints is not None:
             with open(run_dir / TRANSCRIPT_FILE, "a") as handle:
                 handle.writelines(json.dumps(e, sort_keys=True) + "\n" for e in result.transcript)
@@ -240,6 +250,9 @@ def run_federation(
             )
         if stop_after is not None and round_number >= stop_after:
             break
+    if run.evaluate and history and history[-1]["round"] == federation.rounds:
+        nodes = available or wait_for_nodes(grid, federation.min_clients, federation.timeout)
+        evaluate_final_model(grid, run, spec, weights, aggregate, nodes, history)
     outcome = FederationResult(weights, spec, history, accountant, first_round - 1)
     if run_dir is not None:
         write_result(run_dir, outcome, run)
@@ -274,5 +287,5 @@ def print_summary(result: FederationResult, file: Any = sys.stderr) -> None:
             f"round {record['round']}: {record.get('contributors', '?')}/{record['invited']} "
             f"firms, train loss {record.get('train_loss', float('nan')):.4f}, "
             f"held-out loss {evaluation.get('loss', float('nan')):.4f}, "
-            f"accuracy {evaluation.get('accuracy', float('nan')):.3f}"
+            f"held-out Brier {evaluation.get('brier', float('nan')):.4f}"
         )

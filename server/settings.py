@@ -81,6 +81,11 @@ class FederationSettings(SettingsModel):
     """Seconds a stage waits for replies; a silent firm is a dropout."""
     resume: bool = False
     """Continue after the last checkpointed round instead of starting afresh."""
+    reproducible: bool = False
+    """Seed each DP firm's noise and sampling from the run seed, the round and the firm's name,
+    so a DP run repeats exactly. Those are known to the server, which could then regenerate the
+    noise: the DP guarantee no longer holds against it (a loud warning; results.json and the
+    report flag it). False: from each firm's OS generator."""
 
     def local_training(self, training: TrainSettings) -> TrainSettings:
         """What a firm trains in one round: `training` for `local_epochs` epochs."""
@@ -118,7 +123,8 @@ class FederationRun(SettingsModel):
     dp_epsilon: NonNegativeFloat = 0.0
     """Every firm's ε over all rounds; 0 turns DP-SGD off."""
     evaluate: bool = True
-    """Score the global model on the firms' held-out rows after every round."""
+    """Score the global model on the firms' held-out rows after every round (inside the next
+    round's contributions, and one evaluation-only round after the last)."""
     world_dir: str = ""
     """The public manifest (and, in simulation, the firms' tables)."""
     run_dir: str = ""
@@ -159,8 +165,11 @@ class FederationRun(SettingsModel):
             n_features = len(common_columns(manifest, manifest["firms"][0]))
         return ModelSpec(self.model.kind, n_features, self.model.hidden, self.model_seed)
 
-    def round_config(self, spec: ModelSpec, round_number: int) -> RoundConfig:
-        """What every firm needs for one round of local training."""
+    def round_config(
+        self, spec: ModelSpec, round_number: int, *, train: bool = True, evaluate: bool = False
+    ) -> RoundConfig:
+        """What every firm needs for one round: local training (unless `train` is False, an
+        evaluation-only round) and, with `evaluate`, scoring the weights it receives."""
         training = self.federation.local_training(self.training)
         return RoundConfig(
             model_kind=spec.kind,
@@ -178,6 +187,9 @@ class FederationRun(SettingsModel):
             dp_epsilon=self.dp_epsilon,
             dp_delta=self.federation.dp_delta,
             dp_max_grad_norm=self.federation.dp_max_grad_norm,
+            reproducible=self.federation.reproducible,
+            train=train,
+            evaluate_weights=evaluate,
         )
 
 

@@ -34,7 +34,7 @@ from rich.console import Console
 from rich.table import Table
 
 from clients import records as R
-from clients.participant import LocalResult
+from clients.participant import CONTRIBUTION_TAIL, EVALUATION_TAIL, LocalResult
 from clients.round_config import RoundConfig
 from clients.streams import bench_node_seed
 from experiments.cli.procfs import tree_cpu_seconds, tree_rss_bytes
@@ -74,7 +74,8 @@ class SyntheticFirm:
         rng = np.random.default_rng(bench_node_seed(context.node_id, config.round_number))
         share = 100 / config.weight_scale
         update = rng.uniform(-0.01, 0.01, self.dimension)
-        vector = np.concatenate([share * update, [share, share * 0.5, share * 0.7]])
+        tail = [share, share * 0.5, share * 0.1, *np.zeros(len(EVALUATION_TAIL))]
+        vector = np.concatenate([share * update, tail])
         return LocalResult(vector, 100, 0.5, None, None)
 
     def legacy_client(self, context: Context) -> NumPyClient:
@@ -82,7 +83,7 @@ class SyntheticFirm:
 
     def evaluate(self, content: RecordDict, context: Context) -> dict[str, float]:
         del content, context
-        return {"n": 1.0, "loss_sum": 0.5, "correct": 1.0}
+        return {"n": 1.0, "loss_sum": 0.5, "brier_sum": 0.1}
 
 
 class PeakMemory:
@@ -181,8 +182,9 @@ def run_benchmark(
         secure_rounds = SecureAggregator(pipeline=True)
         # Warm-up, not timed: round 0 of each of ours' modes also prepares round 1's keys, so
         # every timed round of ours is a steady-state one (and prepares the round after it).
-        aggregate_in_the_clear(grid, nodes, content(0), 0, settings, dim + 3)
-        secure_rounds(grid, nodes, content(0), 0, settings, dim + 3, nodes)
+        length = dim + len(CONTRIBUTION_TAIL)  # what a firm's contribution vector holds
+        aggregate_in_the_clear(grid, nodes, content(0), 0, settings, length)
+        secure_rounds(grid, nodes, content(0), 0, settings, length, nodes)
 
         @contextmanager
         def measured(mode: str, wall: bool = True) -> Iterator[None]:
@@ -197,7 +199,7 @@ def run_benchmark(
             cpu_seconds[mode].append(tree_cpu_seconds(os.getpid()) - before)
 
         for round_number in range(1, rounds + 1):
-            args = (grid, nodes, content(round_number), round_number, settings, dim + 3)
+            args = (grid, nodes, content(round_number), round_number, settings, length)
             with measured("plain"):
                 aggregate_in_the_clear(*args)
             with measured("ours"):

@@ -377,7 +377,7 @@ def main(
         f"[bold green]deployment demo done[/]: {rounds} round(s), "
         f"{last['contributors']}/{last['invited']} firms in the secure sum, "
         f"held-out loss {evaluation.get('loss', float('nan')):.4f}, "
-        f"accuracy {evaluation.get('accuracy', float('nan')):.3f}; unregistered SuperNode "
+        f"held-out Brier {evaluation.get('brier', float('nan')):.4f}; unregistered SuperNode "
         f"{'refused' if result['intruder_refused'] else 'NOT REFUSED'}; "
         f"transcript in {work / 'run' / 'transcript.jsonl'}"
     )

@@ -4,23 +4,30 @@ Each regime writes the world (one table per firm) and the held-out citizen ids t
 directory, starts one simulated SuperNode per firm (each ClientApp reads only its own table),
 runs the ServerApp, then scores every held-out (firm, citizen) pair with the final global model
 applied to that firm's common columns, so the regime is compared row for row with the unified
-and local-only scores.
+and local-only scores. A DP firm keeps its own accounting in a ledger under the run directory
+(`clients/accounting.py`); the harness, which plays every firm, reads the ledgers to report the
+worst firm's ε (the server records only the public target).
 """
 
 from __future__ import annotations
 
 import re
+import shutil
 from collections.abc import Callable
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
+from flwr.app import UserConfigValue
 
 from clients import records as R
+from clients.accounting import read_ledgers
 from clients.app import build_client_app
 from clients.model import get_weights, set_weights, unflatten_weights
 from clients.participant import load_firm_data
+from clients.policy import policy_key
 from clients.training import predict_default
 from experiments.config import ExperimentConfig
 from experiments.regimes.standalone import Holdout, RegimeOutput
@@ -34,6 +41,11 @@ FEDERATED_SECAGG = "federated_secagg"
 FEDERATED_PLAIN = "federated_plain"
 FEDERATED_FLOWER = "federated_flower_secagg"
 FEDERATED_DP_PREFIX = "federated_dp_eps"
+
+NOISE_OS = "os-generator"
+"""A DP regime whose firms seeded their noise from the OS generator (the default)."""
+NOISE_RUN_SEED = "run-seed"
+"""A DP regime run with `[federation] reproducible = true`: noise the server could regenerate."""
 
 FederatedRegime = Callable[[World, Holdout, ExperimentConfig, int], RegimeOutput]
 
@@ -106,10 +118,20 @@ def run_federated(
     write_world(world, world_dir)
     holdout_file = run_dir / "heldout_ids.npy"
     np.save(holdout_file, holdout.test_ids)
+    ledger_dir = run_dir / "dp-ledger"
+    if not config.federation.resume:
+        shutil.rmtree(ledger_dir, ignore_errors=True)  # a fresh run: no earlier run's spending
     run = federation_run(config, secagg, seed, run_dir, world_dir, dp_epsilon)
+    firm_defaults: dict[str, UserConfigValue] = {
+        R.WORLD_DIR: str(world_dir),
+        R.HOLDOUT_FILE: str(holdout_file),
+        R.DP_LEDGER: str(ledger_dir),
+    }
+    if config.federation.reproducible:  # the experimenter plays every firm, and consents
+        firm_defaults[policy_key("allow_reproducible_noise")] = True
     result = simulate(
         lambda grid, _: run_federation(grid, run),
-        build_client_app({R.WORLD_DIR: str(world_dir), R.HOLDOUT_FILE: str(holdout_file)}),
+        build_client_app(firm_defaults),
         num_nodes=len(world.firms),
     )
     probabilities, info = score_holdout(world_dir, holdout, result)
@@ -125,7 +147,8 @@ def run_federated(
         info["dp"] = {
             "target_epsilon": dp_epsilon,
             "delta": config.federation.dp_delta,
-            "per_firm": result.accountant,
+            "per_firm": {f: asdict(e) for f, e in read_ledgers(ledger_dir).items()},
+            "noise": NOISE_RUN_SEED if config.federation.reproducible else NOISE_OS,
         }
     model = result.spec.build()
     set_weights(model, unflatten_weights(result.weights, get_weights(model)))

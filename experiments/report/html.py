@@ -33,6 +33,7 @@ from experiments.report.tables import (
     leakage_table,
     membership_table,
     privacy_table,
+    reproducible_noise_regimes,
     server_view_table,
     utility_table,
 )
@@ -48,6 +49,25 @@ def _figure(title: str, figure: Figure | None) -> str:
     if figure is None:
         return ""
     return f'<figure><img alt="{html.escape(title)}" src="data:image/png;base64,{_png(figure)}"><figcaption>{html.escape(title)}</figcaption></figure>'
+
+
+def reproducible_noise_notice(results: dict[str, Any]) -> str:
+    """A warning at the top when a DP regime's noise came from seeds the server knows."""
+    names = reproducible_noise_regimes(results)
+    if not names:
+        return ""
+    listed = ", ".join(regime_label(n) for n in names)
+    return (
+        '<p class="warning"><strong>Reproducible DP noise.</strong> '
+        + html.escape(
+            f"This run sets [federation] reproducible = true, so that its results repeat: the "
+            f"DP noise of {listed} was seeded from the run seed, the round and each firm's name. "
+            "The coordinating server knows all three and could regenerate and remove that "
+            "noise, so these regimes' (ε, δ) guarantee holds against every party but the "
+            "server. Without the setting, each firm draws its noise from its OS generator."
+        )
+        + "</p>"
+    )
 
 
 def _data_section(results: dict[str, Any]) -> str:
@@ -128,6 +148,7 @@ table{border-collapse:collapse;margin:1em 0;font-size:.9em}caption{text-align:le
 th,td{border:1px solid #ccc;padding:.3em .6em;text-align:right}th:first-child,td:first-child{text-align:left}
 thead{background:#f3f3f3}small{color:#777}figure{margin:1em 0}img{max-width:100%}
 .summary p{background:#f8f8ff;padding:.6em;border-left:3px solid #4c72b0}
+.warning{background:#fff4f4;padding:.6em;border-left:3px solid #c44e52}
 """
 
 
@@ -138,6 +159,7 @@ def render_html(results: dict[str, Any]) -> str:
     sections = [
         f"<h1>fedscore: {name}</h1>",
         f"<p>Source: {html.escape(config['data']['source'])}; seeds {seeds}; results schema v{results['schema_version']}.</p>",
+        reproducible_noise_notice(results),
         _data_section(results),
         '<section class="summary"><h2>What each regime reveals to whom</h2>'
         + "".join(f"<p>{html.escape(p)}</p>" for p in summary_paragraphs(results))

@@ -244,6 +244,22 @@ def attribute_table(results: dict[str, Any]) -> str:
     )
 
 
+NOISE_SOURCES = {
+    "os-generator": "each firm's OS generator",
+    "run-seed": "run seed: the server could regenerate it",
+}
+"""How the report names results.json's `privacy.noise`."""
+
+
+def reproducible_noise_regimes(results: dict[str, Any]) -> list[str]:
+    """The DP regimes whose noise came from public seeds (`[federation] reproducible = true`)."""
+    return [
+        n
+        for n in ordered_regimes(results)
+        if results["regimes"][n].get("privacy", {}).get("noise") == "run-seed"
+    ]
+
+
 def privacy_table(results: dict[str, Any]) -> str:
     rows = [
         [
@@ -251,13 +267,14 @@ def privacy_table(results: dict[str, Any]) -> str:
             _cell(results["regimes"][n]["privacy"]["target_epsilon"], 2),
             _cell(results["regimes"][n]["privacy"]["epsilon"], 2),
             f"{results['regimes'][n]['privacy']['delta']['mean']:.0e}",
+            html.escape(NOISE_SOURCES[results["regimes"][n]["privacy"]["noise"]]),
             _cell(results["regimes"][n]["utility"]["auc"]),
         ]
         for n in ordered_regimes(results)
         if "privacy" in results["regimes"][n]
     ]
     return _table(
-        ["regime", "target ε", "ε spent (worst firm)", "δ", "AUC"],
+        ["regime", "target ε", "ε spent (worst firm)", "δ", "DP noise from", "AUC"],
         rows,
         "Privacy budget of the DP regimes (Opacus RDP accountant, over all rounds)",
     )

@@ -23,7 +23,7 @@ from pydantic import (
 
 from experiments.config import ExperimentConfig
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 """Bumped when a key of results.json is added, removed or changes meaning."""
 
 
@@ -215,10 +215,17 @@ class Privacy(_Block):
     target_epsilon: Summary
     """The ε each firm was asked to stay within over all rounds."""
     epsilon: Summary
-    """The largest ε any firm spent over all rounds (the weakest guarantee); null in a seed
-    where no firm reported one."""
+    """The largest ε any firm spent over all rounds (the weakest guarantee), read from the
+    firms' own ledgers (no firm reports it to the server: it would reveal the firm's size);
+    null in a seed where no ledger has one."""
     delta: Summary
     """The δ of the (ε, δ) guarantee, per record."""
+    noise: Literal["os-generator", "run-seed"]
+    """Where each firm's DP noise and Poisson sampling came from. `os-generator`: seeds from
+    each firm's OS generator, which no other party can know. `run-seed`: seeds from the run
+    seed, the round and the firm's name (`[federation] reproducible = true`), so the run repeats
+    exactly, but the coordinating server knows those seeds and could regenerate and remove the
+    noise: the (ε, δ) guarantee then holds against every party but the server."""
 
 
 class Regime(_Block):
@@ -463,10 +470,11 @@ class Results(_Block):
 
     `fedscore run CONFIG --out DIR` writes `DIR/results.json` (keys sorted, indented by 2),
     `DIR/results.csv` and `DIR/report.html`. The same config and seeds give a byte-identical
-    results.json.
+    results.json, except that DP regimes draw fresh noise in every run unless the config sets
+    `[federation] reproducible = true` (see `privacy.noise`).
     """
 
-    schema_version: Literal[1]
+    schema_version: Literal[2]
     """The schema of this file; bumped when a key is added, removed or changes meaning."""
     config: ExperimentConfig
     """The validated experiment config with every default filled in (`experiments/config.py`

@@ -10,11 +10,17 @@ from flwr.app import Context, RecordDict
 
 from clients.app import firm_data
 from clients.participant import (
+    CONTRIBUTION_TAIL,
+    EVALUATION_TAIL,
     ModelSpec,
+    evaluation_contribution,
+    heldout_sums,
     load_firm_data,
     local_round,
     read_contribution_sum,
+    read_heldout_sum,
 )
+from clients.streams import NoiseSeeds, reproducible_noise_seeds
 from clients.training import DPSettings, TrainSettings
 from experiments.world.datasets import load_german_credit
 from experiments.world.tables import ID, write_world
@@ -75,11 +81,52 @@ def test_contribution_sums_back_to_the_weighted_mean_update(world_dir: Path) -> 
     # Assert
     sizes = np.array([r.n_examples for r in results], dtype=float)
     deltas = np.stack(
-        [r.contribution[:-3] * 1000.0 / n for r, n in zip(results, sizes, strict=True)]
+        [
+            r.contribution[: -len(CONTRIBUTION_TAIL)] * 1000.0 / n
+            for r, n in zip(results, sizes, strict=True)
+        ]
     )
     np.testing.assert_allclose(update.mean_update, sizes @ deltas / sizes.sum(), rtol=1e-9)
     assert update.total_examples == pytest.approx(sizes.sum())
     assert all(np.all(np.abs(r.contribution) <= 1.0) for r in results)
+
+
+def test_held_out_sums_ride_in_the_contribution_and_leave_the_update_as_it_was(
+    world_dir: Path,
+) -> None:
+    # Prepare: a model a round in, and each firm's held-out rows (its first 30 rows)
+    spec = ModelSpec("logistic", 54, 8, 0)
+    settings = TrainSettings(epochs=1, batch_size=64)
+    first = load_firm_data(world_dir, "firm_0", None)
+    weights = (
+        spec.initial_weights()
+        + local_round(first, spec, spec.initial_weights(), settings, 1000.0, seed=0).contribution[
+            : -len(CONTRIBUTION_TAIL)
+        ]
+    )
+    firms = [load_firm_data(world_dir, f"firm_{i}", None) for i in range(3)]
+    # Execute
+    plain = [local_round(d, spec, weights, settings, 1000.0, seed=i) for i, d in enumerate(firms)]
+    scored = [
+        local_round(d, spec, weights, settings, 1000.0, seed=i, evaluate=True)
+        for i, d in enumerate(firms)
+    ]
+    only = [evaluation_contribution(d, spec, weights, 1000.0, seed=0) for d in firms]
+    # Assert: the update and training sums are bit for bit those of a round without scoring
+    tail = len(EVALUATION_TAIL)
+    for without, with_sums in zip(plain, scored, strict=True):
+        assert np.array_equal(without.contribution[:-tail], with_sums.contribution[:-tail])
+        assert not without.contribution[-tail:].any()
+    # ... and the pooled sums are those of the weights received, in training or not
+    expected = [heldout_sums(d, spec, weights) for d in firms]
+    for total in (sum(r.contribution for r in scored), sum(r.contribution for r in only)):
+        pooled = read_heldout_sum(total, 1000.0)
+        assert pooled is not None
+        assert pooled.rows == sum(e.rows for e in expected)
+        assert pooled.loss == pytest.approx(sum(e.loss for e in expected), rel=1e-12)
+        assert pooled.brier == pytest.approx(sum(e.brier for e in expected), rel=1e-12)
+    assert not sum(r.contribution for r in only)[:-tail].any()  # nothing trained
+    assert read_heldout_sum(sum(r.contribution for r in plain), 1000.0) is None
 
 
 def test_a_firm_larger_than_the_weight_scale_is_refused(world_dir: Path) -> None:
@@ -106,6 +153,29 @@ def test_dp_budget_spent_over_all_rounds_meets_the_target(world_dir: Path) -> No
     assert last.epsilon is not None and first.epsilon is not None
     assert first.epsilon < last.epsilon <= 3.0 * 1.01
     assert last.epsilon > 2.5
+
+
+def test_dp_noise_is_fresh_in_every_run_unless_its_seeds_are_given(world_dir: Path) -> None:
+    # Prepare
+    data = load_firm_data(world_dir, "firm_1", None)
+    spec = ModelSpec("logistic", 54, 8, 0)
+    dp = DPSettings(target_epsilon=3.0, target_delta=1e-5, max_grad_norm=1.0, total_rounds=2)
+    settings = TrainSettings(epochs=1, batch_size=32)
+    seeds = reproducible_noise_seeds(0, 1, "firm_1")
+
+    def contribution(noise_seeds: NoiseSeeds | None) -> np.ndarray:
+        start = spec.initial_weights()
+        result = local_round(
+            data, spec, start, settings, 1000.0, seed=0, dp=dp, noise_seeds=noise_seeds
+        )
+        return result.contribution
+
+    # Execute: the same firm, round and run seed, four times
+    fresh = [contribution(None), contribution(None)]
+    seeded = [contribution(seeds), contribution(seeds)]
+    # Assert
+    assert not np.array_equal(fresh[0], fresh[1])
+    assert np.array_equal(seeded[0], seeded[1])
 
 
 def test_the_client_app_pickles_as_its_recipe_and_answers_like_the_original(

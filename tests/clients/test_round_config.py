@@ -29,6 +29,9 @@ def _config(**changes: object) -> RoundConfig:
         "dp_epsilon": 0.0,
         "dp_delta": 1e-5,
         "dp_max_grad_norm": 1.0,
+        "reproducible": False,
+        "train": True,
+        "evaluate_weights": False,
         **changes,
     }
     return RoundConfig(**values)  # type: ignore[arg-type]

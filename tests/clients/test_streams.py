@@ -10,6 +10,7 @@ from clients.streams import (
     firm_round_seed,
     generator,
     local_model_seed,
+    reproducible_noise_seeds,
     shadow_init_seed,
     shadow_round_seed,
 )
@@ -46,6 +47,19 @@ def test_derived_seeds_keep_their_values() -> None:
     assert shadow_init_seed(1, 3) == 23758
     assert shadow_round_seed(1, 2, 3) == 2022
     assert bench_node_seed(2**31 + 5, 4) == 5049
+
+
+def test_reproducible_noise_seeds_hash_the_whole_firm_name_and_suit_torch() -> None:
+    # Execute: names that share their first 4 bytes (firm_round_seed would not tell them apart)
+    seeds = [reproducible_noise_seeds(0, 1, f"firm_{i}") for i in range(8)]
+    later = reproducible_noise_seeds(0, 2, "firm_0")
+    # Assert
+    assert len({firm_round_seed(0, 1, f"firm_{i}") for i in range(8)}) == 1
+    values = [v for s in [*seeds, later] for v in (s.sampler, s.noise)]
+    assert len(set(values)) == len(values)
+    assert all(0 <= v < 2**64 for v in values)
+    assert reproducible_noise_seeds(0, 1, "firm_0") == seeds[0]  # repeatable
+    assert seeds[0].sampler == 0xDEF7FC9E3260DC  # pinned: it moves the DP regimes' figures
 
 
 def test_firm_round_seeds_differ_by_firm_and_round_and_suit_torch() -> None:

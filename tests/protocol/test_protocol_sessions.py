@@ -20,6 +20,7 @@ from protocol import (
     AdvertiseKeysRequest,
     ClientSessions,
     Cohort,
+    ConfigMismatch,
     DecryptionError,
     MalformedMessage,
     PipelineScheduler,
@@ -286,3 +287,29 @@ def test_a_non_finite_or_non_numeric_input_is_a_protocol_error_that_forgets_the_
     assert left.masking_private_key is None and left.encryption_private_key is None
     assert left.self_mask_seed is None and not left.channels
     assert not left.held_self_mask_shares and not left.held_key_shares
+
+
+# -- a node's own policy (issue 15: a firm accepts whatever the server proposes) -------------
+
+
+def test_a_node_policy_refuses_a_weaker_config_before_the_round_has_any_key() -> None:
+    # Prepare: a node that joins rounds of at least 4 clients only
+    def at_least_four(config: SecAggConfig) -> str | None:
+        return None if config.num_clients >= 4 else f"n = {config.num_clients} < 4"
+
+    def proposal(round_number: int, n: int) -> AdvertiseKeysRequest:
+        return SecAggServer(SecAggConfig(num_clients=n), DIMENSION, round_number).start(
+            range(1, n + 1)
+        )[1]
+
+    sessions = ClientSessions(policy=at_least_four)
+    # Execute / Assert: n = 3 is refused with the node's reason, and no round is opened
+    with pytest.raises(ConfigMismatch, match=r"client 1 refuses round 1's config: n = 3 < 4"):
+        sessions.handle_batch([proposal(1, 3)])
+    assert sessions.open_rounds == []
+    sessions.handle_batch([proposal(2, 4)])
+    assert sessions.open_rounds == [2]
+    # ... and a node loaded from its stored state keeps its policy
+    restored = ClientSessions.from_bytes(sessions.to_bytes(), policy=at_least_four)
+    with pytest.raises(ConfigMismatch, match="refuses round 3's config"):
+        restored.handle_batch([proposal(3, 3)])

@@ -7,6 +7,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from flwr.app import UserConfigValue
 
 from clients.app import build_client_app
 from experiments.world.datasets import load_german_credit
@@ -26,9 +27,13 @@ def world_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture
 def make_grid(world_dir: Path) -> Callable[..., InProcessGrid]:
-    def make(intercept: Intercept | None = None) -> InProcessGrid:
+    """`make_grid(intercept=None, **firm_settings)`: one node per firm; `firm_settings` (with `_`
+    for `-`) join every firm's app defaults, as `fedscore run` passes them."""
+
+    def make(intercept: Intercept | None = None, **firm_settings: UserConfigValue) -> InProcessGrid:
+        defaults = {k.replace("_", "-"): v for k, v in firm_settings.items()}
         return InProcessGrid(
-            build_client_app({"world-dir": str(world_dir)}),
+            build_client_app({"world-dir": str(world_dir), **defaults}),
             [{"partition-id": i} for i in range(N_FIRMS)],
             intercept=intercept,
         )

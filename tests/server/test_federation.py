@@ -8,12 +8,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from flwr.app import Message
+from flwr.app import Message, UserConfigValue
 
 from clients import records as R
+from clients.accounting import read_ledgers
+from clients.app import build_client_app
 from protocol import Transcript
 from server.checkpoint import latest_checkpoint
-from server.federation import InsecureAggregationWarning, run_federation
+from server.federation import InsecureAggregationWarning, ReproducibleNoiseWarning, run_federation
 from server.inprocess import InProcessGrid
 from server.rounds import RESULT_FILE, TRANSCRIPT_FILE
 from server.settings import RUN_CONFIG_KEYS, FederationRun
@@ -134,20 +136,33 @@ def test_an_aborted_round_leaves_the_model_unchanged_and_the_run_goes_on(
     assert latest_checkpoint(Path(secure.run_dir) / "checkpoints").round_number == 2  # type: ignore[union-attr]
 
 
-def test_dp_budget_of_every_firm_is_accounted_through_secure_rounds(
+def test_dp_firms_keep_their_accounting_and_the_server_records_the_public_budget(
     make_grid: Callable[..., InProcessGrid],
     settings: FederationRun,
     tweak: Tweak,
+    tmp_path: Path,
 ) -> None:
-    # Prepare
+    # Prepare: every reply the server receives
+    replies: list[Message] = []
+
+    def intercept(node: int, request: Message, reply: Message) -> Message:
+        replies.append(reply)
+        return reply
+
     private = tweak(settings, secagg="ours", rounds=2, dp_epsilon=2.0, batch_size=64)
+    ledgers = tmp_path / "ledgers"
     # Execute
-    result = run_federation(make_grid(), private)
-    # Assert: one entry per firm, each at most the target after the last round
-    assert len(result.accountant) == 4
-    for firm in result.accountant.values():
-        assert firm["rounds"] == 2
-        assert 1.0 < firm["epsilon"] <= 2.0 * 1.01
+    result = run_federation(make_grid(intercept, dp_ledger=str(ledgers)), private)
+    # Assert: each firm's ledger, each at most the target after the last round
+    spent = read_ledgers(ledgers)
+    assert sorted(spent) == [f"firm_{i}" for i in range(4)]
+    for entry in spent.values():
+        assert entry.round == 2
+        assert 1.0 < entry.epsilon <= 2.0 * 1.01
+    assert len({e.noise_multiplier for e in spent.values()}) == 4  # they differ with firm size
+    # ... none of which reached the server: it holds the public budget only
+    assert result.accountant == {"target_epsilon": 2.0, "delta": 1e-5, "rounds": 2}
+    assert all(not reply.content.metric_records for reply in replies)
     saved = json.loads((Path(private.run_dir) / RESULT_FILE).read_text())
     assert saved["dp"] == result.accountant
 
@@ -198,3 +213,100 @@ def test_the_run_config_round_trips_every_setting() -> None:
     assert run.federation.rounds == 7 and run.federation.adam_beta2 == 0.95
     assert run.training.learning_rate == 0.5 and run.model.kind == "mlp"
     assert FederationRun.from_run_config(run.to_run_config()) == run
+
+
+@pytest.mark.parametrize("mode", ["ours", "none"])
+def test_evaluation_rides_in_the_sums_and_leaves_the_model_bit_for_bit(
+    make_grid: Callable[..., InProcessGrid],
+    settings: FederationRun,
+    mode: str,
+    tweak: Tweak,
+) -> None:
+    # Prepare: held-out rows (firms evaluate on their training rows without a holdout file)
+    sent: list[str] = []
+
+    def intercept(node: int, request: Message, reply: Message) -> Message:
+        sent.append(request.metadata.message_type)
+        return reply
+
+    quiet = tweak(settings, secagg=mode, rounds=3, run_dir="")
+    scored = tweak(quiet, evaluate=True)
+    # Execute
+    without = run_federation(make_grid(), quiet)
+    with_evaluation = run_federation(make_grid(intercept), scored)
+    reference = run_federation(make_grid(), tweak(scored, secagg="none"))
+    # Assert: the same model bit for bit, a figure for every round, no clear evaluate message
+    assert np.array_equal(without.weights, with_evaluation.weights)
+    assert "evaluate" not in sent
+    assert sent.count("train.secagg" if mode == "ours" else "train") > 0
+    for secure, plain in zip(with_evaluation.history, reference.history, strict=True):
+        figures, exact = secure["evaluation"], plain["evaluation"]
+        assert figures["firms"] == 4 and figures["n"] == exact["n"] > 0
+        assert figures["loss"] == pytest.approx(exact["loss"], abs=1e-3)
+        assert figures["brier"] == pytest.approx(exact["brier"], abs=1e-3)
+        assert "accuracy" not in figures
+    losses = [r["evaluation"]["loss"] for r in with_evaluation.history]
+    assert losses[-1] < losses[0]  # the figures score successive models
+
+
+def test_two_dp_runs_draw_different_noise_unless_reproducible(
+    make_grid: Callable[..., InProcessGrid],
+    settings: FederationRun,
+    tweak: Tweak,
+) -> None:
+    # Prepare: the same DP config twice, then twice with reproducible noise (which the firms
+    # must accept in their policy)
+    private = tweak(settings, secagg="ours", rounds=1, dp_epsilon=2.0, batch_size=64, run_dir="")
+    reproducible = tweak(private, reproducible=True)
+    consenting = {"policy_allow_reproducible_noise": True}
+    # Execute
+    fresh = [run_federation(make_grid(), private).weights for _ in range(2)]
+    with pytest.warns(ReproducibleNoiseWarning, match="ALL KNOWN TO THE SERVER"):
+        seeded = [run_federation(make_grid(**consenting), reproducible).weights for _ in range(2)]
+    # Assert
+    assert not np.array_equal(fresh[0], fresh[1])
+    assert np.array_equal(seeded[0], seeded[1])
+
+
+def _grid_with_policy(world_dir: Path, policy: dict[str, UserConfigValue]) -> InProcessGrid:
+    """Four firms; the first (node 101) with `policy` in its node config."""
+    configs: list[dict[str, UserConfigValue]] = [{"partition-id": i} for i in range(4)]
+    configs[0].update(policy)
+    return InProcessGrid(build_client_app({"world-dir": str(world_dir)}), configs)
+
+
+def test_a_firm_refuses_a_weaker_proposed_config_and_drops_out_with_the_reason(
+    world_dir: Path, settings: FederationRun, tweak: Tweak
+) -> None:
+    # Prepare: firm_0 wants at least 4/5 of the share holders to rebuild a secret
+    strict = {"policy-min-threshold-fraction": 0.8}
+    weak = tweak(settings, secagg="ours", rounds=2, threshold=3)  # 3 of 4 holders
+    strong = tweak(weak, threshold=4, run_dir="")
+    # Execute
+    refused = run_federation(_grid_with_policy(world_dir, strict), weak)
+    accepted = run_federation(_grid_with_policy(world_dir, strict), strong)
+    # Assert: dropped from every round, with its reason; the others go on without it
+    for record in refused.history:
+        assert record["contributors"] == 3
+        assert "refuses round" in record["dropped"]["101"]
+        assert (
+            "proposed threshold t = 3 of k + 1 = 4 holders (0.750), but this firm's policy has "
+            "policy-min-threshold-fraction = 0.8" in record["dropped"]["101"]
+        )
+    assert [r["contributors"] for r in accepted.history] == [4, 4]
+
+
+def test_a_secure_only_firm_sends_nothing_in_the_clear(
+    world_dir: Path, settings: FederationRun, tweak: Tweak
+) -> None:
+    # Prepare
+    plain = tweak(settings, secagg="none", rounds=1, evaluate=True)
+    # Execute
+    result = run_federation(_grid_with_policy(world_dir, {"policy-secure-only": True}), plain)
+    # Assert
+    (record,) = result.history
+    assert record["contributors"] == 3
+    assert (
+        "policy (policy-secure-only) answers our secure aggregation only"
+        in (record["dropped"]["101"])
+    )

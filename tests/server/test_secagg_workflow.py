@@ -9,6 +9,7 @@ import pytest
 from flwr.app import Error, Message, RecordDict
 
 from clients import records as R
+from clients.participant import CONTRIBUTION_TAIL
 from clients.secagg import load_sessions
 from protocol import AdvertiseKeysResponse, ProtocolAbort, parse_message
 from server.federation import aggregate_in_the_clear, run_federation
@@ -35,7 +36,7 @@ def _round_content(settings: FederationRun) -> tuple[RecordDict, int]:
             R.CONFIG_RECORD: settings.round_config(spec, 1).to_record(),
         }
     )
-    return content, weights.size + 3
+    return content, weights.size + len(CONTRIBUTION_TAIL)
 
 
 def _plain_total(grid: InProcessGrid, settings: FederationRun, nodes: list[int]) -> np.ndarray:

@@ -6,6 +6,7 @@ from pathlib import Path
 from typer.testing import CliRunner
 
 from experiments.cli.main import app
+from experiments.results import SCHEMA_VERSION
 
 runner = CliRunner()
 
@@ -60,7 +61,9 @@ def test_run_rejects_a_bad_config_with_the_key_named(tmp_path: Path) -> None:
 
 def test_report_refuses_a_results_json_that_does_not_fit_naming_the_key(tmp_path: Path) -> None:
     # Prepare
-    (tmp_path / "results.json").write_text(json.dumps({"schema_version": 1, "seeds": "all"}))
+    (tmp_path / "results.json").write_text(
+        json.dumps({"schema_version": SCHEMA_VERSION, "seeds": "all"})
+    )
 
     # Execute
     result = runner.invoke(app, ["report", str(tmp_path)])

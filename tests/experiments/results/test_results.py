@@ -126,7 +126,10 @@ def test_another_schema_version_is_refused_before_any_key(raw: dict[str, Any]) -
 
     message = refusal(raw)
 
-    assert f"schema_version {SCHEMA_VERSION + 1}; this fedscore reads version 1" in message
+    assert (
+        f"schema_version {SCHEMA_VERSION + 1}; this fedscore reads version {SCHEMA_VERSION}"
+        in message
+    )
 
 
 def test_a_file_that_is_not_json_is_refused(tmp_path: Path) -> None:
