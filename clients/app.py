@@ -201,7 +201,8 @@ def build_client_app(
     def secagg_stage(msg: Message, context: Context) -> Message:
         from clients.secagg import answer_stage
 
-        return answer_stage(msg, context, lambda: behaviour.contribute(msg.content, context))
+        train = lambda: behaviour.contribute(msg.content, context)  # noqa: E731
+        return answer_stage(msg, context, train, defaults)  # defaults: a simulated node's identity
 
     @app.evaluate()
     def evaluate(msg: Message, context: Context) -> Message:

@@ -25,6 +25,9 @@ PAYLOADS: Final = "payloads"
 
 SECAGG_MESSAGE_TYPE: Final = "train.secagg"
 """Every stage of our secure aggregation is a `train.secagg` message; the stage is in the record."""
+IDENTIFY: Final = "identify"
+"""`STAGE` of the `train.secagg` message that asks a node which identity it holds (malicious
+mode): `PAYLOADS` is the server's challenge, the reply's the node's proof."""
 
 CLIENT_STATE_RECORD: Final = "fedscore_secagg_state"
 """A node's own protocol state between stages (never sent anywhere)."""
@@ -54,3 +57,11 @@ WORLD_DIR: Final = "world-dir"
 FIRM: Final = "firm"
 HOLDOUT_FILE: Final = "holdout-file"
 PARTITION_ID: Final = "partition-id"
+
+# Node config keys of a firm's long-term identity (malicious mode); never read from the run
+# config, which the server controls
+IDENTITY_KEY: Final = "identity-key"
+"""The firm's Ed25519 identity private key (PKCS#8 PEM); in simulation a directory of
+`<partition-id>.pem`."""
+IDENTITY_MANIFEST: Final = "identity-manifest"
+"""The federation's public identity manifest (JSON), as the firm received it out of band."""

@@ -27,6 +27,7 @@ from experiments.regimes.standalone import Holdout, RegimeOutput
 from experiments.world.tables import ID, World, load_firm_table, write_world
 from server.app import simulate
 from server.federation import run_federation
+from server.identities import simulated_identities
 from server.rounds import FederationResult
 from server.settings import FederationRun, SecAggMode
 
@@ -45,6 +46,7 @@ def federation_run(
     run_dir: Path,
     world_dir: Path,
     dp_epsilon: float = 0.0,
+    identity_manifest: Path | None = None,
 ) -> FederationRun:
     """What the ServerApp runs with: the experiment's sections as they are, plus this run's own
     aggregation mode, seed, DP budget and paths (the same object `flwr run` builds from its
@@ -59,6 +61,7 @@ def federation_run(
         dp_epsilon=dp_epsilon,
         world_dir=str(world_dir),
         run_dir=str(run_dir),
+        identity_manifest=str(identity_manifest or ""),
     )
 
 
@@ -106,10 +109,18 @@ def run_federated(
     write_world(world, world_dir)
     holdout_file = run_dir / "heldout_ids.npy"
     np.save(holdout_file, holdout.test_ids)
-    run = federation_run(config, secagg, seed, run_dir, world_dir, dp_epsilon)
+    defaults = {R.WORLD_DIR: str(world_dir), R.HOLDOUT_FILE: str(holdout_file)}
+    manifest = None
+    if secagg == "ours" and config.federation.secagg_mode == "malicious":
+        # Simulated firms, simulated out-of-band registration: a fresh identity per firm
+        manifest, identities = simulated_identities(
+            run_dir / "identities", range(len(world.firms)), f"fedscore:{run_dir}"
+        )
+        defaults.update(identities)
+    run = federation_run(config, secagg, seed, run_dir, world_dir, dp_epsilon, manifest)
     result = simulate(
         lambda grid, _: run_federation(grid, run),
-        build_client_app({R.WORLD_DIR: str(world_dir), R.HOLDOUT_FILE: str(holdout_file)}),
+        build_client_app(defaults),
         num_nodes=len(world.firms),
     )
     probabilities, info = score_holdout(world_dir, holdout, result)
