@@ -157,12 +157,17 @@ def count_valid_signers(
     statement: bytes,
     signatures: Iterable[tuple[int, bytes]],
     eligible: Iterable[int],
+    enough: int | None = None,
 ) -> set[int]:
     """The distinct eligible clients whose signature over `statement` verifies; invalid,
-    repeated or ineligible entries simply do not count."""
+    repeated or ineligible entries simply do not count. With `enough`, stop once that many
+    verified: a client checking a quorum need not verify the signatures beyond it (at n = 100
+    that spares a third of its Ed25519 checks)."""
     allowed = set(eligible)
     valid: set[int] = set()
     for signer, signature in signatures:
+        if enough is not None and len(valid) >= enough:
+            break
         if signer in valid or signer not in allowed:
             continue
         try:

@@ -39,7 +39,7 @@ from protocol import (
     run_rounds,
     to_signed,
 )
-from protocol.identity import check_identity_proof, prove_identity
+from protocol.identity import check_identity_proof, count_valid_signers, prove_identity
 from protocol.nodes import DropoutPlan, LocalNodes
 from protocol.pipeline import Part, Reply, RoundInFlight, TransportMessage
 
@@ -378,3 +378,16 @@ def test_an_identity_proof_for_anything_else_is_refused(fault: str) -> None:
 def test_a_node_whose_key_is_not_in_its_manifest_cannot_prove_anything() -> None:
     with pytest.raises(InvalidSignature, match="not in its identity manifest"):
         prove_identity(generate_identity(), MANIFEST, 1, bytes(32))
+
+
+def test_a_client_stops_verifying_signatures_once_it_has_its_quorum() -> None:
+    # Prepare: five valid signatures on one statement; a quorum of three
+    statement = b"the survivor set"
+    signatures = [(MANIFEST_ID[n], IDENTITIES[n].sign(statement)) for n in sorted(NODES)]
+    eligible = list(MANIFEST_ID.values())
+    # Execute
+    everyone = count_valid_signers(MANIFEST, statement, signatures, eligible)
+    enough = count_valid_signers(MANIFEST, statement, signatures, eligible, enough=3)
+    # Assert: the first three in order, and no more checked
+    assert everyone == set(eligible)
+    assert enough == {MANIFEST_ID[n] for n in sorted(NODES)[:3]}
