@@ -14,6 +14,13 @@ What it does, in order (every file under the work directory, default `runs/deplo
 6. stops every process it started, by PID (process groups, SIGTERM then SIGKILL), also when a
    step fails.
 docs/DEPLOY.md shows the same steps across machines.
+
+By default the rounds run in the malicious-server mode (protocol/SPEC.md §10): in step 2 each
+firm also makes a long-term Ed25519 identity key, registered next to its SuperNode key; the
+coordinator publishes the identity manifest beside `world.json` (the deployment's public file,
+one copy in each firm's directory), and each SuperNode's node config names its own identity
+key and the manifest. `--secagg-mode semi-honest` runs without them. (The part of this module
+that does this is the "identities" section below.)
 """
 
 from __future__ import annotations
@@ -37,6 +44,7 @@ import typer
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.x509.oid import NameOID
 from rich.console import Console
 
@@ -135,6 +143,47 @@ def make_node_keys(directory: Path, name: str) -> tuple[Path, Path]:
         + b"\n"
     )
     return private, public
+
+
+# -- identities (malicious mode, protocol/SPEC.md §10) ------------------------------------------
+
+
+@dataclass(frozen=True)
+class DemoIdentities:
+    """What the malicious mode adds to the demo's command lines."""
+
+    node_config: dict[str, str]
+    """Firm -> the node-config entries naming its identity key and its copy of the manifest."""
+    run_config: str
+    """The run-config entries: the mode, and the manifest's path on the coordinator."""
+
+
+def make_identities(
+    work: Path, firms: list[tuple[str, Path]], public: Path, secagg_mode: str
+) -> DemoIdentities:
+    """Each firm's identity key next to its SuperNode key, and the manifest of them (client
+    ids 1.. in firm order) in `public/` and in every firm's directory, as if sent out of band."""
+    from protocol import IdentityManifest, generate_identity
+    from server.identities import write_identity_key, write_manifest
+
+    if secagg_mode == "semi-honest":
+        return DemoIdentities({firm: "" for firm, _ in firms}, "secagg-mode='semi-honest'")
+    keys: dict[int, Ed25519PrivateKey] = {}
+    key_files: dict[str, Path] = {}
+    for client_id, (firm, _) in enumerate(firms, start=1):
+        keys[client_id] = generate_identity()
+        key_files[firm] = work / "node-keys" / f"{firm}.identity.pem"
+        write_identity_key(keys[client_id], key_files[firm])
+    manifest = IdentityManifest.of("fedscore-deploy-demo", keys)
+    write_manifest(manifest, public / "identities.json")
+    node_config = {}
+    for firm, data_dir in firms:
+        write_manifest(manifest, data_dir / "identities.json")
+        node_config[firm] = (
+            f" identity-key='{key_files[firm]}' identity-manifest='{data_dir / 'identities.json'}'"
+        )
+    run_config = f"secagg-mode='malicious' identity-manifest='{public / 'identities.json'}'"
+    return DemoIdentities(node_config, run_config)
 
 
 # -- processes ---------------------------------------------------------------------------------
@@ -239,7 +288,12 @@ def _firm_directories(work: Path, n_firms: int, seed: int) -> tuple[list[tuple[s
 
 
 def run_demo(
-    work: Path, n_firms: int = 3, rounds: int = 2, timeout: float = 240.0, seed: int = 0
+    work: Path,
+    n_firms: int = 3,
+    rounds: int = 2,
+    timeout: float = 240.0,
+    seed: int = 0,
+    secagg_mode: str = "malicious",
 ) -> dict[str, Any]:
     """The whole demo; returns `federation.json`'s content. Stops all it started, always."""
     work = work.resolve()
@@ -257,6 +311,7 @@ def run_demo(
         "FLWR_DISABLE_RUNTIME_DEPENDENCY_INSTALLATION": "1",
     }
     firms, public = _firm_directories(work, n_firms, seed)
+    identities = make_identities(work, firms, public, secagg_mode)
     tls = make_tls_material(work / "tls")
     port = free_port()
     address = f"127.0.0.1:{port}"
@@ -294,7 +349,7 @@ def run_demo(
                 [str(bin_dir / "flwr"), "supernode", "register", str(public_key), "demo"],
                 timeout=60,
             )
-            node_config = f"world-dir='{data_dir}' firm='{firm}'"
+            node_config = f"world-dir='{data_dir}' firm='{firm}'" + identities.node_config[firm]
             processes.start(
                 f"supernode-{firm}",
                 [
@@ -333,7 +388,7 @@ def run_demo(
         )
         run_config = (
             f"world-dir='{public}' run-dir='{run_dir}' rounds={rounds} secagg='ours' "
-            f"min-clients={len(firms)} timeout=60.0 weight-scale=10000.0"
+            f"min-clients={len(firms)} timeout=60.0 weight-scale=10000.0 " + identities.run_config
         )
         processes.run(
             "flwr-run",
@@ -368,13 +423,23 @@ def main(
     rounds: Annotated[
         int, typer.Option(min=1, help="Rounds; from 2 on, each prepares the next (pipelined).")
     ] = 2,
+    secagg_mode: Annotated[
+        str,
+        typer.Option(
+            help="'malicious' (firms sign with identity keys, SPEC §10) or 'semi-honest'."
+        ),
+    ] = "malicious",
 ) -> None:
     """Run the deployment demo and print the final metrics."""
-    result = run_demo(work, firms, rounds)
+    if secagg_mode not in ("malicious", "semi-honest"):
+        raise typer.BadParameter(
+            f"--secagg-mode must be malicious or semi-honest, got {secagg_mode}"
+        )
+    result = run_demo(work, firms, rounds, secagg_mode=secagg_mode)
     last = result["history"][-1]
     evaluation = last.get("evaluation", {})
     Console().print(
-        f"[bold green]deployment demo done[/]: {rounds} round(s), "
+        f"[bold green]deployment demo done[/]: {rounds} {secagg_mode} round(s), "
         f"{last['contributors']}/{last['invited']} firms in the secure sum, "
         f"held-out loss {evaluation.get('loss', float('nan')):.4f}, "
         f"accuracy {evaluation.get('accuracy', float('nan')):.3f}; unregistered SuperNode "

@@ -12,13 +12,15 @@ from experiments.cli.deploy import make_tls_material, run_demo
 
 
 @pytest.mark.slow
-def test_deployment_demo_runs_secure_rounds_and_leaves_no_process(
+def test_deployment_demo_runs_malicious_mode_rounds_and_leaves_no_process(
     tmp_path: Path, reap_started_processes: Callable[[], set[int]]
 ) -> None:
     # Execute: two rounds, so round 2 is prepared inside round 1's messages (SPEC.md §9) and
-    # each SuperNode keeps two rounds' sessions in its own Context across messages
+    # each SuperNode keeps two rounds' sessions in its own Context across messages; the
+    # default mode is the malicious one (SPEC.md §10): every firm signs with its identity key
     result = run_demo(tmp_path / "demo", n_firms=3, rounds=2)
-    # Assert: every firm in both secure sums, a transcript of four stages for each round
+    # Assert: every firm in both secure sums, a transcript of five stages for each round
+    assert result["settings"]["secagg-mode"] == "malicious"
     assert [(r["invited"], r["contributors"]) for r in result["history"]] == [(3, 3), (3, 3)]
     assert result["intruder_refused"]  # SuperNode authentication kept the unregistered key out
     assert result["history"][-1]["evaluation"]["n"] > 0
@@ -31,8 +33,16 @@ def test_deployment_demo_runs_secure_rounds_and_leaves_no_process(
             "advertise_keys",
             "share_keys",
             "masked_input",
+            "consistency_check",
             "unmask",
         }
+    signed = [e for e in entries if e["message_type"] == "ConsistencyCheckResponse"]
+    assert len(signed) == 6  # three firms signed each round's survivor set
+    # Assert: the manifest is public, each firm's identity key readable by its owner only
+    manifest = json.loads((tmp_path / "demo" / "public" / "identities.json").read_text())
+    assert sorted(manifest["keys"]) == ["1", "2", "3"]
+    keys = sorted((tmp_path / "demo" / "node-keys").glob("*.identity.pem"))
+    assert len(keys) == 3 and all(oct(k.stat().st_mode & 0o777) == "0o600" for k in keys)
     assert reap_started_processes() == set()  # run_demo stopped all it started
 
 
