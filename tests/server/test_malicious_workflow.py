@@ -269,3 +269,32 @@ def test_a_node_is_asked_who_it_is_once(federation: Federation) -> None:
     assert first == second == {}
     assert asked == [101, 102, 103]
     assert aggregator.client_ids == {101: 1, 102: 2, 103: 3}
+
+
+class _ServerCrash(Exception):
+    """The coordinator dies in the middle of a round."""
+
+
+def test_a_round_cut_after_its_consistency_check_is_refused_on_resume(
+    federation: Federation, settings: FederationRun, tweak: Tweak
+) -> None:
+    # Prepare: three rounds; the server dies as round 2's unmask requests go out, after every
+    # firm signed round 2's survivor set
+    crashed: list[bool] = []
+
+    def intercept(node: int, request: Message, reply: Message) -> Message | None:
+        if request.metadata.group_id == "2" and _stage_of(request) == "unmask" and not crashed:
+            crashed.append(True)
+            raise _ServerCrash
+        return reply
+
+    secure = _malicious(settings, tweak, federation, rounds=3)
+    grid = federation.grid(intercept)
+    with pytest.raises(_ServerCrash):
+        run_federation(grid, secure)
+    # Execute: a new server resumes after round 1 on the same firms
+    resumed = run_federation(grid, tweak(secure, resume=True))
+    # Assert: the firms refuse to sign round 2 twice, so it aborts; round 3 runs
+    second, third = resumed.history[1:]
+    assert "aborted" in second and "advertise_keys" in second["aborted"]
+    assert third["contributors"] == N_FIRMS
