@@ -96,6 +96,17 @@ class IdentityManifest(BaseModel):
         return cls(federation=federation, keys=keys)
 
 
+Identities = tuple[dict[int, Ed25519PrivateKey], IdentityManifest]
+"""Each client's long-term identity key, and the manifest of them."""
+
+
+def fresh_identities(client_ids: Iterable[int], federation: str = "simulation") -> Identities:
+    """A fresh identity per client and their manifest: for simulations and tests only (a real
+    firm makes its own key and registers the public half out of band)."""
+    keys = {client_id: generate_identity() for client_id in sorted(set(client_ids))}
+    return keys, IdentityManifest.of(federation, keys)
+
+
 def _length_prefixed(parts: Iterable[bytes]) -> bytes:
     return b"".join(struct.pack("<I", len(part)) + part for part in parts)
 

@@ -22,12 +22,11 @@ from multiprocessing.process import BaseProcess
 
 import numpy as np
 import numpy.typing as npt
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from protocol.client import SecAggClient
 from protocol.config import SecAggConfig
 from protocol.errors import ProtocolAbort, ProtocolError
-from protocol.identity import IdentityManifest, generate_identity
+from protocol.identity import Identities, fresh_identities
 from protocol.messages import MaskedInputRequest, Message, parse_message
 from protocol.nodes import DropoutPlan, LocalNodes
 from protocol.pipeline import (
@@ -234,23 +233,15 @@ def _vectors(
     return vectors, dimension
 
 
-Identities = tuple[dict[int, Ed25519PrivateKey], IdentityManifest]
-"""Malicious mode: each client's (node's) long-term identity key, and the manifest of them."""
-
-
 def _identities(
     config: SecAggConfig, ids: Iterable[int], given: Identities | None
 ) -> Identities | None:
-    """The identities a round of `config` runs with: none in semi-honest mode, `given` or fresh
-    ones (manifest id = client or node id) in malicious mode."""
+    """None in semi-honest mode; in malicious mode `given`, or fresh ones (id = client/node id)."""
     if config.mode != "malicious":
         if given is not None:
             raise ValueError("identities are for malicious-mode rounds only")
         return None
-    if given is not None:
-        return given
-    keys = {client_id: generate_identity() for client_id in sorted(set(ids))}
-    return keys, IdentityManifest.of("fedscore-simulation", keys)
+    return given or fresh_identities(ids)
 
 
 def run_round(

@@ -19,8 +19,8 @@ By default the rounds run in the malicious-server mode (protocol/SPEC.md §10): 
 firm also makes a long-term Ed25519 identity key, registered next to its SuperNode key; the
 coordinator publishes the identity manifest beside `world.json` (the deployment's public file,
 one copy in each firm's directory), and each SuperNode's node config names its own identity
-key and the manifest. `--secagg-mode semi-honest` runs without them. (The part of this module
-that does this is the "identities" section below.)
+key and the manifest (experiments/cli/deploy_identities.py). `--secagg-mode semi-honest` runs
+without them.
 """
 
 from __future__ import annotations
@@ -44,10 +44,10 @@ import typer
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.x509.oid import NameOID
 from rich.console import Console
 
+from experiments.cli.deploy_identities import make_identities
 from server.rounds import RESULT_FILE
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
@@ -143,47 +143,6 @@ def make_node_keys(directory: Path, name: str) -> tuple[Path, Path]:
         + b"\n"
     )
     return private, public
-
-
-# -- identities (malicious mode, protocol/SPEC.md §10) ------------------------------------------
-
-
-@dataclass(frozen=True)
-class DemoIdentities:
-    """What the malicious mode adds to the demo's command lines."""
-
-    node_config: dict[str, str]
-    """Firm -> the node-config entries naming its identity key and its copy of the manifest."""
-    run_config: str
-    """The run-config entries: the mode, and the manifest's path on the coordinator."""
-
-
-def make_identities(
-    work: Path, firms: list[tuple[str, Path]], public: Path, secagg_mode: str
-) -> DemoIdentities:
-    """Each firm's identity key next to its SuperNode key, and the manifest of them (client
-    ids 1.. in firm order) in `public/` and in every firm's directory, as if sent out of band."""
-    from protocol import IdentityManifest, generate_identity
-    from server.identities import write_identity_key, write_manifest
-
-    if secagg_mode == "semi-honest":
-        return DemoIdentities({firm: "" for firm, _ in firms}, "secagg-mode='semi-honest'")
-    keys: dict[int, Ed25519PrivateKey] = {}
-    key_files: dict[str, Path] = {}
-    for client_id, (firm, _) in enumerate(firms, start=1):
-        keys[client_id] = generate_identity()
-        key_files[firm] = work / "node-keys" / f"{firm}.identity.pem"
-        write_identity_key(keys[client_id], key_files[firm])
-    manifest = IdentityManifest.of("fedscore-deploy-demo", keys)
-    write_manifest(manifest, public / "identities.json")
-    node_config = {}
-    for firm, data_dir in firms:
-        write_manifest(manifest, data_dir / "identities.json")
-        node_config[firm] = (
-            f" identity-key='{key_files[firm]}' identity-manifest='{data_dir / 'identities.json'}'"
-        )
-    run_config = f"secagg-mode='malicious' identity-manifest='{public / 'identities.json'}'"
-    return DemoIdentities(node_config, run_config)
 
 
 # -- processes ---------------------------------------------------------------------------------

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from experiments.cli.deploy import make_tls_material, run_demo
+from experiments.cli.deploy_identities import make_identities
 
 
 @pytest.mark.slow
@@ -60,3 +61,38 @@ def test_tls_material_is_a_ca_and_a_server_certificate_for_loopback(tmp_path: Pa
     names = server.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
     assert "127.0.0.1" in [str(ip) for ip in names.get_values_for_type(x509.IPAddress)]
     assert oct(paths["key"].stat().st_mode & 0o777) == "0o600"
+
+
+def test_demo_identities_are_a_key_per_firm_and_the_same_manifest_everywhere(
+    tmp_path: Path,
+) -> None:
+    # Prepare
+    from flwr.app import Context, RecordDict
+
+    from clients.secagg import node_identity
+    from protocol import identity_public_key
+    from server.identities import read_manifest
+
+    firms = [(name, tmp_path / "nodes" / name) for name in ("payments", "travel")]
+    for _, directory in firms:
+        directory.mkdir(parents=True)
+    (tmp_path / "public").mkdir()
+    # Execute
+    identities = make_identities(tmp_path, firms, tmp_path / "public", "malicious")
+    # Assert: each firm's node config loads its own identity, listed in one manifest
+    public = read_manifest(tmp_path / "public" / "identities.json")
+    assert "secagg-mode='malicious'" in identities.run_config
+    for client_id, (firm, directory) in enumerate(firms, start=1):
+        assert read_manifest(directory / "identities.json") == public
+        key_file = tmp_path / "node-keys" / f"{firm}.identity.pem"
+        assert f"identity-key='{key_file}'" in identities.node_config[firm]
+        node_config = {
+            "identity-key": str(key_file),
+            "identity-manifest": str(directory / "identities.json"),
+        }
+        context = Context(1, 1, node_config, RecordDict(), {})  # type: ignore[arg-type]
+        identity = node_identity(context)
+        assert identity is not None
+        assert public.client_id_of(identity_public_key(identity.key)) == client_id
+    semi = make_identities(tmp_path, firms, tmp_path / "public", "semi-honest")
+    assert semi.node_config == {"payments": "", "travel": ""}
