@@ -31,6 +31,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeGuard
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import load_pem_private_key
@@ -138,6 +139,10 @@ def _store_sessions(context: Context, sessions: ClientSessions) -> None:
     )
 
 
+def _is_bytes_list(value: object) -> TypeGuard[list[bytes]]:
+    return isinstance(value, list) and all(isinstance(p, bytes) for p in value)
+
+
 def _secagg_reply(
     msg: Message, stage: str, payloads: list[bytes], metrics: MetricRecord | None = None
 ) -> Message:
@@ -158,7 +163,7 @@ def answer_stage(
     `defaults` stand in for a simulated node's config (its identity)."""
     record = msg.content.config_records[R.SECAGG_RECORD]
     payloads = record[R.PAYLOADS]
-    if not isinstance(payloads, list) or not all(isinstance(p, bytes) for p in payloads):
+    if not _is_bytes_list(payloads):
         raise TypeError(f"secagg payloads must be a list of bytes, got {type(payloads).__name__}")
     identity = node_identity(context, defaults)
     if record.get(R.STAGE) == R.IDENTIFY:
@@ -169,7 +174,7 @@ def answer_stage(
             )
         if len(payloads) != 1:
             raise ValueError(f"an identify message carries one challenge, got {len(payloads)}")
-        proof = prove_identity(identity.key, identity.manifest, context.node_id, payloads[0])  # type: ignore[arg-type]
+        proof = prove_identity(identity.key, identity.manifest, context.node_id, payloads[0])
         return _secagg_reply(msg, R.IDENTIFY, [proof])
     requests = [parse_message(payload) for payload in payloads]
     metrics = MetricRecord()

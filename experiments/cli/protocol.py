@@ -120,7 +120,7 @@ def simulate(
             num_clients=clients,
             neighbours=degree,
             threshold=threshold,
-            mode=mode,  # type: ignore[arg-type]
+            mode=mode,
         )
     except ValueError as error:
         _err.print(f"[red]invalid parameters:[/] {error}", soft_wrap=True)
