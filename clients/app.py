@@ -256,7 +256,11 @@ def build_client_app(
 
         policy = firm_policy(context, settings)
         return answer_stage(
-            msg, context, lambda: contribute(msg.content, context, policy), policy.check_secagg
+            msg,
+            context,
+            lambda: contribute(msg.content, context, policy),
+            policy.check_secagg,
+            defaults,  # a simulated node's identity
         )
 
     @app.evaluate()

@@ -25,6 +25,9 @@ PAYLOADS: Final = "payloads"
 
 SECAGG_MESSAGE_TYPE: Final = "train.secagg"
 """Every stage of our secure aggregation is a `train.secagg` message; the stage is in the record."""
+IDENTIFY: Final = "identify"
+"""`STAGE` of the `train.secagg` message that asks a node which identity it holds (malicious
+mode): `PAYLOADS` is the server's challenge, the reply's the node's proof."""
 
 CLIENT_STATE_RECORD: Final = "fedscore_secagg_state"
 """A node's own protocol state between stages (never sent anywhere)."""
@@ -61,3 +64,11 @@ PARTITION_ID: Final = "partition-id"
 DP_LEDGER: Final = "dp-ledger"
 """A directory where a DP firm keeps its own accounting (`clients/accounting.py`); read from the
 node config or the app's defaults only, never from the server's run config."""
+
+# Node config keys of a firm's long-term identity (malicious mode); never read from the run
+# config, which the server controls
+IDENTITY_KEY: Final = "identity-key"
+"""The firm's Ed25519 identity private key (PKCS#8 PEM); in simulation a directory of
+`<partition-id>.pem`."""
+IDENTITY_MANIFEST: Final = "identity-manifest"
+"""The federation's public identity manifest (JSON), as the firm received it out of band."""

@@ -70,7 +70,7 @@ def check_certificate(
     quorum: int,
 ) -> None:
     """Raise `RefusedRequest` unless at least `quorum` distinct survivors signed `statement`."""
-    valid = count_valid_signers(manifest, statement, signatures, survivors)
+    valid = count_valid_signers(manifest, statement, signatures, survivors, enough=quorum)
     if len(valid) < quorum:
         raise RefusedRequest(
             f"only {len(valid)} survivors signed the survivor set, the quorum is {quorum}: "

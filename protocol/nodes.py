@@ -13,9 +13,11 @@ from typing import cast
 
 import numpy as np
 import numpy.typing as npt
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from protocol.client import SecAggClient
 from protocol.errors import ProtocolError
+from protocol.identity import IdentityManifest
 from protocol.messages import AnyRequest, parse_message
 from protocol.pipeline import NodeBatch, Reply, TransportMessage
 from protocol.sessions import ClientSessions
@@ -40,7 +42,9 @@ class LocalNodes:
     A node's round-r client gets `inputs[r][node]` just before it masks (a firm trains then).
     Under `dropout`, a silent node misses the whole message, so a pipelined message costs it
     the other round it carries too. With `persist`, each node is rebuilt from its stored bytes
-    after every message, as a SuperNode keeps it.
+    after every message, as a SuperNode keeps it. With `identities` (malicious mode), a node
+    listed there holds that long-term identity key and the federation's `manifest`, so it joins
+    malicious-mode rounds only (`ClientSessions`).
     """
 
     def __init__(
@@ -50,12 +54,20 @@ class LocalNodes:
         dropout: DropoutPlan | None = None,
         rounding_seed: int | None = None,
         persist: bool = False,
+        identities: Mapping[int, Ed25519PrivateKey] | None = None,
+        manifest: IdentityManifest | None = None,
     ) -> None:
+        if (identities is None) != (manifest is None):
+            raise ValueError("give both the identities and the manifest, or neither")
         self.inputs = inputs
         self.dropout = dropout or {}
         self.rounding_seed = rounding_seed
         self.persist = persist
-        self.sessions = {node: ClientSessions() for round_ in inputs.values() for node in round_}
+        self.identities = dict(identities or {})
+        self.manifest = manifest
+        self.sessions = {
+            node: self._sessions(node) for round_ in inputs.values() for node in round_
+        }
         self.encoded: dict[int, dict[int, npt.NDArray[np.uint32]]] = {}
         """round -> node -> its quantised input, kept to check the sum (simulation only)."""
         self.errors: dict[int, dict[int, ProtocolError]] = {}
@@ -64,6 +76,13 @@ class LocalNodes:
         """round -> masks expanded by its clients."""
         self.messages: dict[int, list[str]] = {}
         """round r -> the labels of the messages sent in r's turn, in order."""
+
+    def _sessions(self, node: int, stored: bytes | None = None) -> ClientSessions:
+        identity = self.identities.get(node)
+        manifest = self.manifest if identity is not None else None
+        if stored is None:
+            return ClientSessions(identity, manifest)
+        return ClientSessions.from_bytes(stored, identity, manifest)
 
     def __call__(self, message: TransportMessage) -> dict[int, Reply]:
         self.messages.setdefault(message.round_number, []).append(message.label)
@@ -107,5 +126,5 @@ class LocalNodes:
                 count = self.masks_expanded.get(round_number, 0) + client.masks_expanded
                 self.masks_expanded[round_number] = count
             if self.persist:
-                self.sessions[node] = ClientSessions.from_bytes(sessions.to_bytes())
+                self.sessions[node] = self._sessions(node, sessions.to_bytes())
         return [response.to_bytes() for response in responses]

@@ -1,11 +1,21 @@
 """The server's scheduler for pipelined rounds (SPEC.md §9), free of any framework.
 
 A federation runs one protocol instance per round. Once it is under way, round r+1's two key
-stages ride on round r's two messages, so a round costs each node two messages instead of four:
+stages ride on round r's messages, so a semi-honest round costs each node two messages instead
+of four, and a malicious-mode round (SPEC.md §10, one stage more) three instead of five:
 
     bootstrap (first round, or one started afresh):  advertise_keys(r), then share_keys(r)
-    message A:                                       masked_input(r) + advertise_keys(r+1)
-    message B:                                       unmask(r)       + share_keys(r+1)
+    message A:                                       masked_input(r)      + advertise_keys(r+1)
+    message B, semi-honest:                          unmask(r)            + share_keys(r+1)
+    message B, malicious:                            consistency_check(r) + share_keys(r+1)
+    message C, malicious only:                       unmask(r)
+
+The consistency check cannot share a message with round r's masked input (it signs the set of
+clients whose masked input arrived) nor with its unmask (that needs a quorum of its
+signatures), and round r+1 has nothing left to run before it trains on round r's sum: so a
+malicious-mode round is three messages after training, one more than a semi-honest one, and
+round r+1's key stages fill the first two (a following round joins a message only while it is
+in its key stages).
 
 `PipelineScheduler.run_round` decides what each message carries to each node, hands it to a
 transport (`Send`: the Flower workflow in server/secagg_workflow.py, or the in-process
@@ -23,7 +33,10 @@ interleaved in one Flower simulation (15 rounds each, n = 100, d = 100,000), wit
 round's secrets held at every node. Not worth its extra state.
 
 Transport node ids (any distinct ints, e.g. Flower's 64-bit node ids) map to protocol client
-ids 1..n per round, in sorted node order: the protocol uses client ids as Shamir x-coordinates.
+ids per round: in semi-honest mode 1..n in sorted node order (the protocol uses client ids as
+Shamir x-coordinates), in malicious mode the id under which the identity manifest lists the
+node's identity key (the transport learns it once, e.g. `server/secagg_workflow.py`'s identity
+check), since every signature names it.
 """
 
 from __future__ import annotations
@@ -34,6 +47,7 @@ from dataclasses import dataclass, field
 
 from protocol.config import SecAggConfig
 from protocol.errors import ProtocolAbort, ProtocolError
+from protocol.identity import IdentityManifest
 from protocol.messages import Message, parse_message
 from protocol.server import AggregateResult, SecAggServer
 from protocol.stages import Stage
@@ -48,16 +62,48 @@ class Cohort:
     """Who takes part in a round, under which public parameters."""
 
     nodes: tuple[int, ...]
-    """Transport node ids, sorted; the i-th (from 0) is protocol client i + 1."""
+    """Transport node ids, sorted."""
     config: SecAggConfig
     """The round's public parameters (`num_clients` at least the cohort's size)."""
+    clients: tuple[int, ...]
+    """The protocol client id of each node, in the order of `nodes`: 1..n in semi-honest mode,
+    each node's id in the identity manifest in malicious mode."""
+    manifest: IdentityManifest | None = None
+    """The federation's identity manifest (malicious mode only)."""
 
     @classmethod
-    def of(cls, nodes: Iterable[int], config: SecAggConfig) -> Cohort:
+    def of(
+        cls,
+        nodes: Iterable[int],
+        config: SecAggConfig,
+        *,
+        manifest: IdentityManifest | None = None,
+        client_ids: Mapping[int, int] | None = None,
+    ) -> Cohort:
+        """A cohort; in malicious mode `client_ids` maps each node to its manifest id."""
         ordered = tuple(sorted(nodes))
         if len(set(ordered)) != len(ordered):
             raise ValueError(f"a cohort's nodes must be distinct, got {list(ordered)}")
-        return cls(ordered, config)
+        if config.mode != "malicious":
+            if manifest is not None or client_ids is not None:
+                raise ValueError(
+                    "a semi-honest cohort numbers its nodes 1..n: give no manifest or client ids"
+                )
+            return cls(ordered, config, tuple(range(1, len(ordered) + 1)))
+        if manifest is None or client_ids is None:
+            raise ValueError(
+                "a malicious-mode cohort needs the identity manifest and each node's client id"
+            )
+        unknown = [node for node in ordered if node not in client_ids]
+        if unknown:
+            raise ValueError(f"client_ids has no manifest id for nodes {unknown}")
+        clients = tuple(client_ids[node] for node in ordered)
+        if len(set(clients)) != len(clients):
+            raise ValueError(f"two nodes of the cohort share a client id: {list(clients)}")
+        strangers = sorted(set(clients) - set(manifest.keys))
+        if strangers:
+            raise ValueError(f"client ids {strangers} are not in the identity manifest")
+        return cls(ordered, config, clients, manifest)
 
 
 @dataclass(frozen=True)
@@ -145,8 +191,8 @@ class RoundInFlight:
 
     @classmethod
     def open(cls, number: int, cohort: Cohort, dimension: int) -> RoundInFlight:
-        client_of = {node: index for index, node in enumerate(cohort.nodes, start=1)}
-        server = SecAggServer(cohort.config, dimension, number)
+        client_of = dict(zip(cohort.nodes, cohort.clients, strict=True))
+        server = SecAggServer(cohort.config, dimension, number, cohort.manifest)
         requests: dict[int, Message] = dict(server.start(client_of.values()))
         node_of = {index: node for node, index in client_of.items()}
         return cls(number, cohort, server, requests, client_of, node_of)
@@ -207,8 +253,9 @@ class PipelineScheduler:
     ) -> RoundInFlight:
         """Run round `round_number` until its sum or its abort (`.outcome` / `.aborted`).
 
-        With `pipelined` and `next_cohort`, round `round_number + 1` is prepared in this round's
-        messages A and B; it survives this round's abort, and is dropped if it aborts itself.
+        With `pipelined` and `next_cohort`, round `round_number + 1`'s key stages run in this
+        round's messages A and B; it survives this round's abort, and is dropped if it aborts
+        itself.
         """
         current = self._take_prepared(round_number, cohort, dimension)
         if current is None:
@@ -219,7 +266,7 @@ class PipelineScheduler:
                 self._exchange(send, current, None)
             if current.aborted is None and self.pipelined and next_cohort is not None:
                 following = RoundInFlight.open(round_number + 1, next_cohort, dimension)
-            while current.stage is not None:  # message A, then message B
+            while current.stage is not None:  # messages A and B (and C in malicious mode)
                 self._exchange(send, current, following)
                 if following is not None and following.aborted is not None:
                     following = None  # the next round starts afresh when its turn comes
@@ -244,7 +291,9 @@ class PipelineScheduler:
         """One message: each live round's next stage, together per node; replies fed back to
         each round."""
         prepared_at = time.perf_counter()
-        rounds = [r for r in (current, following) if r is not None and r.stage is not None]
+        rounds = [current]
+        if following is not None and following.stage in KEY_STAGES:
+            rounds.append(following)  # it trains only on this round's sum: keys only
         message = _message(current.number, rounds)
         started = time.perf_counter()
         replies = send(message)

@@ -6,7 +6,8 @@ silent from which stage on. `run_round` plays one round, its clients in this pro
 `workers`, in forked worker processes that see only bytes. `run_rounds` plays several as a
 federation does, through the scheduler of `protocol/pipeline.py` (pipelined: SPEC.md §9), each
 node keeping its rounds in a `ClientSessions`. Nothing here is a shortcut the federation would
-not take.
+not take. A malicious-mode config (SPEC.md §10) gets a fresh identity key per client and their
+manifest, unless the caller passes its own.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from __future__ import annotations
 import multiprocessing
 import time
 import traceback
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection, wait
 from multiprocessing.process import BaseProcess
@@ -25,6 +26,7 @@ import numpy.typing as npt
 from protocol.client import SecAggClient
 from protocol.config import SecAggConfig
 from protocol.errors import ProtocolAbort, ProtocolError
+from protocol.identity import Identities, fresh_identities
 from protocol.messages import MaskedInputRequest, Message, parse_message
 from protocol.nodes import DropoutPlan, LocalNodes
 from protocol.pipeline import (
@@ -34,7 +36,7 @@ from protocol.pipeline import (
 )
 from protocol.quantize import check_input, to_signed
 from protocol.server import AggregateResult, SecAggServer
-from protocol.stages import STAGE_ORDER, Stage
+from protocol.stages import Stage, stage_order
 from protocol.transcript import Transcript
 
 Progress = Callable[[Stage, int, int], None]
@@ -231,6 +233,17 @@ def _vectors(
     return vectors, dimension
 
 
+def _identities(
+    config: SecAggConfig, ids: Iterable[int], given: Identities | None
+) -> Identities | None:
+    """None in semi-honest mode; in malicious mode `given`, or fresh ones (id = client/node id)."""
+    if config.mode != "malicious":
+        if given is not None:
+            raise ValueError("identities are for malicious-mode rounds only")
+        return None
+    return given or fresh_identities(ids)
+
+
 def run_round(
     config: SecAggConfig,
     inputs: Mapping[int, npt.ArrayLike] | Sequence[npt.ArrayLike],
@@ -241,12 +254,13 @@ def run_round(
     intercept: Intercept | None = None,
     progress: Progress | None = None,
     workers: int = 1,
+    identities: Identities | None = None,
 ) -> RoundResult:
     """Run one round for the given inputs (a sequence gets ids 1..n).
 
     `dropout[client] = stage` makes the client silent from that stage on. `workers` > 1 hosts
     the clients in that many forked processes (the server stays here). Raises `ProtocolAbort`
-    when fewer than t clients remain.
+    when fewer than t clients remain (or, in malicious mode, fewer than the quorum sign).
     """
     start = time.perf_counter()
     vectors, dimension = _vectors(inputs)
@@ -254,6 +268,7 @@ def run_round(
     unknown = set(schedule) - set(vectors)
     if unknown:
         raise ValueError(f"dropout names clients without an input: {sorted(unknown)}")
+    keys, manifest = _identities(config, vectors, identities) or ({}, None)
     clients = {
         client_id: SecAggClient(
             client_id,
@@ -261,12 +276,14 @@ def run_round(
             vector,
             rounding_seed=None if rounding_seed is None else rounding_seed + client_id,
             round_number=round_number,
+            identity=keys.get(client_id),
+            manifest=manifest,
         )
         for client_id, vector in vectors.items()
     }
     if workers < 1:
         raise ValueError(f"workers must be >= 1, got {workers}")
-    server = SecAggServer(config, dimension, round_number)
+    server = SecAggServer(config, dimension, round_number, manifest)
     transcript = Transcript()
     client_errors: dict[int, ProtocolError] = {}
     # Simulation only: the clear encodings the sum is checked against (clients release theirs).
@@ -275,7 +292,7 @@ def run_round(
     host = _LocalClients(clients) if workers == 1 else _ClientProcesses(clients, workers)
     outcome: Mapping[int, Message] | AggregateResult | None = None
     try:
-        for stage in STAGE_ORDER:
+        for stage in stage_order(config.mode):
             batch: list[tuple[int, bytes]] = []
             for client_id, request in sorted(requests.items()):
                 sent = _intercepted(request, transcript, intercept)
@@ -354,6 +371,7 @@ def run_rounds(
     dropout: DropoutPlan | None = None,
     rounding_seed: int | None = None,
     persist: bool = False,
+    identities: Identities | None = None,
 ) -> list[RoundOutcome]:
     """Run rounds 1, 2, ... with `inputs[r - 1]` as round r's vectors by node (a sequence gets
     nodes 1..n), whose nodes are round r's cohort.
@@ -361,7 +379,8 @@ def run_rounds(
     `pipelined` runs each round's key stages inside the previous round's messages (SPEC.md §9);
     otherwise each stage is a message of its own. An abort is reported in its round's outcome
     and the other rounds go on. `dropout[r][node] = stage` silences the node in every message
-    carrying round r's `stage` or a later stage of round r (`LocalNodes`).
+    carrying round r's `stage` or a later stage of round r (`LocalNodes`). In malicious mode
+    each node's manifest id is its node id (node ids must then be in [1, 2^32)).
     """
     if not inputs:
         raise ValueError("inputs must hold at least one round")
@@ -372,18 +391,29 @@ def run_rounds(
             raise ValueError(
                 f"dropout[{r}] names nodes without an input in round {r}: {sorted(unknown)}"
             )
+    everyone = {node for vectors, _ in rounds.values() for node in vectors}
+    keys, manifest = _identities(config, everyone, identities) or (None, None)
     nodes = LocalNodes(
         {r: vectors for r, (vectors, _) in rounds.items()},
         dropout=dropout,
         rounding_seed=rounding_seed,
         persist=persist,
+        identities=keys,
+        manifest=manifest,
     )
+
+    def cohort(members: Iterable[int]) -> Cohort:
+        ids = {node: node for node in members}  # malicious mode: a node's manifest id is its id
+        if manifest is None:
+            return Cohort.of(ids, config)
+        return Cohort.of(ids, config, manifest=manifest, client_ids=ids)
+
     scheduler = PipelineScheduler(pipelined)
     outcomes: list[RoundOutcome] = []
     for r, (vectors, dimension) in rounds.items():
-        following = Cohort.of(rounds[r + 1][0], config) if r + 1 in rounds else None
+        following = cohort(rounds[r + 1][0]) if r + 1 in rounds else None
         start = time.perf_counter()
-        round_ = scheduler.run_round(r, Cohort.of(vectors, config), dimension, nodes, following)
+        round_ = scheduler.run_round(r, cohort(vectors), dimension, nodes, following)
         seconds = time.perf_counter() - start
         result = None
         if round_.outcome is not None:

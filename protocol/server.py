@@ -165,6 +165,10 @@ class SecAggServer:
             raise self._abort(
                 stage, f"{len(self._active)} clients remain, fewer than t = {self.threshold}"
             )
+        quorum = self.config.consistency_quorum  # malicious: honest clients refuse to go on
+        if self.config.mode == "malicious" and len(self._active) < quorum:
+            reason = f"{len(self._active)} clients remain, below the consistency quorum {quorum}"
+            raise self._abort(stage, reason)
 
     def _collect(
         self,

@@ -27,6 +27,7 @@ from clients.streams import Stream, generator
 from protocol import ProtocolAbort, Stage
 from server.checkpoint import Checkpoint, latest_checkpoint, save_checkpoint
 from server.flower_secaggplus import run_flower_secaggplus
+from server.identities import read_manifest
 from server.messaging import exchange, wait_for_nodes
 from server.optimiser import server_optimiser
 from server.rounds import (
@@ -133,7 +134,9 @@ def sample_nodes(nodes: list[int], run: FederationRun, round_number: int) -> lis
 def _aggregator(run: FederationRun) -> Aggregate:
     if run.secagg == "none":
         return aggregate_in_the_clear
-    return SecureAggregator(pipeline=run.federation.pipeline)
+    malicious = run.federation.secagg_mode == "malicious"  # SPEC §10: needs the firms' manifest
+    manifest = read_manifest(run.identity_manifest) if malicious else None
+    return SecureAggregator(pipeline=run.federation.pipeline, manifest=manifest)
 
 
 def _check_same_run(saved: dict[str, Any], run: FederationRun) -> None:

@@ -17,10 +17,19 @@ round costs two messages per node instead of four once the federation is under w
     message B of round r:  unmask(r)        + share_keys(r+1)
 
 The first round (or one whose cohort changed) runs its key stages on their own first.
+
+Malicious mode (`secagg-mode = "malicious"`, SPEC.md §10): a round has one stage more, the
+consistency check, and a pipelined round one message more (B = consistency_check(r) +
+share_keys(r+1), C = unmask(r)). Its client ids are the ids of the identity manifest, not 1..n:
+the first time the server meets a node it sends it a fresh challenge in an `identify` message,
+and the node proves which manifest entry it holds with its identity key. A node that cannot is
+left out of the round (and asked again next round); a node's later proof of the same entry
+replaces the earlier node (a SuperNode that reconnected under a new node id).
 """
 
 from __future__ import annotations
 
+import secrets
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -28,7 +37,8 @@ from flwr.app import ConfigRecord, Message, RecordDict
 from flwr.serverapp import Grid
 
 from clients import records as R
-from protocol import SecAggConfig, Stage
+from protocol import IdentityManifest, ProtocolAbort, ProtocolError, SecAggConfig, Stage
+from protocol.identity import CHALLENGE_BYTES, check_identity_proof
 from protocol.pipeline import (
     Cohort,
     NoReply,
@@ -124,11 +134,15 @@ class SecureAggregator:
     Keeps the scheduler (and with it the next round's protocol instance) between calls, so each
     call `(grid, nodes, content, round, settings, dimension, next_nodes)` returns round
     `round`'s sum having also run round `round + 1`'s key stages with `next_nodes` when
-    pipelining.
+    pipelining. In malicious mode it needs the federation's identity `manifest`, and keeps
+    which node proved which manifest entry.
     """
 
-    def __init__(self, pipeline: bool = True) -> None:
+    def __init__(self, pipeline: bool = True, manifest: IdentityManifest | None = None) -> None:
         self.scheduler = PipelineScheduler(pipelined=pipeline)
+        self.manifest = manifest
+        self.client_ids: dict[int, int] = {}
+        """Malicious mode: node -> the manifest client id it proved it holds."""
 
     @property
     def pipeline(self) -> bool:
@@ -145,14 +159,74 @@ class SecureAggregator:
         next_nodes: list[int] | None = None,
     ) -> RoundAggregate:
         transport = _FlowerTransport(grid, content, settings.timeout)
-        cohort = Cohort.of(nodes, secagg_config(settings, len(nodes)))
+        unidentified: dict[int, str] = {}
+        if settings.secagg_mode == "malicious":
+            asked = {*nodes, *(next_nodes or [])}
+            unidentified = self.identify(grid, asked, round_number, settings.timeout)
+            nodes = [node for node in nodes if node in self.client_ids]
+            next_nodes = [node for node in next_nodes or [] if node in self.client_ids]
+            if len(nodes) < 2:
+                raise ProtocolAbort(
+                    Stage.ADVERTISE_KEYS,
+                    f"{len(nodes)} invited firm(s) proved an identity in the manifest, "
+                    "fewer than 2",
+                )
+        cohort = self._cohort(nodes, settings)
         following = None
-        if self.pipeline and next_nodes:
-            following = Cohort.of(next_nodes, secagg_config(settings, len(next_nodes)))
+        if self.pipeline and next_nodes and len(next_nodes) >= 2:
+            following = self._cohort(next_nodes, settings)
         round_ = self.scheduler.run_round(round_number, cohort, dimension, transport, following)
         if round_.aborted is not None:
             raise round_.aborted
-        return _aggregate(round_, transport.public_metrics)
+        aggregate = _aggregate(round_, transport.public_metrics)
+        aggregate.dropped.update({n: why for n, why in unidentified.items() if n not in nodes})
+        return aggregate
+
+    def _cohort(self, nodes: list[int], settings: FederationSettings) -> Cohort:
+        config = secagg_config(settings, len(nodes))
+        if config.mode != "malicious":
+            return Cohort.of(nodes, config)
+        assert self.manifest is not None  # identify() refused to run without it
+        return Cohort.of(nodes, config, manifest=self.manifest, client_ids=self.client_ids)
+
+    def identify(
+        self, grid: Grid, nodes: set[int], round_number: int, timeout: float
+    ) -> dict[int, str]:
+        """Learn which manifest entry each node not met before holds: one `identify` message
+        with a fresh challenge each, answered with a proof signed by the node's identity key
+        (`protocol.identity`). Returns the nodes that gave no valid proof, with why."""
+        if self.manifest is None:
+            raise ValueError(
+                "secagg-mode = 'malicious' needs the federation's identity manifest "
+                "(identity-manifest)"
+            )
+        unknown = sorted(node for node in nodes if node not in self.client_ids)
+        if not unknown:
+            return {}
+        challenges = {node: secrets.token_bytes(CHALLENGE_BYTES) for node in unknown}
+        contents = {
+            node: RecordDict(
+                {
+                    R.SECAGG_RECORD: ConfigRecord(
+                        {R.STAGE: R.IDENTIFY, R.PAYLOADS: [challenges[node]]}
+                    )
+                }
+            )
+            for node in unknown
+        }
+        outcome = exchange(grid, contents, R.SECAGG_MESSAGE_TYPE, str(round_number), timeout)
+        failed = {node: f"identify: {why}" for node, why in outcome.dropped.items()}
+        for node, reply in sorted(outcome.replies.items()):
+            try:
+                (proof,) = _payloads(reply)
+                client_id = check_identity_proof(self.manifest, node, challenges[node], proof)
+            except (KeyError, TypeError, ValueError, ProtocolError) as error:
+                failed[node] = f"identify: {error}"
+                continue
+            for earlier in [n for n, c in self.client_ids.items() if c == client_id]:
+                del self.client_ids[earlier]  # the newest proof of an entry wins
+            self.client_ids[node] = client_id
+        return failed
 
 
 def aggregate_securely(
@@ -163,8 +237,9 @@ def aggregate_securely(
     settings: FederationSettings,
     dimension: int,
     next_nodes: list[int] | None = None,
+    manifest: IdentityManifest | None = None,
 ) -> RoundAggregate:
-    """One round on its own: the four stages, one message each (no round prepared ahead)."""
-    return SecureAggregator(pipeline=False)(
+    """One round on its own: every stage a message of its own (no round prepared ahead)."""
+    return SecureAggregator(pipeline=False, manifest=manifest)(
         grid, nodes, content, round_number, settings, dimension, next_nodes
     )

@@ -29,12 +29,13 @@ from pydantic import (
     PositiveFloat,
     PositiveInt,
     ValidationError,
+    model_validator,
 )
 
 from clients.participant import ModelSpec, common_columns
 from clients.round_config import RoundConfig
 from clients.settings import ModelSettings, SettingsModel, TrainSettings, describe_errors
-from protocol import SecAggConfig
+from protocol import Mode, SecAggConfig
 
 SecAggMode = Literal["ours", "flower", "none"]
 ServerOptimiserName = Literal["fedavg", "fedadam"]
@@ -57,6 +58,11 @@ class FederationSettings(SettingsModel):
     """SecAgg+ neighbour degree (k); 0: the complete graph."""
     pipeline: bool = True
     """Run round r+1's key stages inside round r's messages (protocol/SPEC.md §9)."""
+    secagg_mode: Mode = "semi-honest"
+    """The server `secagg = "ours"` defends against: `semi-honest` (one that follows the
+    protocol) or `malicious` (one that may rewrite its messages: signed keys from each firm's
+    long-term identity and a consistency check, protocol/SPEC.md §10; one message more a
+    round, and the run needs `identity-manifest`). Flower's SecAgg+ and `none` ignore it."""
     clip: PositiveFloat = 1.0
     """Secure aggregation clips every coordinate of a contribution to [-clip, clip]."""
     scale_bits: int = Field(default=16, ge=1, le=24)
@@ -99,6 +105,7 @@ class FederationSettings(SettingsModel):
             neighbours=self.neighbours or None,
             clip=self.clip,
             scale=float(2**self.scale_bits),
+            mode=self.secagg_mode,
         )
 
 
@@ -129,6 +136,20 @@ class FederationRun(SettingsModel):
     """The public manifest (and, in simulation, the firms' tables)."""
     run_dir: str = ""
     """Where checkpoints, the transcript and the final model go; empty: nothing is written."""
+    identity_manifest: str = ""
+    """`secagg-mode = "malicious"`: the public identity manifest (JSON of
+    `protocol.IdentityManifest`: each firm's Ed25519 identity key, registered out of band);
+    `fedscore run` writes one into the run directory for its simulated firms."""
+
+    @model_validator(mode="after")
+    def _malicious_needs_a_manifest(self) -> FederationRun:
+        malicious = self.secagg == "ours" and self.federation.secagg_mode == "malicious"
+        if malicious and not self.identity_manifest:
+            raise ValueError(
+                "secagg-mode = 'malicious' needs identity-manifest: the path of the "
+                "federation's identity manifest (docs/DEPLOY.md)"
+            )
+        return self
 
     @classmethod
     def from_run_config(cls, config: Mapping[str, Any]) -> FederationRun:

@@ -1,13 +1,16 @@
 """`fedscore bench federation`: seconds per round of plain, our SecAgg and Flower's SecAgg+.
 
 All modes run in one invocation on one simulation engine (Ray backend, one Ray start), with the
-same nodes, the same vector length and the same neighbourhood size, interleaved round by round
-so a load spike from other processes hits them alike. Ours runs twice: pipelined (the default;
-two messages a round) and each round alone (four messages), the baseline it improves on. Firms
-send synthetic updates of `--dim` values instead of training, so the figures are the
-aggregation's cost alone. Peak
-memory is the largest sum of resident memory over this process and every process below it
-(Ray's head, raylet and workers), sampled every 0.2 s.
+same number of nodes, the same vector length and the same neighbourhood size, interleaved round
+by round so a load spike from other processes hits them alike. Ours runs three times: pipelined
+(the default; two messages a round), each round alone (four messages), the baseline it improves
+on, and pipelined in the malicious-server mode (three messages a round, signatures; SPEC §10).
+A firm holding an identity joins malicious-mode rounds only, so the engine runs twice the nodes:
+half without an identity (plain, ours, Flower), half with one (ours, malicious); the server
+tells them apart by asking every node once who it is, before the first round. Firms send
+synthetic updates of `--dim` values instead of training, so the figures are the aggregation's
+cost alone. Peak memory is the largest sum of resident memory over this process and every
+process below it (Ray's head, raylet and workers), sampled every 0.2 s.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ import json
 import logging
 import os
 import statistics
+import tempfile
 import threading
 import time
 import warnings
@@ -41,9 +45,10 @@ from experiments.cli.procfs import tree_cpu_seconds, tree_rss_bytes
 
 app = typer.Typer(help="Benchmarks.", no_args_is_help=True, add_completion=False)
 
-MODES = ("plain", "ours", "ours_alone", "flower")
+MODES = ("plain", "ours", "ours_alone", "ours_malicious", "flower")
 """`ours` pipelines round r+1's key stages into round r (2 messages a round); `ours_alone` runs
-each round on its own (4 messages), the same protocol without pipelining."""
+each round on its own (4 messages), the same protocol without pipelining; `ours_malicious`
+pipelines the malicious-server mode (3 messages a round)."""
 
 
 @app.callback()
@@ -123,6 +128,7 @@ def run_benchmark(
     from server.app import simulate
     from server.federation import aggregate_in_the_clear
     from server.flower_secaggplus import flower_workflow
+    from server.identities import read_manifest, simulated_identities
     from server.messaging import exchange, wait_for_nodes
     from server.secagg_workflow import SecureAggregator, aggregate_securely
     from server.settings import FederationRun, FederationSettings
@@ -139,7 +145,14 @@ def run_benchmark(
         timeout=timeout,
         min_clients=clients,
     )
+    malicious_settings = settings.model_copy(update={"secagg_mode": "malicious"})
     run = FederationRun(federation=settings, secagg="ours", n_features=1)
+    # Nodes clients..2·clients-1 (by partition) hold identities: the malicious mode's firms
+    keys = tempfile.TemporaryDirectory(prefix="fedscore-bench-identities-")
+    manifest_path, identities = simulated_identities(
+        Path(keys.name), range(clients, 2 * clients), "fedscore-bench"
+    )
+    manifest = read_manifest(manifest_path)
     seconds: dict[str, list[float]] = {mode: [] for mode in (*MODES, "empty")}
     stage_seconds: list[dict[str, float]] = []
     cpu_seconds: dict[str, list[float]] = {mode: [] for mode in (*MODES, "empty")}
@@ -147,7 +160,12 @@ def run_benchmark(
 
     def serve(grid: Grid, context: Context) -> None:
         """All modes on one engine; `simulate` polls faster for all of them alike."""
-        nodes = wait_for_nodes(grid, clients, timeout)
+        everyone = wait_for_nodes(grid, 2 * clients, timeout)
+        malicious_rounds = SecureAggregator(pipeline=True, manifest=manifest)
+        nodes = sorted(malicious_rounds.identify(grid, set(everyone), 0, timeout))
+        identified = sorted(malicious_rounds.client_ids)
+        if len(nodes) != clients or len(identified) != clients:
+            raise RuntimeError(f"{len(identified)} of {len(everyone)} nodes hold an identity")
         weights = np.zeros(dim)
 
         def content(round_number: int) -> RecordDict:
@@ -169,6 +187,7 @@ def run_benchmark(
                 timed.append(time.perf_counter() - start)
 
             strategy = FedAvg(
+                fraction_fit=0.5,  # `clients` of the 2·clients nodes, as every other mode
                 fraction_evaluate=0.0,
                 min_fit_clients=clients,
                 min_available_clients=clients,
@@ -185,6 +204,7 @@ def run_benchmark(
         length = dim + len(CONTRIBUTION_TAIL)  # what a firm's contribution vector holds
         aggregate_in_the_clear(grid, nodes, content(0), 0, settings, length)
         secure_rounds(grid, nodes, content(0), 0, settings, length, nodes)
+        malicious_rounds(grid, identified, content(0), 0, malicious_settings, length, identified)
 
         @contextmanager
         def measured(mode: str, wall: bool = True) -> Iterator[None]:
@@ -207,18 +227,21 @@ def run_benchmark(
             stage_seconds.append(secure.info["secagg"]["seconds"])
             with measured("ours_alone"):
                 aggregate_securely(*args)
+            malicious_args = (grid, identified, content(round_number), round_number)
+            with measured("ours_malicious"):
+                malicious_rounds(*malicious_args, malicious_settings, length, identified)
             # Flower's round is timed inside its workflow: the legacy set-up is not its round.
             with measured("flower", wall=False):
                 seconds["flower"].append(flower_round(round_number))
             with measured("empty"):  # the engine's cost of one exchange carrying nothing
                 exchange(grid, dict.fromkeys(nodes, empty), "evaluate", str(round_number), timeout)
 
-    with warnings.catch_warnings(), PeakMemory() as memory:
+    with keys, warnings.catch_warnings(), PeakMemory() as memory:
         warnings.simplefilter("ignore")
         simulate(
             serve,
-            build_client_app(firm=SyntheticFirm(dim)),
-            num_nodes=clients,
+            build_client_app(identities, firm=SyntheticFirm(dim)),
+            num_nodes=2 * clients,
             flower_log_level=logging.ERROR,
         )
     if any(len(v) != rounds for v in seconds.values()):
@@ -228,6 +251,9 @@ def run_benchmark(
     # Each round of ours runs right after its plain round: their ratio cancels the VM's drift
     # over minutes, which moves both alike (the ratio of medians does not).
     paired = [o / p for o, p in zip(seconds["ours"], seconds["plain"], strict=True)]
+    malicious_paired = [
+        m / o for m, o in zip(seconds["ours_malicious"], seconds["ours"], strict=True)
+    ]
     return {
         "clients": clients,
         "dim": dim,
@@ -243,6 +269,12 @@ def run_benchmark(
             "max": max(paired),
         },
         "ours_alone_over_plain": median["ours_alone"] / median["plain"],
+        "malicious_over_ours": median["ours_malicious"] / median["ours"],
+        "malicious_over_ours_per_round": {
+            "median": statistics.median(malicious_paired),
+            "min": min(malicious_paired),
+            "max": max(malicious_paired),
+        },
         "flower_over_ours": median["flower"] / median["ours"],
         "empty_exchange_median_seconds": empty_median,
         "floor_over_plain": (median["plain"] + empty_median) / median["plain"],
@@ -276,7 +308,13 @@ def federation(
     table.add_column("median s / round", justify="right")
     table.add_column("CPU s / round", justify="right")
     table.add_column("all rounds (s)")
-    labels = ("plain", "ours, pipelined", "ours, round alone", "Flower SecAgg+")
+    labels = (
+        "plain",
+        "ours, pipelined",
+        "ours, round alone",
+        "ours, malicious mode, pipelined",
+        "Flower SecAgg+",
+    )
     for mode, label in zip(MODES, labels, strict=True):
         table.add_row(
             label,
@@ -293,6 +331,13 @@ def federation(
         f"{figures['ours_alone_over_plain']:.2f}); "
         f"Flower / ours = {figures['flower_over_ours']:.2f} (target >= 3); "
         f"peak memory {figures['peak_memory_gib']:.2f} GiB (target < 2)"
+    )
+    malicious = figures["malicious_over_ours_per_round"]
+    console.print(
+        f"malicious / semi-honest (both pipelined) = {figures['malicious_over_ours']:.2f} "
+        f"(target <= 1.3; per round {malicious['median']:.2f}, range "
+        f"{malicious['min']:.2f}-{malicious['max']:.2f}): one exchange more a round (3 messages "
+        "instead of 2) and the signatures"
     )
     console.print(
         f"floor: a secure round needs one exchange more than plain (unmask comes after the "

@@ -14,6 +14,13 @@ What it does, in order (every file under the work directory, default `runs/deplo
 6. stops every process it started, by PID (process groups, SIGTERM then SIGKILL), also when a
    step fails.
 docs/DEPLOY.md shows the same steps across machines.
+
+By default the rounds run in the malicious-server mode (protocol/SPEC.md §10): in step 2 each
+firm also makes a long-term Ed25519 identity key, registered next to its SuperNode key; the
+coordinator publishes the identity manifest beside `world.json` (the deployment's public file,
+one copy in each firm's directory), and each SuperNode's node config names its own identity
+key and the manifest (experiments/cli/deploy_identities.py). `--secagg-mode semi-honest` runs
+without them.
 """
 
 from __future__ import annotations
@@ -40,6 +47,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 from rich.console import Console
 
+from experiments.cli.deploy_identities import make_identities
 from server.rounds import RESULT_FILE
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
@@ -239,7 +247,12 @@ def _firm_directories(work: Path, n_firms: int, seed: int) -> tuple[list[tuple[s
 
 
 def run_demo(
-    work: Path, n_firms: int = 3, rounds: int = 2, timeout: float = 240.0, seed: int = 0
+    work: Path,
+    n_firms: int = 3,
+    rounds: int = 2,
+    timeout: float = 240.0,
+    seed: int = 0,
+    secagg_mode: str = "malicious",
 ) -> dict[str, Any]:
     """The whole demo; returns `federation.json`'s content. Stops all it started, always."""
     work = work.resolve()
@@ -257,6 +270,7 @@ def run_demo(
         "FLWR_DISABLE_RUNTIME_DEPENDENCY_INSTALLATION": "1",
     }
     firms, public = _firm_directories(work, n_firms, seed)
+    identities = make_identities(work, firms, public, secagg_mode)
     tls = make_tls_material(work / "tls")
     port = free_port()
     address = f"127.0.0.1:{port}"
@@ -294,7 +308,7 @@ def run_demo(
                 [str(bin_dir / "flwr"), "supernode", "register", str(public_key), "demo"],
                 timeout=60,
             )
-            node_config = f"world-dir='{data_dir}' firm='{firm}'"
+            node_config = f"world-dir='{data_dir}' firm='{firm}'" + identities.node_config[firm]
             processes.start(
                 f"supernode-{firm}",
                 [
@@ -333,7 +347,7 @@ def run_demo(
         )
         run_config = (
             f"world-dir='{public}' run-dir='{run_dir}' rounds={rounds} secagg='ours' "
-            f"min-clients={len(firms)} timeout=60.0 weight-scale=10000.0"
+            f"min-clients={len(firms)} timeout=60.0 weight-scale=10000.0 " + identities.run_config
         )
         processes.run(
             "flwr-run",
@@ -368,13 +382,23 @@ def main(
     rounds: Annotated[
         int, typer.Option(min=1, help="Rounds; from 2 on, each prepares the next (pipelined).")
     ] = 2,
+    secagg_mode: Annotated[
+        str,
+        typer.Option(
+            help="'malicious' (firms sign with identity keys, SPEC §10) or 'semi-honest'."
+        ),
+    ] = "malicious",
 ) -> None:
     """Run the deployment demo and print the final metrics."""
-    result = run_demo(work, firms, rounds)
+    if secagg_mode not in ("malicious", "semi-honest"):
+        raise typer.BadParameter(
+            f"--secagg-mode must be malicious or semi-honest, got {secagg_mode}"
+        )
+    result = run_demo(work, firms, rounds, secagg_mode=secagg_mode)
     last = result["history"][-1]
     evaluation = last.get("evaluation", {})
     Console().print(
-        f"[bold green]deployment demo done[/]: {rounds} round(s), "
+        f"[bold green]deployment demo done[/]: {rounds} {secagg_mode} round(s), "
         f"{last['contributors']}/{last['invited']} firms in the secure sum, "
         f"held-out loss {evaluation.get('loss', float('nan')):.4f}, "
         f"held-out Brier {evaluation.get('brier', float('nan')):.4f}; unregistered SuperNode "

@@ -28,6 +28,7 @@ from protocol import (
     recommended_degree,
     run_round,
     run_rounds,
+    stage_order,
 )
 from protocol.schema import export_schemas
 
@@ -103,11 +104,24 @@ def simulate(
             "silent in such a message misses both rounds.",
         ),
     ] = False,
+    mode: Annotated[
+        str,
+        typer.Option(
+            "--mode",
+            help="semi-honest, or malicious: fresh identity keys per client, signed keys and a "
+            "consistency check (SPEC.md §10).",
+        ),
+    ] = "semi-honest",
 ) -> None:
     """Play rounds in process with random inputs in [-1, 1] and report exactness and cost."""
     try:
         degree = recommended_degree(clients) if neighbours is None else neighbours
-        config = SecAggConfig(num_clients=clients, neighbours=degree, threshold=threshold)
+        config = SecAggConfig(
+            num_clients=clients,
+            neighbours=degree,
+            threshold=threshold,
+            mode=mode,
+        )
     except ValueError as error:
         _err.print(f"[red]invalid parameters:[/] {error}", soft_wrap=True)
         raise typer.Exit(2) from error
@@ -130,7 +144,10 @@ def simulate(
         transient=True,
         disable=not _err.is_terminal,
     ) as progress:
-        tasks = {stage: progress.add_task(stage.value, total=clients) for stage in STAGE_ORDER}
+        tasks = {
+            stage: progress.add_task(stage.value, total=clients)
+            for stage in stage_order(config.mode)
+        }
 
         def advance(stage: Stage, done: int, total: int) -> None:
             progress.update(tasks[stage], completed=done, total=total)
@@ -174,6 +191,7 @@ def simulate(
         "dropout": dropout,
         "drop_stage": drop_stage.value,
         "neighbours": config.degree,
+        "mode": config.mode,
         "workers": workers,
         "threshold": config.reconstruction_threshold,
         "upload_bytes_per_client": round(upload),

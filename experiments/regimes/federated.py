@@ -34,6 +34,7 @@ from experiments.regimes.standalone import Holdout, RegimeOutput
 from experiments.world.tables import ID, World, load_firm_table, write_world
 from server.app import simulate
 from server.federation import run_federation
+from server.identities import simulated_identities
 from server.rounds import FederationResult
 from server.settings import FederationRun, SecAggMode
 
@@ -57,6 +58,7 @@ def federation_run(
     run_dir: Path,
     world_dir: Path,
     dp_epsilon: float = 0.0,
+    identity_manifest: Path | None = None,
 ) -> FederationRun:
     """What the ServerApp runs with: the experiment's sections as they are, plus this run's own
     aggregation mode, seed, DP budget and paths (the same object `flwr run` builds from its
@@ -71,6 +73,7 @@ def federation_run(
         dp_epsilon=dp_epsilon,
         world_dir=str(world_dir),
         run_dir=str(run_dir),
+        identity_manifest=str(identity_manifest or ""),
     )
 
 
@@ -121,7 +124,6 @@ def run_federated(
     ledger_dir = run_dir / "dp-ledger"
     if not config.federation.resume:
         shutil.rmtree(ledger_dir, ignore_errors=True)  # a fresh run: no earlier run's spending
-    run = federation_run(config, secagg, seed, run_dir, world_dir, dp_epsilon)
     firm_defaults: dict[str, UserConfigValue] = {
         R.WORLD_DIR: str(world_dir),
         R.HOLDOUT_FILE: str(holdout_file),
@@ -129,6 +131,14 @@ def run_federated(
     }
     if config.federation.reproducible:  # the experimenter plays every firm, and consents
         firm_defaults[policy_key("allow_reproducible_noise")] = True
+    manifest = None
+    if secagg == "ours" and config.federation.secagg_mode == "malicious":
+        # Simulated firms, simulated out-of-band registration: a fresh identity per firm
+        manifest, identities = simulated_identities(
+            run_dir / "identities", range(len(world.firms)), f"fedscore:{run_dir}"
+        )
+        firm_defaults.update(identities)
+    run = federation_run(config, secagg, seed, run_dir, world_dir, dp_epsilon, manifest)
     result = simulate(
         lambda grid, _: run_federation(grid, run),
         build_client_app(firm_defaults),

@@ -27,3 +27,5 @@ def test_benchmark_times_every_mode_and_measures_memory(
     assert figures["median_cpu_seconds"]["ours"] > 0  # the firms' processes are counted too
     assert figures["empty_exchange_median_seconds"] > 0 and figures["floor_over_plain"] > 1
     assert figures["threshold"] == 2  # k = 2 neighbours among three firms
+    malicious = figures["malicious_over_ours_per_round"]
+    assert malicious["min"] == malicious["median"] == malicious["max"] > 0

@@ -169,3 +169,21 @@ def test_simulate_defaults_to_the_recommended_sparse_degree() -> None:
     assert report["neighbours"] == recommended_degree(40) == 16
     assert report["threshold"] == recommended_threshold(16)
     assert report["exact"] is True
+
+
+def test_simulate_runs_the_malicious_mode_alone_and_pipelined() -> None:
+    # Prepare
+    arguments = ["simulate", "--clients", "9", "--dim", "40", "--mode", "malicious", "--json"]
+    # Execute
+    alone = runner.invoke(app, [*arguments, "--workers", "2"])
+    pipelined = runner.invoke(app, [*arguments, "--pipelined", "--rounds", "2"])
+    refused = runner.invoke(app, [*arguments[:5], "--mode", "paranoid"])
+    # Assert: one message more a round than semi-honest, every sum exact
+    assert alone.exit_code == 0, alone.output
+    assert json.loads(alone.stdout)["mode"] == "malicious"
+    assert json.loads(alone.stdout)["exact"] is True
+    assert pipelined.exit_code == 0, pipelined.output
+    rounds = json.loads(pipelined.stdout)["per_round"]
+    assert [r["exact"] for r in rounds] == [True, True]
+    assert rounds[1]["messages"] == ["masked_input", "consistency_check", "unmask"]
+    assert refused.exit_code == 2 and "malicious" in refused.output
