@@ -20,7 +20,7 @@ from flwr.app import Array, ArrayRecord, ConfigRecord, Context, RecordDict
 
 from clients import records as R
 from clients.app import TrainingFirm, build_client_app
-from clients.participant import LocalResult
+from clients.participant import CONTRIBUTION_TAIL, LocalResult
 from experiments.world.datasets import load_german_credit
 from experiments.world.tables import write_world
 from protocol import (
@@ -129,7 +129,7 @@ def _content(run: FederationRun) -> tuple[RecordDict, int]:
             R.CONFIG_RECORD: run.round_config(spec, 1).to_record(),
         }
     )
-    return content, weights.size + 3
+    return content, weights.size + len(CONTRIBUTION_TAIL)
 
 
 def _assert_recovered(words: np.ndarray, config: SecAggConfig, contribution: np.ndarray) -> None:

@@ -16,6 +16,7 @@ from flwr.app import Error, Message, RecordDict
 
 from clients import records as R
 from clients.app import build_client_app
+from clients.participant import CONTRIBUTION_TAIL
 from protocol import ProtocolAbort
 from server.federation import run_federation
 from server.identities import read_manifest, simulated_identities
@@ -79,7 +80,7 @@ def _round_content(settings: FederationRun) -> tuple[RecordDict, int]:
             R.CONFIG_RECORD: settings.round_config(spec, 1).to_record(),
         }
     )
-    return content, weights.size + 3
+    return content, weights.size + len(CONTRIBUTION_TAIL)
 
 
 def test_malicious_rounds_reach_exactly_the_semi_honest_model(
