@@ -26,6 +26,7 @@ from clients.participant import CONTRIBUTION_TAIL, read_contribution_sum
 from clients.streams import Stream, generator
 from protocol import ProtocolAbort, Stage
 from server.checkpoint import Checkpoint, latest_checkpoint, save_checkpoint
+from server.faults import RoundAborted, abort_event, drop_events
 from server.flower_secaggplus import run_flower_secaggplus
 from server.identities import read_manifest
 from server.messaging import exchange, wait_for_nodes
@@ -210,18 +211,35 @@ def run_federation(
                 R.CONFIG_RECORD: config.to_record(),
             }
         )
+        events: list[dict[str, Any]] = []
         try:
             result = aggregate(
                 grid, nodes, content, round_number, federation, dimension, next_nodes
             )
             if not result.contributors:
-                raise ProtocolAbort(Stage.MASKED_INPUT, "no firm contributed to the round")
+                raise RoundAborted(
+                    ProtocolAbort(Stage.MASKED_INPUT, "no firm contributed to the round"),
+                    result.dropped,
+                    result.transcript,
+                )
         except ProtocolAbort as abort:
             # Too few firms left: nothing was revealed, the global model stays as it was.
             Console(stderr=True).print(f"[bold yellow]round {round_number} aborted:[/] {abort}")
-            history.append({"round": round_number, "invited": len(nodes), "aborted": str(abort)})
-            result = RoundAggregate(np.zeros(dimension), [], {})
+            lost = abort.dropped if isinstance(abort, RoundAborted) else {}
+            history.append(
+                {
+                    "round": round_number,
+                    "invited": len(nodes),
+                    "aborted": str(abort),
+                    "stage": abort.stage.value,
+                    "dropped": {str(k): v for k, v in lost.items()},
+                }
+            )
+            seen = abort.transcript if isinstance(abort, RoundAborted) else []
+            result = RoundAggregate(np.zeros(dimension), [], lost, transcript=seen)
+            events = [*drop_events(round_number, lost), abort_event(round_number, abort)]
         else:
+            events = drop_events(round_number, result.dropped)
             update = read_contribution_sum(result.total, federation.weight_scale)
             weights = optimiser.step(weights, update.mean_update)
             history.append(
@@ -239,7 +257,9 @@ def run_federation(
             record_evaluation(history, round_number - 1, result, federation.weight_scale)
         if run_dir is not None and checkpoints is not None:
             with open(run_dir / TRANSCRIPT_FILE, "a") as handle:
-                handle.writelines(json.dumps(e, sort_keys=True) + "\n" for e in result.transcript)
+                handle.writelines(
+                    json.dumps(e, sort_keys=True) + "\n" for e in [*result.transcript, *events]
+                )
             save_checkpoint(
                 checkpoints,
                 Checkpoint(

@@ -136,6 +136,48 @@ def test_an_aborted_round_leaves_the_model_unchanged_and_the_run_goes_on(
     assert latest_checkpoint(Path(secure.run_dir) / "checkpoints").round_number == 2  # type: ignore[union-attr]
 
 
+def test_an_aborted_round_is_in_the_transcript_with_who_dropped_at_which_stage_and_why(
+    make_grid: Callable[..., InProcessGrid],
+    settings: FederationRun,
+    tweak: Tweak,
+) -> None:
+    # Prepare: three of four firms fall silent at round 1's masked input (t = 3)
+    def intercept(node: int, request: Message, reply: Message) -> Message | None:
+        stage = str(request.content.config_records.get(R.SECAGG_RECORD, {}).get(R.STAGE))
+        silent = request.metadata.group_id == "1" and "masked_input" in stage and node != 101
+        return None if silent else reply
+
+    secure = tweak(settings, secagg="ours", rounds=1, threshold=3, pipeline=False)
+    # Execute
+    result = run_federation(make_grid(intercept), secure)
+    # Assert: the history and the transcript both name the firms, the stage and the reason
+    (record,) = result.history
+    timeout = f"{secure.federation.timeout:g}"
+    assert record["stage"] == "masked_input"
+    assert record["dropped"] == dict.fromkeys(
+        ["102", "103", "104"], f"masked_input: no reply within {timeout} s"
+    )
+    lines = (Path(secure.run_dir) / TRANSCRIPT_FILE).read_text().splitlines()
+    entries = [json.loads(line) for line in lines]
+    events = [e for e in entries if "event" in e]
+    assert [(e["event"], e.get("node")) for e in events] == [
+        ("drop", 102),
+        ("drop", 103),
+        ("drop", 104),
+        ("abort", None),
+    ]
+    assert {e["stage"] for e in events} == {"masked_input"}
+    assert events[0]["reason"] == f"no reply within {timeout} s"
+    assert "1 clients remain, fewer than t = 3" in events[-1]["reason"]
+    messages = [line for line, e in zip(lines, entries, strict=True) if "event" not in e]
+    assert {json.loads(m)["stage"] for m in messages} == {
+        "advertise_keys",
+        "share_keys",
+        "masked_input",
+    }  # what the server saw before the abort is kept
+    assert Transcript.from_jsonl("\n".join(messages)).entries  # the protocol reads the messages
+
+
 def test_dp_firms_keep_their_accounting_and_the_server_records_the_public_budget(
     make_grid: Callable[..., InProcessGrid],
     settings: FederationRun,

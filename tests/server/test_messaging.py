@@ -7,29 +7,29 @@ from collections.abc import Callable
 
 import pytest
 from fake_superlink import FailingSuperLink
-from flwr.app import Array, ArrayRecord, ConfigRecord, RecordDict
+from flwr.app import Array, ArrayRecord, RecordDict
 
 from clients import records as R
 from server import messaging
 from server.inprocess import InProcessGrid
 from server.messaging import StageReplies, TooFewNodes, exchange, wait_for_nodes
-from server.settings import FederationSettings
+from server.settings import FederationRun
 
 FIRMS = [101, 102, 103, 104]
 
 
-def _evaluate_content(settings: FederationSettings) -> RecordDict:
+def _evaluate_content(settings: FederationRun) -> RecordDict:
     spec = settings.model_spec()
     return RecordDict(
         {
             R.GLOBAL_RECORD: ArrayRecord({R.WEIGHTS: Array(spec.initial_weights())}),
-            R.CONFIG_RECORD: ConfigRecord(settings.train_config(spec, 1)),
+            R.CONFIG_RECORD: settings.round_config(spec, 1, train=False, evaluate=True).to_record(),
         }
     )
 
 
 def _timed_exchange(
-    grid: FailingSuperLink, settings: FederationSettings, timeout: float
+    grid: FailingSuperLink, settings: FederationRun, timeout: float
 ) -> tuple[StageReplies, float]:
     outcome = exchange(
         grid, dict.fromkeys(FIRMS, _evaluate_content(settings)), "evaluate", "1", timeout
@@ -39,7 +39,7 @@ def _timed_exchange(
 
 def test_a_firm_dying_while_uploading_costs_one_timeout_and_no_healthy_reply(
     make_grid: Callable[..., InProcessGrid],
-    settings: FederationSettings,
+    settings: FederationRun,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     # Prepare: firm 101's reply is announced first but its data never completes; Flower would
@@ -56,7 +56,7 @@ def test_a_firm_dying_while_uploading_costs_one_timeout_and_no_healthy_reply(
 
 
 def test_superlink_errors_are_matched_to_their_node_not_to_node_1(
-    make_grid: Callable[..., InProcessGrid], settings: FederationSettings
+    make_grid: Callable[..., InProcessGrid], settings: FederationRun
 ) -> None:
     # Prepare: firm 103 stops heartbeating; the SuperLink answers for it, from node 1
     grid = FailingSuperLink(make_grid(), delay=0.1, unavailable=[103], lapse=0.3)
@@ -70,7 +70,7 @@ def test_superlink_errors_are_matched_to_their_node_not_to_node_1(
 
 
 def test_a_reply_arriving_at_the_deadline_is_kept_and_replies_keep_the_node_order(
-    make_grid: Callable[..., InProcessGrid], settings: FederationSettings
+    make_grid: Callable[..., InProcessGrid], settings: FederationRun
 ) -> None:
     # Prepare: 104 answers first, 101 last, just before the deadline
     grid = FailingSuperLink(make_grid(), late={104: 0.0, 103: 0.3, 102: 0.6, 101: 0.95})
@@ -82,7 +82,7 @@ def test_a_reply_arriving_at_the_deadline_is_kept_and_replies_keep_the_node_orde
 
 
 def test_silence_is_a_dropout_after_the_timeout(
-    make_grid: Callable[..., InProcessGrid], settings: FederationSettings
+    make_grid: Callable[..., InProcessGrid], settings: FederationRun
 ) -> None:
     # Prepare: 102 answers long after the stage is over
     grid = FailingSuperLink(make_grid(), late={102: 30.0})
