@@ -26,10 +26,16 @@ from clients.participant import CONTRIBUTION_TAIL, read_contribution_sum
 from clients.streams import Stream, generator
 from protocol import ProtocolAbort, Stage
 from server.checkpoint import Checkpoint, latest_checkpoint, save_checkpoint
-from server.faults import RoundAborted, abort_event, drop_events
+from server.faults import (
+    RoundAborted,
+    abort_event,
+    drop_events,
+    stopped_line,
+    threshold_lowered_line,
+)
 from server.flower_secaggplus import run_flower_secaggplus
 from server.identities import read_manifest
-from server.messaging import exchange, wait_for_nodes
+from server.messaging import TooFewNodes, exchange, wait_for_nodes
 from server.optimiser import server_optimiser
 from server.rounds import (
     RESULT_FILE,
@@ -193,8 +199,14 @@ def run_federation(
     aggregate = _aggregator(run)
     dimension = weights.size + len(CONTRIBUTION_TAIL)
     available: list[int] = []
+    stopped: str | None = None
     for round_number in range(first_round, federation.rounds + 1):
-        available = wait_for_nodes(grid, federation.min_clients, federation.timeout)
+        try:
+            available = wait_for_nodes(grid, federation.min_clients, federation.timeout)
+        except TooFewNodes as shortage:  # stop cleanly: the checkpoints stay for a resume
+            stopped = stopped_line(round_number - 1, federation.rounds, shortage, run_dir)
+            Console(stderr=True).print(f"[bold yellow]{stopped}[/]")
+            break
         nodes = sample_nodes(available, run, round_number)
         next_nodes = (
             sample_nodes(available, run, round_number + 1)
@@ -255,6 +267,8 @@ def run_federation(
                 }
             )
             record_evaluation(history, round_number - 1, result, federation.weight_scale)
+        if (lowered := threshold_lowered_line(history)) is not None:
+            Console(stderr=True).print(f"[bold yellow]{lowered}[/]")
         if run_dir is not None and checkpoints is not None:
             with open(run_dir / TRANSCRIPT_FILE, "a") as handle:
                 handle.writelines(
@@ -273,10 +287,17 @@ def run_federation(
             )
         if stop_after is not None and round_number >= stop_after:
             break
-    if run.evaluate and history and history[-1]["round"] == federation.rounds:
-        nodes = available or wait_for_nodes(grid, federation.min_clients, federation.timeout)
-        evaluate_final_model(grid, run, spec, weights, aggregate, nodes, history)
-    outcome = FederationResult(weights, spec, history, accountant, first_round - 1)
+    if stopped is None and run.evaluate and history and history[-1]["round"] == federation.rounds:
+        nodes = available
+        if not nodes:
+            try:
+                nodes = wait_for_nodes(grid, federation.min_clients, federation.timeout)
+            except TooFewNodes as shortage:  # every round is in; only the last score is missing
+                stopped = stopped_line(federation.rounds, federation.rounds, shortage, run_dir)
+                Console(stderr=True).print(f"[bold yellow]{stopped}[/]")
+        if nodes:
+            evaluate_final_model(grid, run, spec, weights, aggregate, nodes, history)
+    outcome = FederationResult(weights, spec, history, accountant, first_round - 1, stopped)
     if run_dir is not None:
         write_result(run_dir, outcome, run)
     return outcome
@@ -296,6 +317,8 @@ def write_result(run_dir: Path, result: FederationResult, run: FederationRun) ->
         "dp": result.accountant,
         "resumed_from_round": result.resumed_from,
     }
+    if result.stopped is not None:
+        summary["stopped"] = result.stopped
     (run_dir / RESULT_FILE).write_text(json.dumps(summary, indent=2, sort_keys=True) + "\n")
 
 

@@ -81,6 +81,8 @@ class FederationResult:
     accountant: dict[str, Any]
     """The public DP budget (`dp_budget`); {} without DP."""
     resumed_from: int = 0
+    stopped: str | None = None
+    """Why the run ended before its last round (too few firms), with how to resume."""
 
 
 def dp_budget(run: FederationRun) -> dict[str, Any]:

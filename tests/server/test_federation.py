@@ -178,6 +178,74 @@ def test_an_aborted_round_is_in_the_transcript_with_who_dropped_at_which_stage_a
     assert Transcript.from_jsonl("\n".join(messages)).entries  # the protocol reads the messages
 
 
+def _leaving_after_round_1(node_leaving: int) -> tuple[Callable[..., InProcessGrid], list[int]]:
+    """An intercept that disconnects `node_leaving` once it has sent round 1's last reply (its
+    SuperNode is gone: the grid no longer lists it)."""
+    grids: list[InProcessGrid] = []
+    left: list[int] = []
+
+    def intercept(node: int, request: Message, reply: Message) -> Message | None:
+        stage = str(request.content.config_records.get(R.SECAGG_RECORD, {}).get(R.STAGE))
+        last = request.metadata.message_type == "train" or "unmask" in stage
+        if node == node_leaving and request.metadata.group_id == "1" and last:
+            grids[0].contexts.pop(node)
+            left.append(node)
+        return reply
+
+    def attach(grid: InProcessGrid) -> InProcessGrid:
+        grids.append(grid)
+        return grid
+
+    return lambda make: attach(make(intercept)), left  # type: ignore[no-any-return]
+
+
+def test_fewer_than_min_clients_stops_cleanly_and_the_run_resumes_later(
+    make_grid: Callable[..., InProcessGrid],
+    settings: FederationRun,
+    tweak: Tweak,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # Prepare: min-clients = all four firms; one leaves after round 1
+    base = tweak(settings, secagg="none", rounds=3, min_clients=4, timeout=0.3, evaluate=True)
+    reference = run_federation(make_grid(), tweak(base, run_dir=""))
+    leaving, left = _leaving_after_round_1(104)
+    # Execute
+    stopped = run_federation(leaving(make_grid), base)
+    # Assert: no exception; one line saying what happened and how to resume; round 1 kept
+    assert left == [104]
+    assert [r["round"] for r in stopped.history] == [1]
+    assert stopped.stopped is not None
+    for words in ("stopped after round 1 of 3", "only 3 firm(s)", "min-clients = 4", "resume=true"):
+        assert words in stopped.stopped
+    assert stopped.stopped in " ".join(capsys.readouterr().err.split())
+    written = json.loads((Path(base.run_dir) / RESULT_FILE).read_text())
+    assert written["stopped"] == stopped.stopped
+    assert latest_checkpoint(Path(base.run_dir) / "checkpoints").round_number == 1  # type: ignore[union-attr]
+    # Execute: the firm is back; the same run config with resume = true
+    resumed = run_federation(make_grid(), tweak(base, resume=True))
+    # Assert
+    assert resumed.stopped is None and resumed.resumed_from == 1
+    np.testing.assert_array_equal(resumed.weights, reference.weights)
+    assert resumed.history == reference.history  # evaluation included
+
+
+def test_a_lower_t_because_the_group_shrank_is_said(
+    make_grid: Callable[..., InProcessGrid],
+    settings: FederationRun,
+    tweak: Tweak,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # Prepare: four firms (t = 3), then three (t = 2)
+    leaving, _ = _leaving_after_round_1(104)
+    secure = tweak(settings, secagg="ours", rounds=2, min_clients=2, pipeline=False)
+    # Execute
+    result = run_federation(leaving(make_grid), secure)
+    # Assert
+    assert [r["secagg"]["threshold"] for r in result.history] == [3, 2]
+    err = " ".join(capsys.readouterr().err.split())
+    assert "round 2: t lowered from 3 to 2: the group shrank from 4 to 3 firms" in err
+
+
 def test_dp_firms_keep_their_accounting_and_the_server_records_the_public_budget(
     make_grid: Callable[..., InProcessGrid],
     settings: FederationRun,
