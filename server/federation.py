@@ -25,7 +25,7 @@ from clients import records as R
 from clients.participant import CONTRIBUTION_TAIL, read_contribution_sum
 from clients.streams import Stream, generator
 from protocol import ProtocolAbort, Stage
-from server.checkpoint import Checkpoint, latest_checkpoint, save_checkpoint
+from server.checkpoint import Checkpoint, clear_checkpoints, latest_checkpoint, save_checkpoint
 from server.faults import (
     RoundAborted,
     abort_event,
@@ -192,10 +192,18 @@ def run_federation(
             )
             optimiser.load_state(checkpoint.optimiser_state)
             first_round = checkpoint.round_number + 1
+    elif checkpoints is not None and (earlier := clear_checkpoints(checkpoints)):
+        # A new run into a used run-dir: a later resume must continue this run, not that one.
+        Console(stderr=True).print(
+            f"[yellow]{run_dir} held an earlier run (checkpoints to round {earlier}); "
+            "resume = false: they are removed and this run starts clean[/]"
+        )
     if run_dir is not None:
         run_dir.mkdir(parents=True, exist_ok=True)
-        if first_round == 1:
-            (run_dir / TRANSCRIPT_FILE).write_text("")  # a fresh run starts a fresh transcript
+        if first_round == 1:  # a fresh run starts a fresh transcript, and no stale result
+            (run_dir / TRANSCRIPT_FILE).write_text("")
+            (run_dir / RESULT_FILE).unlink(missing_ok=True)
+            (run_dir / WEIGHTS_FILE).unlink(missing_ok=True)
     aggregate = _aggregator(run)
     dimension = weights.size + len(CONTRIBUTION_TAIL)
     available: list[int] = []

@@ -58,6 +58,29 @@ def test_resume_after_a_crash_loses_no_completed_round(
     assert written["resumed_from_round"] == 2
 
 
+def test_a_new_run_into_a_used_run_dir_starts_clean(
+    make_grid: Callable[..., InProcessGrid],
+    settings: FederationRun,
+    tweak: Tweak,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # Prepare: an earlier run left checkpoints of rounds 1 and 2
+    plain = tweak(settings, secagg="none", rounds=3)
+    run_federation(make_grid(), plain, stop_after=2)
+    checkpoints = Path(plain.run_dir) / "checkpoints"
+    # Execute: a new run (resume = false) into the same directory dies after round 1, then is
+    # resumed
+    run_federation(make_grid(), plain, stop_after=1)
+    left = sorted(p.name for p in checkpoints.iterdir())
+    resumed = run_federation(make_grid(), tweak(plain, resume=True))
+    # Assert: the resume continues the new run (after its round 1), not the earlier one
+    assert left == ["round-00001.json", "round-00001.npz"]
+    assert resumed.resumed_from == 1
+    assert "held an earlier run (checkpoints to round 2)" in " ".join(
+        capsys.readouterr().err.split()
+    )
+
+
 def test_every_real_run_writes_its_transcript(
     make_grid: Callable[..., InProcessGrid],
     settings: FederationRun,
