@@ -194,7 +194,7 @@ def run_federation(
             first_round = checkpoint.round_number + 1
     elif checkpoints is not None and (earlier := clear_checkpoints(checkpoints)):
         # A new run into a used run-dir: a later resume must continue this run, not that one.
-        Console(stderr=True).print(
+        Console(stderr=True, soft_wrap=True).print(
             f"[yellow]{run_dir} held an earlier run (checkpoints to round {earlier}); "
             "resume = false: they are removed and this run starts clean[/]"
         )
@@ -213,7 +213,7 @@ def run_federation(
             available = wait_for_nodes(grid, federation.min_clients, federation.timeout)
         except TooFewNodes as shortage:  # stop cleanly: the checkpoints stay for a resume
             stopped = stopped_line(round_number - 1, federation.rounds, shortage, run_dir)
-            Console(stderr=True).print(f"[bold yellow]{stopped}[/]")
+            Console(stderr=True, soft_wrap=True).print(f"[bold yellow]{stopped}[/]")
             break
         nodes = sample_nodes(available, run, round_number)
         next_nodes = (
@@ -244,7 +244,9 @@ def run_federation(
                 )
         except ProtocolAbort as abort:
             # Too few firms left: nothing was revealed, the global model stays as it was.
-            Console(stderr=True).print(f"[bold yellow]round {round_number} aborted:[/] {abort}")
+            Console(stderr=True, soft_wrap=True).print(
+                f"[bold yellow]round {round_number} aborted:[/] {abort}"
+            )
             lost = abort.dropped if isinstance(abort, RoundAborted) else {}
             history.append(
                 {
@@ -276,7 +278,7 @@ def run_federation(
             )
             record_evaluation(history, round_number - 1, result, federation.weight_scale)
         if (lowered := threshold_lowered_line(history)) is not None:
-            Console(stderr=True).print(f"[bold yellow]{lowered}[/]")
+            Console(stderr=True, soft_wrap=True).print(f"[bold yellow]{lowered}[/]")
         if run_dir is not None and checkpoints is not None:
             with open(run_dir / TRANSCRIPT_FILE, "a") as handle:
                 handle.writelines(
@@ -302,7 +304,7 @@ def run_federation(
                 nodes = wait_for_nodes(grid, federation.min_clients, federation.timeout)
             except TooFewNodes as shortage:  # every round is in; only the last score is missing
                 stopped = stopped_line(federation.rounds, federation.rounds, shortage, run_dir)
-                Console(stderr=True).print(f"[bold yellow]{stopped}[/]")
+                Console(stderr=True, soft_wrap=True).print(f"[bold yellow]{stopped}[/]")
         if nodes:
             evaluate_final_model(grid, run, spec, weights, aggregate, nodes, history)
     outcome = FederationResult(weights, spec, history, accountant, first_round - 1, stopped)
@@ -331,11 +333,18 @@ def write_result(run_dir: Path, result: FederationResult, run: FederationRun) ->
 
 
 def print_summary(result: FederationResult, file: Any = sys.stderr) -> None:
-    console = Console(file=file)
+    """One line per round (however long: `flwr log` would show rich's wrapping at 80 columns):
+    who took part, the training loss, the held-out loss and Brier; aborted rounds with who
+    dropped where."""
+    console = Console(file=file, soft_wrap=True)
     for record in result.history:
         evaluation = record.get("evaluation", {})
         if "aborted" in record:
-            console.print(f"round {record['round']}: aborted ({record['aborted']})")
+            dropped = "; ".join(f"node {n}: {why}" for n, why in record.get("dropped", {}).items())
+            console.print(
+                f"round {record['round']}: aborted ({record['aborted']})"
+                + (f"; dropped {dropped}" if dropped else "")
+            )
             continue
         console.print(
             f"round {record['round']}: {record.get('contributors', '?')}/{record['invited']} "

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 from collections.abc import Callable
 from pathlib import Path
@@ -15,7 +16,12 @@ from clients.accounting import read_ledgers
 from clients.app import build_client_app
 from protocol import Transcript
 from server.checkpoint import latest_checkpoint
-from server.federation import InsecureAggregationWarning, ReproducibleNoiseWarning, run_federation
+from server.federation import (
+    InsecureAggregationWarning,
+    ReproducibleNoiseWarning,
+    print_summary,
+    run_federation,
+)
 from server.inprocess import InProcessGrid
 from server.rounds import RESULT_FILE, TRANSCRIPT_FILE
 from server.settings import RUN_CONFIG_KEYS, FederationRun
@@ -199,6 +205,10 @@ def test_an_aborted_round_is_in_the_transcript_with_who_dropped_at_which_stage_a
         "masked_input",
     }  # what the server saw before the abort is kept
     assert Transcript.from_jsonl("\n".join(messages)).entries  # the protocol reads the messages
+    log = io.StringIO()
+    print_summary(result, file=log)  # one line, however long, with who dropped where
+    (line,) = log.getvalue().splitlines()
+    assert f"dropped node 102: masked_input: no reply within {timeout} s; node 103" in line
 
 
 def _leaving_after_round_1(node_leaving: int) -> tuple[Callable[..., InProcessGrid], list[int]]:
