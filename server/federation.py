@@ -269,6 +269,7 @@ def run_federation(
                     "round": round_number,
                     "invited": len(nodes),
                     "contributors": len(result.contributors),
+                    "contributor_nodes": sorted(result.contributors),
                     "dropped": {str(k): v for k, v in result.dropped.items()},
                     "train_loss": update.mean_train_loss,
                     "train_brier": update.train_brier,
