@@ -7,7 +7,11 @@ one run resumed once:
 2. B is killed while it uploads its first reply of round 2; its supervisor restarts it too;
 3. the ServerApp is killed mid-round 3, the SuperLink crashes and comes back with its database;
 4. once A is accepted again, the run is resubmitted with resume = true; A is back in the secure
-   sum; when A evaluates, B and C are stopped: fewer than min-clients, the run stops cleanly.
+   sum; when A receives round 5's first message, B and C are stopped: fewer than min-clients,
+   the run stops cleanly.
+The rounds run in the semi-honest mode: the kills are timed by each round's messages, which the
+malicious mode's identify exchange and consistency check would shift (its fault handling is the
+same `exchange`).
 Then: every round completed with its survivors or aborted with a clear message; no exception;
 each kill cost at most one stage timeout plus a margin; the final weights equal those of an
 uninterrupted in-process run with the same firms in each round.
@@ -23,7 +27,6 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -31,14 +34,15 @@ import numpy as np
 import pytest
 from faultwatch import SUPERLINK, Event, Watch
 from flwr.app import Message
-from procfs import descendants
 
 from clients.app import build_client_app
 from experiments.cli.deploy import Deployment
-from server.federation import RESULT_FILE, WEIGHTS_FILE, run_federation
+from experiments.cli.procfs import descendants
+from server.federation import run_federation
 from server.inprocess import InProcessGrid
 from server.messaging import STAGE_MARGIN
-from server.settings import FederationSettings
+from server.rounds import RESULT_FILE, WEIGHTS_FILE
+from server.settings import FederationRun
 
 SHORTEST_TIMEOUT = 15.0
 
@@ -126,14 +130,17 @@ def _replay(
         [{"world-dir": str(d), "firm": f} for f, d in deployment.firms.items()],
         intercept=intercept,
     )
-    settings = replace(
-        FederationSettings.from_run_config(config),
-        run_dir=str(tmp),
-        resume=False,
-        pipeline=False,
-        evaluate=False,
+    run = FederationRun.from_run_config(
+        {
+            **config,
+            "secagg-mode": "semi-honest",
+            "run-dir": str(tmp),
+            "resume": False,
+            "pipeline": False,
+            "evaluate": False,  # scoring draws no random number: the weights are the same
+        }
     )
-    return run_federation(grid, settings, stop_after=max(taking_part)).weights
+    return run_federation(grid, run, stop_after=max(taking_part)).weights
 
 
 @pytest.mark.slow
@@ -143,7 +150,7 @@ def test_the_deployed_federation_survives_kills_restarts_and_too_few_firms(
     timeout = _stage_timeout()
     recovery_bound = timeout + STAGE_MARGIN + 5.0  # the stage's wait, then a SuperNode poll (3 s)
     began = time.monotonic()
-    deployment = Deployment.prepare(tmp_path / "faults", n_firms=3)
+    deployment = Deployment.prepare(tmp_path / "faults", n_firms=3, secagg_mode="semi-honest")
     a, b, c = deployment.firms
     run_dir = deployment.work / "run"
     config: dict[str, Any] = {
@@ -226,8 +233,9 @@ def test_the_deployed_federation_survives_kills_restarts_and_too_few_firms(
             "C reconnected",
         )
         run2 = deployment.submit(as_text + " resume=true", name="flwr-run-resume")
-        watch.on(
-            lambda ev: _nth(ev, 1, firm=a, kind="Receiving", run=run2, message_type="evaluate"),
+        secagg2 = {"message_type": "train.secagg"}
+        watch.on(  # rounds 3 and 4 are in: too few firms from round 5 on
+            lambda ev: _nth(ev, 1, firm=a, kind="Receiving", run=run2, round="5", **secagg2),
             lambda: stop_firms(b, c),
         )
         watch.wait_until(lambda: (run_dir / RESULT_FILE).is_file(), 240, "the resumed run's end")
