@@ -14,10 +14,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from clients import records as R
 from protocol import ProtocolAbort, Stage
 from server.messaging import TooFewNodes
 
-_STAGES = {stage.value for stage in Stage}
+_STAGES = {stage.value for stage in Stage} | {R.IDENTIFY}
+"""Where a round can lose a firm: the protocol's stages and, in malicious mode, `identify`."""
 
 
 class RoundAborted(ProtocolAbort):

@@ -8,9 +8,9 @@ one `server.messaging.exchange` carries them all, and each node's reply, or why 
 with an error, answers garbage or stays silent past the timeout is a dropout the round survives
 while at least t clients remain (below t, `ProtocolAbort`: the round stops and nothing is
 revealed; the aggregator raises it as `server.faults.RoundAborted`, with who dropped where). A
-message carrying a masked-input
-request also carries the global weights and training config: a firm trains then, once its keys
-are shared, and masks its contribution vector (layout in `clients/participant.py`).
+message carrying a masked-input request also carries the global weights and training config: a
+firm trains then, once its keys are shared, and masks its contribution vector (layout in
+`clients/participant.py`).
 
 Pipelining (`pipeline = true`): round r+1's two key stages ride on round r's two messages, so a
 round costs two messages per node instead of four once the federation is under way:
