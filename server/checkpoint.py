@@ -88,3 +88,15 @@ def latest_checkpoint(directory: Path) -> Checkpoint | None:
         accountant=dict(sidecar["accountant"]),
         settings=dict(sidecar["settings"]),
     )
+
+
+def clear_checkpoints(directory: Path) -> int:
+    """Remove every round checkpoint in `directory` (a new run must never leave one that a later
+    resume would continue); returns the last round that was there, 0 if none."""
+    directory = Path(directory)
+    if not directory.is_dir():
+        return 0
+    rounds = [int(p.stem.removeprefix("round-")) for p in directory.glob("round-*.json")]
+    for path in directory.glob("round-*"):  # sidecars, arrays and half-written temporaries
+        path.unlink()
+    return max(rounds, default=0)

@@ -25,10 +25,17 @@ from clients import records as R
 from clients.participant import CONTRIBUTION_TAIL, read_contribution_sum
 from clients.streams import Stream, generator
 from protocol import ProtocolAbort, Stage
-from server.checkpoint import Checkpoint, latest_checkpoint, save_checkpoint
+from server.checkpoint import Checkpoint, clear_checkpoints, latest_checkpoint, save_checkpoint
+from server.faults import (
+    RoundAborted,
+    abort_event,
+    drop_events,
+    stopped_line,
+    threshold_lowered_line,
+)
 from server.flower_secaggplus import run_flower_secaggplus
 from server.identities import read_manifest
-from server.messaging import exchange, wait_for_nodes
+from server.messaging import TooFewNodes, exchange, wait_for_nodes
 from server.optimiser import server_optimiser
 from server.rounds import (
     RESULT_FILE,
@@ -185,15 +192,29 @@ def run_federation(
             )
             optimiser.load_state(checkpoint.optimiser_state)
             first_round = checkpoint.round_number + 1
+    elif checkpoints is not None and (earlier := clear_checkpoints(checkpoints)):
+        # A new run into a used run-dir: a later resume must continue this run, not that one.
+        Console(stderr=True, soft_wrap=True).print(
+            f"[yellow]{run_dir} held an earlier run (checkpoints to round {earlier}); "
+            "resume = false: they are removed and this run starts clean[/]"
+        )
     if run_dir is not None:
         run_dir.mkdir(parents=True, exist_ok=True)
-        if first_round == 1:
-            (run_dir / TRANSCRIPT_FILE).write_text("")  # a fresh run starts a fresh transcript
+        if first_round == 1:  # a fresh run starts a fresh transcript, and no stale result
+            (run_dir / TRANSCRIPT_FILE).write_text("")
+            (run_dir / RESULT_FILE).unlink(missing_ok=True)
+            (run_dir / WEIGHTS_FILE).unlink(missing_ok=True)
     aggregate = _aggregator(run)
     dimension = weights.size + len(CONTRIBUTION_TAIL)
     available: list[int] = []
+    stopped: str | None = None
     for round_number in range(first_round, federation.rounds + 1):
-        available = wait_for_nodes(grid, federation.min_clients, federation.timeout)
+        try:
+            available = wait_for_nodes(grid, federation.min_clients, federation.timeout)
+        except TooFewNodes as shortage:  # stop cleanly: the checkpoints stay for a resume
+            stopped = stopped_line(round_number - 1, federation.rounds, shortage, run_dir)
+            Console(stderr=True, soft_wrap=True).print(f"[bold yellow]{stopped}[/]")
+            break
         nodes = sample_nodes(available, run, round_number)
         next_nodes = (
             sample_nodes(available, run, round_number + 1)
@@ -210,18 +231,37 @@ def run_federation(
                 R.CONFIG_RECORD: config.to_record(),
             }
         )
+        events: list[dict[str, Any]] = []
         try:
             result = aggregate(
                 grid, nodes, content, round_number, federation, dimension, next_nodes
             )
             if not result.contributors:
-                raise ProtocolAbort(Stage.MASKED_INPUT, "no firm contributed to the round")
+                raise RoundAborted(
+                    ProtocolAbort(Stage.MASKED_INPUT, "no firm contributed to the round"),
+                    result.dropped,
+                    result.transcript,
+                )
         except ProtocolAbort as abort:
             # Too few firms left: nothing was revealed, the global model stays as it was.
-            Console(stderr=True).print(f"[bold yellow]round {round_number} aborted:[/] {abort}")
-            history.append({"round": round_number, "invited": len(nodes), "aborted": str(abort)})
-            result = RoundAggregate(np.zeros(dimension), [], {})
+            Console(stderr=True, soft_wrap=True).print(
+                f"[bold yellow]round {round_number} aborted:[/] {abort}"
+            )
+            lost = abort.dropped if isinstance(abort, RoundAborted) else {}
+            history.append(
+                {
+                    "round": round_number,
+                    "invited": len(nodes),
+                    "aborted": str(abort),
+                    "stage": abort.stage.value,
+                    "dropped": {str(k): v for k, v in lost.items()},
+                }
+            )
+            seen = abort.transcript if isinstance(abort, RoundAborted) else []
+            result = RoundAggregate(np.zeros(dimension), [], lost, transcript=seen)
+            events = [*drop_events(round_number, lost), abort_event(round_number, abort)]
         else:
+            events = drop_events(round_number, result.dropped)
             update = read_contribution_sum(result.total, federation.weight_scale)
             weights = optimiser.step(weights, update.mean_update)
             history.append(
@@ -229,6 +269,7 @@ def run_federation(
                     "round": round_number,
                     "invited": len(nodes),
                     "contributors": len(result.contributors),
+                    "contributor_nodes": sorted(result.contributors),
                     "dropped": {str(k): v for k, v in result.dropped.items()},
                     "train_loss": update.mean_train_loss,
                     "train_brier": update.train_brier,
@@ -237,9 +278,13 @@ def run_federation(
                 }
             )
             record_evaluation(history, round_number - 1, result, federation.weight_scale)
+        if (lowered := threshold_lowered_line(history)) is not None:
+            Console(stderr=True, soft_wrap=True).print(f"[bold yellow]{lowered}[/]")
         if run_dir is not None and checkpoints is not None:
             with open(run_dir / TRANSCRIPT_FILE, "a") as handle:
-                handle.writelines(json.dumps(e, sort_keys=True) + "\n" for e in result.transcript)
+                handle.writelines(
+                    json.dumps(e, sort_keys=True) + "\n" for e in [*result.transcript, *events]
+                )
             save_checkpoint(
                 checkpoints,
                 Checkpoint(
@@ -253,10 +298,17 @@ def run_federation(
             )
         if stop_after is not None and round_number >= stop_after:
             break
-    if run.evaluate and history and history[-1]["round"] == federation.rounds:
-        nodes = available or wait_for_nodes(grid, federation.min_clients, federation.timeout)
-        evaluate_final_model(grid, run, spec, weights, aggregate, nodes, history)
-    outcome = FederationResult(weights, spec, history, accountant, first_round - 1)
+    if stopped is None and run.evaluate and history and history[-1]["round"] == federation.rounds:
+        nodes = available
+        if not nodes:
+            try:
+                nodes = wait_for_nodes(grid, federation.min_clients, federation.timeout)
+            except TooFewNodes as shortage:  # every round is in; only the last score is missing
+                stopped = stopped_line(federation.rounds, federation.rounds, shortage, run_dir)
+                Console(stderr=True, soft_wrap=True).print(f"[bold yellow]{stopped}[/]")
+        if nodes:
+            evaluate_final_model(grid, run, spec, weights, aggregate, nodes, history)
+    outcome = FederationResult(weights, spec, history, accountant, first_round - 1, stopped)
     if run_dir is not None:
         write_result(run_dir, outcome, run)
     return outcome
@@ -276,15 +328,24 @@ def write_result(run_dir: Path, result: FederationResult, run: FederationRun) ->
         "dp": result.accountant,
         "resumed_from_round": result.resumed_from,
     }
+    if result.stopped is not None:
+        summary["stopped"] = result.stopped
     (run_dir / RESULT_FILE).write_text(json.dumps(summary, indent=2, sort_keys=True) + "\n")
 
 
 def print_summary(result: FederationResult, file: Any = sys.stderr) -> None:
-    console = Console(file=file)
+    """One line per round (however long: `flwr log` would show rich's wrapping at 80 columns):
+    who took part, the training loss, the held-out loss and Brier; aborted rounds with who
+    dropped where."""
+    console = Console(file=file, soft_wrap=True)
     for record in result.history:
         evaluation = record.get("evaluation", {})
         if "aborted" in record:
-            console.print(f"round {record['round']}: aborted ({record['aborted']})")
+            dropped = "; ".join(f"node {n}: {why}" for n, why in record.get("dropped", {}).items())
+            console.print(
+                f"round {record['round']}: aborted ({record['aborted']})"
+                + (f"; dropped {dropped}" if dropped else "")
+            )
             continue
         console.print(
             f"round {record['round']}: {record.get('contributors', '?')}/{record['invited']} "

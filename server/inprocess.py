@@ -27,6 +27,9 @@ CLIENT_APP_RAISED = 1  # Flower's ErrorCode.CLIENT_APP_RAISED_EXCEPTION
 
 
 class InProcessGrid(Grid):
+    delivers_synchronously = True
+    """Every reply exists once `push_messages` returns: `server.messaging.exchange` pulls once."""
+
     def __init__(
         self,
         client_app: ClientApp,

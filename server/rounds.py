@@ -81,6 +81,8 @@ class FederationResult:
     accountant: dict[str, Any]
     """The public DP budget (`dp_budget`); {} without DP."""
     resumed_from: int = 0
+    stopped: str | None = None
+    """Why the run ended before its last round (too few firms), with how to resume."""
 
 
 def dp_budget(run: FederationRun) -> dict[str, Any]:
@@ -148,7 +150,9 @@ def evaluate_final_model(
     try:
         result = aggregate(grid, nodes, content, number, settings, dimension)
     except ProtocolAbort as abort:
-        Console(stderr=True).print(f"[bold yellow]final evaluation aborted:[/] {abort}")
+        Console(stderr=True, soft_wrap=True).print(
+            f"[bold yellow]final evaluation aborted:[/] {abort}"
+        )
         history[-1]["evaluation_aborted"] = str(abort)
         return
     record_evaluation(history, settings.rounds, result, settings.weight_scale)

@@ -3,12 +3,14 @@
 A thin transport over `protocol.pipeline.PipelineScheduler`, which decides what each message
 carries (SPEC.md §9) and drives a `protocol.SecAggServer` per round: here each node's batch of
 protocol requests becomes one `train.secagg` Flower message (records in `clients/records.py`),
-one `send_and_receive` carries them all, and each node's reply, or why there is none, goes back
-to the scheduler. A node that answers with an error, answers garbage or stays silent past the
-timeout is a dropout the round survives while at least t clients remain (below t,
-`ProtocolAbort`: the round stops and nothing is revealed). A message carrying a masked-input
-request also carries the global weights and training config: a firm trains then, once its keys
-are shared, and masks its contribution vector (layout in `clients/participant.py`).
+one `server.messaging.exchange` carries them all, and each node's reply, or why there is none
+(matched to the node by `reply_to_message_id`), goes back to the scheduler. A node that answers
+with an error, answers garbage or stays silent past the timeout is a dropout the round survives
+while at least t clients remain (below t, `ProtocolAbort`: the round stops and nothing is
+revealed; the aggregator raises it as `server.faults.RoundAborted`, with who dropped where). A
+message carrying a masked-input request also carries the global weights and training config: a
+firm trains then, once its keys are shared, and masks its contribution vector (layout in
+`clients/participant.py`).
 
 Pipelining (`pipeline = true`): round r+1's two key stages ride on round r's two messages, so a
 round costs two messages per node instead of four once the federation is under way:
@@ -47,6 +49,7 @@ from protocol.pipeline import (
     RoundInFlight,
     TransportMessage,
 )
+from server.faults import RoundAborted
 from server.messaging import exchange
 from server.rounds import RoundAggregate, float_metrics
 from server.settings import FederationSettings
@@ -166,20 +169,26 @@ class SecureAggregator:
             nodes = [node for node in nodes if node in self.client_ids]
             next_nodes = [node for node in next_nodes or [] if node in self.client_ids]
             if len(nodes) < 2:
-                raise ProtocolAbort(
-                    Stage.ADVERTISE_KEYS,
-                    f"{len(nodes)} invited firm(s) proved an identity in the manifest, "
-                    "fewer than 2",
+                raise RoundAborted(
+                    ProtocolAbort(
+                        Stage.ADVERTISE_KEYS,
+                        f"{len(nodes)} invited firm(s) proved an identity in the manifest, "
+                        "fewer than 2",
+                    ),
+                    dict(unidentified),
+                    [],
                 )
         cohort = self._cohort(nodes, settings)
         following = None
         if self.pipeline and next_nodes and len(next_nodes) >= 2:
             following = self._cohort(next_nodes, settings)
         round_ = self.scheduler.run_round(round_number, cohort, dimension, transport, following)
-        if round_.aborted is not None:
-            raise round_.aborted
+        lost = {n: why for n, why in unidentified.items() if n not in nodes}
+        if round_.aborted is not None:  # who dropped where and why, for the transcript
+            entries = [entry.model_dump(mode="json") for entry in round_.transcript.entries]
+            raise RoundAborted(round_.aborted, {**lost, **round_.dropped()}, entries)
         aggregate = _aggregate(round_, transport.public_metrics)
-        aggregate.dropped.update({n: why for n, why in unidentified.items() if n not in nodes})
+        aggregate.dropped.update(lost)
         return aggregate
 
     def _cohort(self, nodes: list[int], settings: FederationSettings) -> Cohort:

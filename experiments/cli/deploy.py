@@ -5,9 +5,11 @@ What it does, in order (every file under the work directory, default `runs/deplo
    and a `public/` directory with the manifest alone for the server;
 2. generates, with `cryptography`, a self-signed CA and a SuperLink certificate for 127.0.0.1,
    and one ECDSA P-384 key pair per SuperNode (OpenSSH format, as Flower expects);
-3. starts a SuperLink with TLS and SuperNode authentication, registers each SuperNode's public
-   key through the Control API (`flwr supernode register`), starts one SuperNode per firm with
-   its own data directory and private key;
+3. starts a SuperLink with TLS, SuperNode authentication and a database (`state.db`: the
+   registrations survive a restart), registers each SuperNode's public key through the Control
+   API (`flwr supernode register`), starts one SuperNode per firm with its own data directory
+   and private key, each under the firm-side supervisor `experiments.cli.supervise` (restarts
+   it whenever it exits);
 4. starts one more SuperNode whose key was never registered, which the SuperLink must refuse;
 5. runs the federation with our secure aggregation through `flwr run`, waits for
    `federation.json`, and prints the final metrics;
@@ -29,6 +31,7 @@ import datetime as dt
 import ipaddress
 import json
 import os
+import re
 import shlex
 import shutil
 import signal
@@ -47,10 +50,12 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 from rich.console import Console
 
-from experiments.cli.deploy_identities import make_identities
+from experiments.cli.deploy_identities import DemoIdentities, make_identities
 from server.rounds import RESULT_FILE
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
+BIN = Path(sys.executable).parent
+"""Where this environment's `flower-superlink`, `flower-supernode` and `flwr` are."""
 _console = Console(stderr=True)
 
 
@@ -174,8 +179,10 @@ class Processes:
     env: dict[str, str]
     started: list[subprocess.Popen[bytes]] = field(default_factory=list)
 
-    def start(self, name: str, command: list[str]) -> subprocess.Popen[bytes]:
-        log = open(self.log_dir / f"{name}.log", "wb")  # noqa: SIM115 (closed with the process)
+    def start(self, name: str, command: list[str], append: bool = False) -> subprocess.Popen[bytes]:
+        """`command` in its own session, output to `<log_dir>/<name>.log` (after what is there
+        when `append`: a restarted process)."""
+        log = open(self.log_dir / f"{name}.log", "ab" if append else "wb")  # noqa: SIM115
         _console.print(f"[dim]$ {shlex.join(command)}[/]")
         process = subprocess.Popen(
             command, stdout=log, stderr=subprocess.STDOUT, env=self.env, start_new_session=True
@@ -190,14 +197,15 @@ class Processes:
             process.wait(timeout=timeout)
         finally:
             if process.poll() is None:
-                self._stop(process)
+                self.stop(process)
         output = (self.log_dir / f"{name}.log").read_text(errors="replace")
         if process.returncode != 0:
             raise RuntimeError(f"`{shlex.join(command)}` failed ({process.returncode}):\n{output}")
         return output
 
     @staticmethod
-    def _stop(process: subprocess.Popen[bytes], grace: float = 5.0) -> None:
+    def stop(process: subprocess.Popen[bytes], grace: float = 5.0) -> None:
+        """SIGTERM to the process group, SIGKILL after `grace` seconds."""
         for sig, wait in ((signal.SIGTERM, grace), (signal.SIGKILL, 2.0)):
             if process.poll() is not None:
                 break
@@ -219,7 +227,7 @@ class Processes:
 
     def stop_all(self) -> None:
         for process in reversed(self.started):
-            self._stop(process)
+            self.stop(process)
 
 
 # -- the demo ----------------------------------------------------------------------------------
@@ -246,6 +254,122 @@ def _firm_directories(work: Path, n_firms: int, seed: int) -> tuple[list[tuple[s
     return directories, public
 
 
+@dataclass
+class Deployment:
+    """One SuperLink (TLS, SuperNode authentication, a database) and the firms' SuperNodes, on
+    loopback; every process through `processes`, so `processes.stop_all()` ends them all."""
+
+    work: Path
+    firms: dict[str, Path]
+    """Firm -> its data directory (manifest + its own table)."""
+    public: Path
+    processes: Processes
+    tls: dict[str, Path]
+    port: int
+    identities: DemoIdentities
+    """What the malicious mode adds to the node and run configs (empty in semi-honest mode)."""
+    superlink: subprocess.Popen[bytes] | None = None
+    supernodes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+    """Firm -> its SuperNode's supervisor (or the SuperNode itself, unsupervised)."""
+
+    @classmethod
+    def prepare(
+        cls, work: Path, n_firms: int, seed: int = 0, secagg_mode: str = "malicious"
+    ) -> Deployment:
+        """Wipe `work`, write the firms' data (and identities in malicious mode), a CA and the
+        `flwr` connection `demo`."""
+        work = work.resolve()
+        if work.exists():
+            shutil.rmtree(work)
+        (work / "logs").mkdir(parents=True)
+        env = {
+            **os.environ,
+            "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}",
+            "FLWR_HOME": str(work / "flwr-home"),
+            "PYTHONUNBUFFERED": "1",
+            # Apps run in this environment: never let Flower `uv sync` the project's dependencies
+            # into a fresh one (that would fetch another torch, a CUDA build, gigabytes).
+            "FLWR_DISABLE_RUNTIME_DEPENDENCY_INSTALLATION": "1",
+        }
+        firms, public = _firm_directories(work, n_firms, seed)
+        identities = make_identities(work, firms, public, secagg_mode)
+        tls = make_tls_material(work / "tls")
+        port = free_port()
+        (work / "flwr-home").mkdir()
+        (work / "flwr-home" / "config.toml").write_text(
+            f'[superlink]\ndefault = "demo"\n\n[superlink.demo]\naddress = "127.0.0.1:{port}"\n'
+            f'root-certificates = "{tls["ca"]}"\n'
+        )
+        return cls(work, dict(firms), public, Processes(work / "logs", env), tls, port, identities)
+
+    @property
+    def address(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    def start_superlink(self) -> subprocess.Popen[bytes]:
+        """Its state (registered keys, runs) lives in `state.db`: it survives a restart."""
+        self.superlink = self.processes.start(
+            "superlink",
+            [
+                str(BIN / "flower-superlink"),
+                *("--ssl-ca-certfile", str(self.tls["ca"])),
+                *("--ssl-certfile", str(self.tls["cert"])),
+                *("--ssl-keyfile", str(self.tls["key"])),
+                "--enable-supernode-auth",
+                "--disable-runtime-dependency-installation",
+                *("--host", "127.0.0.1", "--port", str(self.port)),
+                *("--database", str(self.work / "state.db")),
+            ],
+            append=True,
+        )
+        wait_for_port(self.port, 60, self.superlink)
+        return self.superlink
+
+    def register(self, firm: str) -> Path:
+        """A key pair for `firm`'s SuperNode, its public half registered; the private key."""
+        private, public_key = make_node_keys(self.work / "node-keys", firm)
+        self.flwr(f"register-{firm}", "supernode", "register", str(public_key), "demo")
+        return private
+
+    def start_supernode(
+        self, firm: str, *, supervised: bool = True, extra: tuple[str, ...] = ()
+    ) -> subprocess.Popen[bytes]:
+        """`firm`'s SuperNode (under `experiments.cli.supervise` unless `supervised=False`)."""
+        data_dir = self.firms.get(firm, next(iter(self.firms.values())))
+        node_config = f"world-dir='{data_dir}' firm='{data_dir.name}'"
+        node_config += self.identities.node_config.get(firm, "")  # the intruder has none
+        command = [
+            str(BIN / "flower-supernode"),
+            *("--superlink", self.address, "--root-certificates", str(self.tls["ca"])),
+            *("--auth-supernode-private-key", str(self.work / "node-keys" / f"{firm}.key")),
+            *("--node-config", node_config),
+            *("--port", str(free_port())),  # each SuperNode on a host needs its own
+            *extra,
+        ]
+        if supervised:
+            command = [sys.executable, "-m", "experiments.cli.supervise", "--", *command]
+        process = self.processes.start(f"supernode-{firm}", command, append=True)
+        self.supernodes[firm] = process
+        return process
+
+    def flwr(self, name: str, *args: str, timeout: float = 120) -> str:
+        """One `flwr` command against the SuperLink; its output."""
+        return self.processes.run(name, [str(BIN / "flwr"), *args], timeout=timeout)
+
+    def submit(self, run_config: str, name: str = "flwr-run") -> int:
+        """`flwr run` of the project (with the secagg mode's entries added); the run id."""
+        run_config = f"{run_config} {self.identities.run_config}"
+        output = self.flwr(name, "run", str(PROJECT_ROOT), "demo", "--run-config", run_config)
+        found = re.search(r"Successfully started run (\d+)", output)
+        if found is None:
+            raise RuntimeError(f"no run id in the output of `flwr run`:\n{output}")
+        return int(found.group(1))
+
+    def server_log(self, run_id: int) -> str:
+        """What the ServerApp printed (`flwr log <run id> demo --show`)."""
+        return self.flwr(f"log-{run_id}", "log", str(run_id), "demo", "--show")
+
+
 def run_demo(
     work: Path,
     n_firms: int = 3,
@@ -255,104 +379,21 @@ def run_demo(
     secagg_mode: str = "malicious",
 ) -> dict[str, Any]:
     """The whole demo; returns `federation.json`'s content. Stops all it started, always."""
-    work = work.resolve()
-    if work.exists():
-        shutil.rmtree(work)
-    (work / "logs").mkdir(parents=True)
-    bin_dir = Path(sys.executable).parent
-    env = {
-        **os.environ,
-        "PATH": f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}",
-        "FLWR_HOME": str(work / "flwr-home"),
-        "PYTHONUNBUFFERED": "1",
-        # Apps run in this environment: never let Flower `uv sync` the project's dependencies
-        # into a fresh one (that would fetch another torch, a CUDA build, gigabytes).
-        "FLWR_DISABLE_RUNTIME_DEPENDENCY_INSTALLATION": "1",
-    }
-    firms, public = _firm_directories(work, n_firms, seed)
-    identities = make_identities(work, firms, public, secagg_mode)
-    tls = make_tls_material(work / "tls")
-    port = free_port()
-    address = f"127.0.0.1:{port}"
-    (work / "flwr-home").mkdir()
-    (work / "flwr-home" / "config.toml").write_text(
-        f'[superlink]\ndefault = "demo"\n\n[superlink.demo]\naddress = "{address}"\n'
-        f'root-certificates = "{tls["ca"]}"\n'
-    )
-    processes = Processes(work / "logs", env)
-    run_dir = work / "run"
+    deployment = Deployment.prepare(work, n_firms, seed, secagg_mode)
+    run_dir = deployment.work / "run"
     try:
-        superlink = processes.start(
-            "superlink",
-            [
-                str(bin_dir / "flower-superlink"),
-                "--ssl-ca-certfile",
-                str(tls["ca"]),
-                "--ssl-certfile",
-                str(tls["cert"]),
-                "--ssl-keyfile",
-                str(tls["key"]),
-                "--enable-supernode-auth",
-                "--disable-runtime-dependency-installation",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(port),
-            ],
-        )
-        wait_for_port(port, 60, superlink)
-        for firm, data_dir in firms:
-            private, public_key = make_node_keys(work / "node-keys", firm)
-            processes.run(
-                f"register-{firm}",
-                [str(bin_dir / "flwr"), "supernode", "register", str(public_key), "demo"],
-                timeout=60,
-            )
-            node_config = f"world-dir='{data_dir}' firm='{firm}'" + identities.node_config[firm]
-            processes.start(
-                f"supernode-{firm}",
-                [
-                    str(bin_dir / "flower-supernode"),
-                    "--superlink",
-                    address,
-                    "--root-certificates",
-                    str(tls["ca"]),
-                    "--auth-supernode-private-key",
-                    str(private),
-                    "--node-config",
-                    node_config,
-                    "--port",
-                    str(free_port()),
-                ],
-            )
+        superlink = deployment.start_superlink()
+        for firm in deployment.firms:
+            deployment.register(firm)
+            deployment.start_supernode(firm)
         # A SuperNode whose key was never registered: SuperNode authentication must refuse it.
-        intruder_key, _ = make_node_keys(work / "node-keys", "intruder")
-        intruder = processes.start(
-            "supernode-intruder",
-            [
-                str(bin_dir / "flower-supernode"),
-                "--superlink",
-                address,
-                "--root-certificates",
-                str(tls["ca"]),
-                "--auth-supernode-private-key",
-                str(intruder_key),
-                "--node-config",
-                f"world-dir='{firms[0][1]}' firm='{firms[0][0]}'",
-                "--port",
-                str(free_port()),
-                "--max-retries",
-                "2",
-            ],
+        make_node_keys(deployment.work / "node-keys", "intruder")
+        intruder = deployment.start_supernode(
+            "intruder", supervised=False, extra=("--max-retries", "2")
         )
-        run_config = (
-            f"world-dir='{public}' run-dir='{run_dir}' rounds={rounds} secagg='ours' "
-            f"min-clients={len(firms)} timeout=60.0 weight-scale=10000.0 " + identities.run_config
-        )
-        processes.run(
-            "flwr-run",
-            [str(bin_dir / "flwr"), "run", str(PROJECT_ROOT), "demo", "--run-config", run_config],
-            timeout=120,
+        deployment.submit(
+            f"world-dir='{deployment.public}' run-dir='{run_dir}' rounds={rounds} "
+            f"secagg='ours' min-clients={n_firms} timeout=60.0 weight-scale=10000.0"
         )
         deadline = time.monotonic() + timeout
         result_file = run_dir / RESULT_FILE
@@ -365,13 +406,15 @@ def run_demo(
                 raise RuntimeError(f"the SuperLink exited; see {work / 'logs' / 'superlink.log'}")
             time.sleep(0.5)
         result: dict[str, Any] = json.loads(result_file.read_text())
-        intruder_log = (work / "logs" / "supernode-intruder.log").read_text(errors="replace")
+        intruder_log = (deployment.work / "logs" / "supernode-intruder.log").read_text(
+            errors="replace"
+        )
         result["intruder_refused"] = (
             intruder.poll() is not None and intruder.returncode != 0
         ) or "Failed to activate SuperNode" in intruder_log
         return result
     finally:
-        processes.stop_all()
+        deployment.processes.stop_all()
 
 
 def main(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 from collections.abc import Callable
 from pathlib import Path
@@ -15,7 +16,12 @@ from clients.accounting import read_ledgers
 from clients.app import build_client_app
 from protocol import Transcript
 from server.checkpoint import latest_checkpoint
-from server.federation import InsecureAggregationWarning, ReproducibleNoiseWarning, run_federation
+from server.federation import (
+    InsecureAggregationWarning,
+    ReproducibleNoiseWarning,
+    print_summary,
+    run_federation,
+)
 from server.inprocess import InProcessGrid
 from server.rounds import RESULT_FILE, TRANSCRIPT_FILE
 from server.settings import RUN_CONFIG_KEYS, FederationRun
@@ -56,6 +62,29 @@ def test_resume_after_a_crash_loses_no_completed_round(
     np.testing.assert_allclose(resumed.weights, reference.weights, rtol=0, atol=1e-12)
     written = json.loads((tmp_path / "crash" / RESULT_FILE).read_text())
     assert written["resumed_from_round"] == 2
+
+
+def test_a_new_run_into_a_used_run_dir_starts_clean(
+    make_grid: Callable[..., InProcessGrid],
+    settings: FederationRun,
+    tweak: Tweak,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # Prepare: an earlier run left checkpoints of rounds 1 and 2
+    plain = tweak(settings, secagg="none", rounds=3)
+    run_federation(make_grid(), plain, stop_after=2)
+    checkpoints = Path(plain.run_dir) / "checkpoints"
+    # Execute: a new run (resume = false) into the same directory dies after round 1, then is
+    # resumed
+    run_federation(make_grid(), plain, stop_after=1)
+    left = sorted(p.name for p in checkpoints.iterdir())
+    resumed = run_federation(make_grid(), tweak(plain, resume=True))
+    # Assert: the resume continues the new run (after its round 1), not the earlier one
+    assert left == ["round-00001.json", "round-00001.npz"]
+    assert resumed.resumed_from == 1
+    assert "held an earlier run (checkpoints to round 2)" in " ".join(
+        capsys.readouterr().err.split()
+    )
 
 
 def test_every_real_run_writes_its_transcript(
@@ -134,6 +163,120 @@ def test_an_aborted_round_leaves_the_model_unchanged_and_the_run_goes_on(
     assert "fewer than t" in first["aborted"]
     assert second["contributors"] == 4
     assert latest_checkpoint(Path(secure.run_dir) / "checkpoints").round_number == 2  # type: ignore[union-attr]
+
+
+def test_an_aborted_round_is_in_the_transcript_with_who_dropped_at_which_stage_and_why(
+    make_grid: Callable[..., InProcessGrid],
+    settings: FederationRun,
+    tweak: Tweak,
+) -> None:
+    # Prepare: three of four firms fall silent at round 1's masked input (t = 3)
+    def intercept(node: int, request: Message, reply: Message) -> Message | None:
+        stage = str(request.content.config_records.get(R.SECAGG_RECORD, {}).get(R.STAGE))
+        silent = request.metadata.group_id == "1" and "masked_input" in stage and node != 101
+        return None if silent else reply
+
+    secure = tweak(settings, secagg="ours", rounds=1, threshold=3, pipeline=False)
+    # Execute
+    result = run_federation(make_grid(intercept), secure)
+    # Assert: the history and the transcript both name the firms, the stage and the reason
+    (record,) = result.history
+    timeout = f"{secure.federation.timeout:g}"
+    assert record["stage"] == "masked_input"
+    assert record["dropped"] == dict.fromkeys(
+        ["102", "103", "104"], f"masked_input: no reply within {timeout} s"
+    )
+    lines = (Path(secure.run_dir) / TRANSCRIPT_FILE).read_text().splitlines()
+    entries = [json.loads(line) for line in lines]
+    events = [e for e in entries if "event" in e]
+    assert [(e["event"], e.get("node")) for e in events] == [
+        ("drop", 102),
+        ("drop", 103),
+        ("drop", 104),
+        ("abort", None),
+    ]
+    assert {e["stage"] for e in events} == {"masked_input"}
+    assert events[0]["reason"] == f"no reply within {timeout} s"
+    assert "1 clients remain, fewer than t = 3" in events[-1]["reason"]
+    messages = [line for line, e in zip(lines, entries, strict=True) if "event" not in e]
+    assert {json.loads(m)["stage"] for m in messages} == {
+        "advertise_keys",
+        "share_keys",
+        "masked_input",
+    }  # what the server saw before the abort is kept
+    assert Transcript.from_jsonl("\n".join(messages)).entries  # the protocol reads the messages
+    log = io.StringIO()
+    print_summary(result, file=log)  # one line, however long, with who dropped where
+    (line,) = log.getvalue().splitlines()
+    assert f"dropped node 102: masked_input: no reply within {timeout} s; node 103" in line
+
+
+def _leaving_after_round_1(node_leaving: int) -> tuple[Callable[..., InProcessGrid], list[int]]:
+    """An intercept that disconnects `node_leaving` once it has sent round 1's last reply (its
+    SuperNode is gone: the grid no longer lists it)."""
+    grids: list[InProcessGrid] = []
+    left: list[int] = []
+
+    def intercept(node: int, request: Message, reply: Message) -> Message | None:
+        stage = str(request.content.config_records.get(R.SECAGG_RECORD, {}).get(R.STAGE))
+        last = request.metadata.message_type == "train" or "unmask" in stage
+        if node == node_leaving and request.metadata.group_id == "1" and last:
+            grids[0].contexts.pop(node)
+            left.append(node)
+        return reply
+
+    def attach(grid: InProcessGrid) -> InProcessGrid:
+        grids.append(grid)
+        return grid
+
+    return lambda make: attach(make(intercept)), left  # type: ignore[no-any-return]
+
+
+def test_fewer_than_min_clients_stops_cleanly_and_the_run_resumes_later(
+    make_grid: Callable[..., InProcessGrid],
+    settings: FederationRun,
+    tweak: Tweak,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # Prepare: min-clients = all four firms; one leaves after round 1
+    base = tweak(settings, secagg="none", rounds=3, min_clients=4, timeout=0.3, evaluate=True)
+    reference = run_federation(make_grid(), tweak(base, run_dir=""))
+    leaving, left = _leaving_after_round_1(104)
+    # Execute
+    stopped = run_federation(leaving(make_grid), base)
+    # Assert: no exception; one line saying what happened and how to resume; round 1 kept
+    assert left == [104]
+    assert [r["round"] for r in stopped.history] == [1]
+    assert stopped.stopped is not None
+    for words in ("stopped after round 1 of 3", "only 3 firm(s)", "min-clients = 4", "resume=true"):
+        assert words in stopped.stopped
+    assert stopped.stopped in " ".join(capsys.readouterr().err.split())
+    written = json.loads((Path(base.run_dir) / RESULT_FILE).read_text())
+    assert written["stopped"] == stopped.stopped
+    assert latest_checkpoint(Path(base.run_dir) / "checkpoints").round_number == 1  # type: ignore[union-attr]
+    # Execute: the firm is back; the same run config with resume = true
+    resumed = run_federation(make_grid(), tweak(base, resume=True))
+    # Assert
+    assert resumed.stopped is None and resumed.resumed_from == 1
+    np.testing.assert_array_equal(resumed.weights, reference.weights)
+    assert resumed.history == reference.history  # evaluation included
+
+
+def test_a_lower_t_because_the_group_shrank_is_said(
+    make_grid: Callable[..., InProcessGrid],
+    settings: FederationRun,
+    tweak: Tweak,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # Prepare: four firms (t = 3), then three (t = 2)
+    leaving, _ = _leaving_after_round_1(104)
+    secure = tweak(settings, secagg="ours", rounds=2, min_clients=2, pipeline=False)
+    # Execute
+    result = run_federation(leaving(make_grid), secure)
+    # Assert
+    assert [r["secagg"]["threshold"] for r in result.history] == [3, 2]
+    err = " ".join(capsys.readouterr().err.split())
+    assert "round 2: t lowered from 3 to 2: the group shrank from 4 to 3 firms" in err
 
 
 def test_dp_firms_keep_their_accounting_and_the_server_records_the_public_budget(
