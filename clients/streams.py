@@ -41,6 +41,9 @@ class Stream(IntEnum):
     `SHADOW_MEMBERSHIP` for the same seed)."""
     SHADOW_MEMBERSHIP = 2
     """experiments: which half of the pool each LiRA shadow trains on."""
+    VALIDATION = 0x7A11
+    """experiments: the validation citizens inside the training rows (tuning, early stopping,
+    calibration); drawn after the held-out citizens, so it never moves them."""
 
 
 def generator(stream: Stream, seed: int, *path: int) -> np.random.Generator:

@@ -214,6 +214,37 @@ class FederationSection(FederationSettings):
     runs/<experiment>/federation."""
 
 
+class TuningSection(_Section):
+    """`[tuning]`: every regime tuned on the same validation citizens with the same budget.
+
+    Each regime (unified, each local-only firm, federated) trains one model per grid point
+    (learning rate x weight decay) side by side, for at most `max_epochs` passes over its
+    training rows (federated: `max_epochs // federation.local_epochs` rounds), stopping once
+    no grid point's validation loss has improved for `patience` passes; the grid point and the
+    number of passes with the lowest validation loss are what the final model trains with.
+    Off (the default), every regime trains with `[training]` and `[federation]` as written.
+    """
+
+    enabled: bool = False
+    """Tune every regime; off: train with `[training]` / `[federation]` as written."""
+    validation_fraction: float = Field(default=0.2, gt=0.0, lt=1.0)
+    """Share of the training citizens set aside for validation (the same for every regime)."""
+    learning_rates: list[PositiveFloat] = Field(default=[0.003, 0.01, 0.03, 0.1], min_length=1)
+    """Adam step sizes tried."""
+    weight_decays: list[Annotated[float, Field(ge=0.0)]] = Field(
+        default=[0.0, 1e-4, 1e-3, 1e-2], min_length=1
+    )
+    """L2 penalties tried."""
+    max_epochs: PositiveInt = 40
+    """Budget: most passes over the training rows any grid point may take."""
+    patience: PositiveInt = 5
+    """Passes without a better validation loss (over the whole grid) before tuning stops."""
+
+    def grid(self) -> list[tuple[float, float]]:
+        """(learning rate, weight decay) pairs, learning rate outermost."""
+        return [(lr, wd) for lr in self.learning_rates for wd in self.weight_decays]
+
+
 class ExperimentConfig(_Section):
     experiment: ExperimentSection
     data: DataSection = Field(default_factory=lambda: SyntheticData(source="synthetic"))
@@ -223,6 +254,7 @@ class ExperimentConfig(_Section):
     regimes: RegimesSection = RegimesSection()
     federation: FederationSection = FederationSection()
     membership: MembershipSection = MembershipSection()
+    tuning: TuningSection = TuningSection()
 
 
 _SOURCE_TAGS = {"synthetic", "lending_club", "german_credit", "file"}

@@ -78,6 +78,13 @@ def build_world(data: DataSection, seed: int) -> World:
     )
 
 
+def draw_holdout(world: World, config: ExperimentConfig, seed: int) -> Holdout:
+    """The held-out citizens, and the validation citizens when `[tuning]` is on."""
+    tuning = config.tuning
+    validation = tuning.validation_fraction if tuning.enabled else 0.0
+    return Holdout.draw(world, config.experiment.test_fraction, seed, validation)
+
+
 def check_data(config: ExperimentConfig) -> None:
     """Every seed's world and held-out split, checked before the first seed trains.
 
@@ -103,9 +110,9 @@ def check_data(config: ExperimentConfig) -> None:
     problems: list[str] = []
     for seed in config.experiment.seeds:
         world = build_world(data, seed)
-        holdout = Holdout.draw(world, config.experiment.test_fraction, seed)
+        holdout = draw_holdout(world, config, seed)
         train_labels = {
-            firm: table[LABEL].to_numpy()[~holdout.is_test(table[ID].to_numpy())]
+            firm: table[LABEL].to_numpy()[holdout.is_fit(table[ID].to_numpy())]
             for firm, table in world.firms.items()
         }
         split = world.meta["partition"]
@@ -235,6 +242,7 @@ def run_experiment(
     server_view_per_seed: list[dict[str, Any]] = []
     firms_per_seed: list[dict[str, Any]] = []
     fallbacks: list[dict[str, Any]] = []
+    tuning: dict[str, list[Any]] = {name: [] for name in regimes}
     holdout_sizes = []
     with Progress(
         TextColumn("[bold]{task.description}"),
@@ -250,7 +258,7 @@ def run_experiment(
         for seed in config.experiment.seeds:
             progress.update(task, description=f"seed {seed}: world")
             world = build_world(config.data, seed)
-            holdout = Holdout.draw(world, config.experiment.test_fraction, seed)
+            holdout = draw_holdout(world, config, seed)
             holdout_sizes.append({"pairs": len(holdout.pairs), "citizens": len(holdout.test_ids)})
             firms_per_seed.append(data_record.firm_figures(world, holdout))
             exposure_per_seed.append({p: e.to_json() for p, e in world_exposure(world).items()})
@@ -267,6 +275,8 @@ def run_experiment(
                 if name == UNIFIED:
                     reference = output
                 fallbacks += data_record.fallbacks(output, seed)
+                if "tuning" in output.info:
+                    tuning[name].append(output.info["tuning"])
                 figures = evaluate(world, holdout, output, config, groups, reference)
                 progress.update(task, description=f"seed {seed}: {name}: attacks")
                 surface = membership_surface(world, holdout, config, seed, output)
@@ -296,6 +306,8 @@ def run_experiment(
         }
     if fallbacks:
         raw["fallbacks"] = fallbacks
+    if config.tuning.enabled:
+        raw["tuning"] = {name: {"per_seed": records} for name, records in tuning.items()}
     results = parse_results(raw, origin="the results of this run")
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)

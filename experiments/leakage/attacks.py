@@ -23,6 +23,7 @@ from torch import nn
 
 from clients.participant import ModelSpec
 from clients.scaling import FeatureScaler
+from clients.settings import TrainSettings
 from clients.streams import Stream, generator
 from clients.training import predict_default
 from experiments.config import ExperimentConfig
@@ -101,7 +102,7 @@ def unified_surface(
     table, columns = national_database(world)
     features = FeatureScaler.from_columns(columns, table).transform(table)
     labels = table[LABEL].to_numpy().astype(np.float32)
-    train = ~holdout.is_test(table[ID].to_numpy())
+    train = holdout.is_fit(table[ID].to_numpy())
     pool = _pool(train, config.membership.pool, generator(Stream.POOL_UNIFIED, seed))
     rest = np.setdiff1d(np.flatnonzero(train), pool)
 
@@ -154,7 +155,7 @@ def _firm_rows(
         labels=np.concatenate([t[LABEL].to_numpy() for t in world.firms.values()]).astype(
             np.float32
         ),
-        train=np.concatenate([~holdout.is_test(t[ID].to_numpy()) for t in world.firms.values()]),
+        train=np.concatenate([holdout.is_fit(t[ID].to_numpy()) for t in world.firms.values()]),
     )
 
 
@@ -182,8 +183,11 @@ def local_surface(
     config: ExperimentConfig,
     seed: int,
     models: dict[str, nn.Module],
+    per_firm: dict[str, TrainSettings] | None = None,
 ) -> MembershipSurface:
-    """Candidates are (firm, citizen) rows; each firm's own model is attacked on its own rows."""
+    """Candidates are (firm, citizen) rows; each firm's own model is attacked on its own rows.
+
+    `per_firm` holds a firm's tuned recipe where it differs from `[training]`."""
     rows = _firm_rows(world, holdout, firm_features)
     pool = _pool(rows.train, config.membership.pool, generator(Stream.POOL_LOCAL, seed))
     rest = np.setdiff1d(np.flatnonzero(rows.train), pool)
@@ -205,7 +209,7 @@ def local_surface(
                 shard.features,
                 shard.labels,
                 shard.include,
-                config.training,
+                (per_firm or {}).get(firms[index], config.training),
                 seed + index,
             )
             out[in_firm[index]] = predict_stacked(shadows, pool_x)
@@ -299,12 +303,39 @@ def membership_figures(
 def membership_surface(
     world: World, holdout: Holdout, config: ExperimentConfig, seed: int, output: RegimeOutput
 ) -> MembershipSurface:
-    """The surface of a regime's released model(s), by regime."""
+    """The surface of a regime's released model(s), by regime; the shadows follow the regime's
+    own (tuned) recipe, as an attacker who knows the recipe would train them."""
+    tuning = output.info.get("tuning")
     if output.name == UNIFIED:
+        if isinstance(tuning, dict):
+            config = config.model_copy(update={"training": _tuned(config.training, tuning)})
         return unified_surface(world, holdout, config, seed, output.models["national"])
     if output.name == LOCAL_ONLY:
-        return local_surface(world, holdout, config, seed, output.models)
+        per_firm = {
+            firm: _tuned(config.training, record)
+            for firm, record in (tuning if isinstance(tuning, dict) else {}).items()
+        }
+        return local_surface(world, holdout, config, seed, output.models, per_firm)
+    if isinstance(tuning, dict):
+        config = config.model_copy(
+            update={
+                "training": _tuned(config.training, tuning),
+                "federation": config.federation.model_copy(update={"rounds": tuning["passes"]}),
+            }
+        )
     return federated_surface(world, holdout, config, seed, output.models["global"])
+
+
+def _tuned(training: TrainSettings, record: dict[str, Any]) -> TrainSettings:
+    """`training` with a tuning record's step size and penalty (and epochs, when it counted
+    epochs)."""
+    update: dict[str, Any] = {
+        "learning_rate": record["learning_rate"],
+        "weight_decay": record["weight_decay"],
+    }
+    if record["unit"] == "epochs":
+        update["epochs"] = record["passes"]
+    return training.model_copy(update=update)
 
 
 def attribute_figures(

@@ -20,11 +20,12 @@ import pandas as pd
 from clients import records as R
 from clients.app import build_client_app
 from clients.model import get_weights, set_weights, unflatten_weights
-from clients.participant import load_firm_data
+from clients.participant import ModelSpec, load_firm_data
 from clients.training import predict_default
 from experiments.config import ExperimentConfig
-from experiments.regimes.standalone import Holdout, RegimeOutput
-from experiments.world.tables import ID, World, load_firm_table, write_world
+from experiments.regimes.standalone import Holdout, RegimeOutput, common_features
+from experiments.regimes.tuning import TuningResult, tune_federated
+from experiments.world.tables import ID, LABEL, World, load_firm_table, write_world
 from server.app import simulate
 from server.federation import run_federation
 from server.rounds import FederationResult
@@ -90,6 +91,44 @@ def score_holdout(
     return probabilities, {"n_features": result.spec.n_features}
 
 
+def tune_federation(
+    world: World, holdout: Holdout, config: ExperimentConfig, seed: int
+) -> TuningResult:
+    """The FedAvg grid in process, on every firm's training rows and common columns, validated
+    on the (firm, citizen) pairs of the validation citizens."""
+    shards: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+    validation_x, validation_y = [], []
+    for firm, table in world.firms.items():
+        features = common_features(world, firm, table)
+        ids, labels = table[ID].to_numpy(), table[LABEL].to_numpy()
+        fit, validation = holdout.is_fit(ids), holdout.is_validation(ids)
+        shards[firm] = (features[fit], labels[fit])
+        validation_x.append(features[validation])
+        validation_y.append(labels[validation])
+    n_features = next(iter(shards.values()))[0].shape[1]
+    spec = ModelSpec(config.model.kind, n_features, config.model.hidden, seed)
+    return tune_federated(
+        spec,
+        shards,
+        np.concatenate(validation_x),
+        np.concatenate(validation_y),
+        config.tuning,
+        config.training,
+        config.federation,
+        seed,
+    )
+
+
+def tuned_config(config: ExperimentConfig, tuning: TuningResult) -> ExperimentConfig:
+    """`config` with the tuned step size, penalty and rounds of a federated regime."""
+    return config.model_copy(
+        update={
+            "training": tuning.training(config.training),
+            "federation": config.federation.model_copy(update={"rounds": tuning.passes}),
+        }
+    )
+
+
 def run_federated(
     world: World,
     holdout: Holdout,
@@ -99,13 +138,20 @@ def run_federated(
     secagg: SecAggMode,
     dp_epsilon: float = 0.0,
     out_dir: Path | None = None,
+    tuning: TuningResult | None = None,
 ) -> RegimeOutput:
-    """One federated regime for one seed; its run directory keeps transcript and checkpoints."""
+    """One federated regime for one seed; its run directory keeps transcript and checkpoints.
+
+    With a `tuning` result the federation runs with its step size, penalty and rounds, and no
+    firm trains on a validation citizen.
+    """
+    if tuning is not None:
+        config = tuned_config(config, tuning)
     run_dir = _run_root(config, out_dir) / name / f"seed-{seed}"
     world_dir = run_dir / "world"
     write_world(world, world_dir)
     holdout_file = run_dir / "heldout_ids.npy"
-    np.save(holdout_file, holdout.test_ids)
+    np.save(holdout_file, holdout.excluded_ids())
     run = federation_run(config, secagg, seed, run_dir, world_dir, dp_epsilon)
     result = simulate(
         lambda grid, _: run_federation(grid, run),
@@ -127,6 +173,8 @@ def run_federated(
             "delta": config.federation.dp_delta,
             "per_firm": result.accountant,
         }
+    if tuning is not None:
+        info["tuning"] = tuning.to_json() | {"tuned_without_dp": dp_epsilon > 0}
     model = result.spec.build()
     set_weights(model, unflatten_weights(result.weights, get_weights(model)))
     return RegimeOutput(name, probabilities, models={"global": model}, info=info)
@@ -146,9 +194,16 @@ def federated_regimes(
     """The enabled federated regimes by name, in the harness's regime signature; each writes
     under `out_dir` (the run's folder)."""
 
+    tuned: dict[int, TuningResult] = {}  # per seed: every federated regime shares one tuning
+
     def regime(name: str, secagg: SecAggMode, epsilon: float = 0.0) -> FederatedRegime:
         def run(world: World, holdout: Holdout, cfg: ExperimentConfig, seed: int) -> RegimeOutput:
-            return run_federated(world, holdout, cfg, seed, name, secagg, epsilon, out_dir)
+            tuning = None
+            if cfg.tuning.enabled and len(holdout.validation_ids):
+                if seed not in tuned:
+                    tuned[seed] = tune_federation(world, holdout, cfg, seed)
+                tuning = tuned[seed]
+            return run_federated(world, holdout, cfg, seed, name, secagg, epsilon, out_dir, tuning)
 
         return run
 

@@ -14,7 +14,9 @@ import pandas as pd
 from torch import nn
 
 from clients.model import BaseRateScore, make_model
+from clients.participant import ModelSpec
 from clients.scaling import FeatureScaler
+from clients.settings import TrainSettings
 from clients.streams import Stream, generator, local_model_seed
 from clients.training import predict_default, train_model
 from experiments.config import ExperimentConfig
@@ -26,13 +28,20 @@ LOCAL_ONLY = "local_only"
 
 @dataclass(frozen=True)
 class Holdout:
-    """Citizens no regime trains on, and the (firm, citizen) pairs every regime is scored on."""
+    """Citizens no regime trains on, and the (firm, citizen) pairs every regime is scored on.
+
+    `validation_ids` are training citizens set aside for tuning, early stopping and
+    calibration: the same for every regime, never a held-out citizen, empty unless asked for.
+    """
 
     test_ids: np.ndarray
     pairs: pd.DataFrame  # columns: firm, ID, LABEL; one row per held-out customer of a firm
+    validation_ids: np.ndarray = field(default_factory=lambda: np.empty(0, dtype=np.int64))
 
     @classmethod
-    def draw(cls, world: World, fraction: float, seed: int) -> Holdout:
+    def draw(
+        cls, world: World, fraction: float, seed: int, validation_fraction: float = 0.0
+    ) -> Holdout:
         rng = generator(Stream.HOLDOUT, seed)  # its own stream: training seeds don't move it
         ids = world.truth[ID].to_numpy()
         test_ids = np.sort(ids[rng.random(len(ids)) < fraction])
@@ -42,10 +51,30 @@ class Holdout:
             ]
             for firm, t in world.firms.items()
         ]
-        return cls(test_ids=test_ids, pairs=pd.concat(pairs, ignore_index=True))
+        validation_ids = np.empty(0, dtype=ids.dtype)
+        if validation_fraction > 0:
+            rest = ids[~np.isin(ids, test_ids)]
+            draw = generator(Stream.VALIDATION, seed).random(len(rest))
+            validation_ids = np.sort(rest[draw < validation_fraction])
+        return cls(
+            test_ids=test_ids,
+            pairs=pd.concat(pairs, ignore_index=True),
+            validation_ids=validation_ids,
+        )
 
     def is_test(self, ids: np.ndarray) -> np.ndarray:
         return np.isin(ids, self.test_ids)
+
+    def is_validation(self, ids: np.ndarray) -> np.ndarray:
+        return np.isin(ids, self.validation_ids)
+
+    def is_fit(self, ids: np.ndarray) -> np.ndarray:
+        """Rows a model trains on: neither held out nor set aside for validation."""
+        return ~self.is_test(ids) & ~self.is_validation(ids)
+
+    def excluded_ids(self) -> np.ndarray:
+        """Citizens a federated firm must not train on: held-out and validation together."""
+        return np.union1d(self.test_ids, self.validation_ids)
 
 
 @dataclass
@@ -59,11 +88,45 @@ class RegimeOutput:
 
 
 def fit_model(
-    config: ExperimentConfig, features: np.ndarray, labels: np.ndarray, seed: int
+    config: ExperimentConfig,
+    features: np.ndarray,
+    labels: np.ndarray,
+    seed: int,
+    training: TrainSettings | None = None,
 ) -> nn.Module:
+    """A fresh model trained with `training` (default: the config's `[training]`)."""
     model = make_model(config.model.kind, features.shape[1], config.model.hidden, seed=seed)
-    train_model(model, features, labels, config.training, seed=seed)
+    train_model(model, features, labels, training or config.training, seed=seed)
     return model
+
+
+def tuned_fit(
+    config: ExperimentConfig,
+    features: np.ndarray,
+    labels: np.ndarray,
+    fit: np.ndarray,
+    validation: np.ndarray,
+    seed: int,
+) -> tuple[nn.Module, dict[str, object] | None]:
+    """A model on the `fit` rows: tuned on the `validation` rows when `[tuning]` is on (and
+    there are validation rows), else with `[training]`; with the tuning record, if any."""
+    if not config.tuning.enabled or not validation.any():
+        return fit_model(config, features[fit], labels[fit], seed), None
+    from experiments.regimes.tuning import tune_central
+
+    spec = ModelSpec(config.model.kind, features.shape[1], config.model.hidden, seed)
+    result = tune_central(
+        spec,
+        features[fit],
+        labels[fit],
+        features[validation],
+        labels[validation],
+        config.tuning,
+        config.training.batch_size,
+        seed,
+    )
+    training = result.training(config.training)
+    return fit_model(config, features[fit], labels[fit], seed, training), result.to_json()
 
 
 def national_database(world: World) -> tuple[pd.DataFrame, list[ColumnInfo]]:
@@ -128,15 +191,17 @@ def run_unified(
     scaler = FeatureScaler.from_columns(columns, table)
     features = scaler.transform(table)
     labels = table[LABEL].to_numpy()
-    train = ~holdout.is_test(table[ID].to_numpy())
-    model = fit_model(config, features[train], labels[train], seed)
+    ids = table[ID].to_numpy()
+    train = holdout.is_fit(ids)
+    model, tuning = tuned_fit(config, features, labels, train, holdout.is_validation(ids), seed)
     pd_by_citizen = pd.Series(predict_default(model, features), index=table[ID].to_numpy())
     probabilities = pd_by_citizen.reindex(holdout.pairs[ID].to_numpy()).to_numpy()
     return RegimeOutput(
         UNIFIED,
         probabilities,
         models={"national": model},
-        info={"n_features": features.shape[1], "n_train": int(train.sum())},
+        info={"n_features": features.shape[1], "n_train": int(train.sum())}
+        | ({} if tuning is None else {"tuning": tuning}),
     )
 
 
@@ -158,18 +223,29 @@ def run_local_only(
     models: dict[str, nn.Module] = {}
     n_train: dict[str, int] = {}
     base_rate_only: list[str] = []
+    tuning: dict[str, object] = {}
     for index, (firm, table) in enumerate(world.firms.items()):
         features = firm_features(world, firm, table)
         ids = table[ID].to_numpy()
-        train = ~holdout.is_test(ids)
-        labels = table[LABEL].to_numpy()[train]
+        train = holdout.is_fit(ids)
+        all_labels = table[LABEL].to_numpy()
+        labels = all_labels[train]
         if len(np.unique(labels)) < 2:
             # Nothing to learn from one class: the firm's honest score is its (Laplace-smoothed)
             # base rate. Recorded, so a reader knows this firm's figures carry no model.
             models[firm] = BaseRateScore((labels.sum() + 1.0) / (len(labels) + 2.0))
             base_rate_only.append(firm)
         else:
-            models[firm] = fit_model(config, features[train], labels, local_model_seed(seed, index))
+            models[firm], record = tuned_fit(
+                config,
+                features,
+                all_labels,
+                train,
+                holdout.is_validation(ids),
+                local_model_seed(seed, index),
+            )
+            if record is not None:
+                tuning[firm] = record
         n_train[firm] = int(train.sum())
         rows = (holdout.pairs["firm"] == firm).to_numpy()
         pd_by_id = pd.Series(predict_default(models[firm], features), index=ids)
@@ -178,5 +254,6 @@ def run_local_only(
         LOCAL_ONLY,
         probabilities,
         models=models,
-        info={"n_train": n_train, "base_rate_only": base_rate_only},
+        info={"n_train": n_train, "base_rate_only": base_rate_only}
+        | ({"tuning": tuning} if tuning else {}),
     )

@@ -458,6 +458,42 @@ class Fallback(_Block):
     """Why, in words."""
 
 
+class Tuning(_Block):
+    """One regime's (or one local-only firm's) tuning in one seed (`[tuning]`)."""
+
+    grid: list[tuple[float, float]]
+    """The (learning rate, weight decay) pairs tried, side by side."""
+    learning_rate: float
+    """The chosen Adam step size."""
+    weight_decay: float
+    """The chosen L2 penalty."""
+    passes: int = Field(ge=1)
+    """The chosen epochs (central regimes) or rounds (federated): the pass with the lowest
+    validation loss."""
+    unit: Literal["epochs", "rounds"]
+    """What a pass is: an epoch over the rows, or a FedAvg round of `local_epochs` epochs."""
+    budget: int = Field(ge=1)
+    """The most passes any grid point could take (the same data passes for every regime)."""
+    passes_run: int = Field(ge=1)
+    """Passes every grid point took before early stopping (`patience` passes after the best)."""
+    models_trained: int = Field(ge=1)
+    """Grid points trained side by side; passes_run x models_trained is the budget spent."""
+    validation_rows: int = Field(ge=0)
+    """Validation rows the losses are measured on."""
+    curve: list[float]
+    """Validation loss of the chosen grid point after each pass run: its convergence."""
+    tuned_without_dp: bool = False
+    """A DP regime runs with the non-private federated regime's tuning (tuning under DP would
+    itself spend privacy budget)."""
+
+
+class RegimeTuning(_Block):
+    """A regime's tuning per seed: one record, or one per firm for local-only."""
+
+    per_seed: list[Tuning | dict[FirmName, Tuning]]
+    """Per seed, in `seeds` order."""
+
+
 class Results(_Block):
     """The whole of results.json.
 
@@ -488,6 +524,8 @@ class Results(_Block):
     world)."""
     fallbacks: list[Fallback] | None = _optional()
     """Every firm a regime scored without a model (absent when there is none)."""
+    tuning: dict[RegimeName, RegimeTuning] | None = _optional()
+    """What each regime's tuning tried, chose and spent (absent when `[tuning]` is off)."""
 
     @model_validator(mode="after")
     def _one_value_per_seed(self) -> Results:
