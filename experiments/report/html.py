@@ -19,6 +19,7 @@ from experiments.report.csv import write_csv
 from experiments.report.data import data_section
 from experiments.report.plots import (
     attribute_figure,
+    convergence_figure,
     exposure_figure,
     frontier_figure,
     membership_figure,
@@ -34,6 +35,7 @@ from experiments.report.tables import (
     membership_table,
     privacy_table,
     server_view_table,
+    tuning_table,
     utility_table,
 )
 
@@ -147,6 +149,12 @@ def render_html(results: dict[str, Any]) -> str:
         + utility_table(results)
         + _figure("Utility per regime", utility_figure(results)),
     ]
+    if results.get("tuning"):
+        sections.append(
+            "<h2>Tuning and convergence</h2>"
+            + tuning_table(results)
+            + _figure("Validation loss against passes", convergence_figure(results))
+        )
     if "exposure" in results:
         sections.append(
             "<h2>Exposure</h2>"

@@ -280,3 +280,45 @@ def gaps_table(results: dict[str, Any]) -> str:
         rows,
         "Decision gaps: demographic parity / equal opportunity (group − rest; negative = privileged less often)",
     )
+
+
+def tuning_table(results: dict[str, Any]) -> str:
+    """Per regime and seed: the grid's size, the chosen point and passes, the budget spent."""
+    tuning = results.get("tuning") or {}
+    rows = []
+    for name in ordered_regimes(results):
+        if name not in tuning:
+            continue
+        for seed, record in zip(results["seeds"], tuning[name]["per_seed"], strict=False):
+            firms = [("", record)] if "grid" in record else list(record.items())
+            for firm, r in firms:
+                note = " (non-private tuning)" if r.get("tuned_without_dp") else ""
+                rows.append(
+                    [
+                        html.escape(regime_label(name) + note),
+                        str(seed) + (f" · {html.escape(firm)}" if firm else ""),
+                        f"{r['learning_rate']:g}",
+                        f"{r['weight_decay']:g}",
+                        f"{r['passes']} {r['unit']}",
+                        f"{r['passes_run']} of {r['budget']}",
+                        str(r["models_trained"]),
+                        str(r["validation_rows"]),
+                    ]
+                )
+    return _table(
+        [
+            "regime",
+            "seed",
+            "learning rate",
+            "weight decay",
+            "chosen",
+            "passes run (budget)",
+            "grid points",
+            "validation rows",
+        ],
+        rows,
+        "Each regime tuned on the same validation citizens with the same grid and budget"
+        " (federated: rounds of `local_epochs` epochs each; the budget counts epochs over the"
+        " data for every regime). Early stopping ends a grid once its best validation loss has"
+        " not improved for `patience` passes.",
+    )

@@ -1,0 +1,94 @@
+"""Validation citizens and tuning, end to end through the harness and the report."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from experiments.config import parse_config
+from experiments.harness import run_experiment
+from experiments.regimes.standalone import Holdout
+from experiments.report.html import render_html
+from experiments.world.synthetic import generate_world
+from experiments.world.tables import ID
+
+
+def test_validation_citizens_are_training_citizens_and_leave_the_held_out_ones_alone() -> None:
+    # Prepare
+    world = generate_world(4_000, seed=2)
+    # Execute
+    plain = Holdout.draw(world, 0.2, seed=2)
+    with_validation = Holdout.draw(world, 0.2, seed=2, validation_fraction=0.25)
+    # Assert: the held-out citizens do not move; validation is a quarter of the rest
+    ids = world.truth[ID].to_numpy()
+    assert np.array_equal(plain.test_ids, with_validation.test_ids)
+    assert len(plain.validation_ids) == 0
+    assert not np.isin(with_validation.validation_ids, with_validation.test_ids).any()
+    share = len(with_validation.validation_ids) / (len(ids) - len(plain.test_ids))
+    assert 0.2 < share < 0.3
+    fit = with_validation.is_fit(ids)
+    assert fit.sum() + len(with_validation.validation_ids) + len(plain.test_ids) == len(ids)
+
+
+@pytest.fixture(scope="module")
+def tuned_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, object]]:
+    out = tmp_path_factory.mktemp("tuned")
+    config = parse_config(
+        {
+            "experiment": {"name": "tuned", "seeds": [0, 1]},
+            "data": {"source": "synthetic", "citizens": 3000},
+            "membership": {"pool": 200, "shadows": 4},
+            "tuning": {
+                "enabled": True,
+                "learning_rates": [0.01, 0.1],
+                "weight_decays": [0.0, 1e-3],
+                "max_epochs": 8,
+                "patience": 3,
+            },
+        }
+    )
+    return out, run_experiment(config, out).as_dict()
+
+
+def test_results_record_each_regimes_grid_choice_and_budget(
+    tuned_run: tuple[Path, dict[str, object]],
+) -> None:
+    # Prepare / Execute (fixture)
+    _, results = tuned_run
+    tuning = results["tuning"]
+    # Assert: one record per seed; local-only one per firm
+    assert set(tuning) == {"unified", "local_only"}  # type: ignore[arg-type]
+    for name, regime in tuning.items():  # type: ignore[attr-defined]
+        assert len(regime["per_seed"]) == 2
+        for record in regime["per_seed"]:
+            records = [record] if name == "unified" else list(record.values())
+            for r in records:
+                assert len(r["grid"]) == 4 and r["budget"] == 8
+                assert [r["learning_rate"], r["weight_decay"]] in r["grid"]
+                assert 1 <= r["passes"] <= r["passes_run"] <= 8
+                assert len(r["curve"]) == r["passes_run"]
+
+
+def test_the_same_seed_gives_the_same_tuned_results(
+    tuned_run: tuple[Path, dict[str, object]], tmp_path: Path
+) -> None:
+    # Prepare
+    out, results = tuned_run
+    config = parse_config(results["config"])  # type: ignore[arg-type]
+    # Execute
+    again = run_experiment(config, tmp_path)
+    # Assert
+    assert (tmp_path / "results.json").read_bytes() == (out / "results.json").read_bytes()
+    assert again.tuning is not None
+
+
+def test_the_report_shows_tuning_and_convergence(
+    tuned_run: tuple[Path, dict[str, object]],
+) -> None:
+    # Prepare / Execute
+    page = render_html(tuned_run[1])
+    # Assert
+    assert "<h2>Tuning and convergence</h2>" in page
+    assert "Validation loss against passes" in page
