@@ -149,6 +149,7 @@ def evaluate(
 
     utility over every pair and per firm over its own held-out customers; decisions (tiers and
     group gaps), with tier changes against `reference` (the unified score) when there is one.
+    Decisions read each score after calibration on the validation pairs (`calibrated`).
     """
     labels = holdout.pairs[LABEL].to_numpy()
     firms = holdout.pairs["firm"].to_numpy()
@@ -156,18 +157,38 @@ def evaluate(
         firm: utility(labels[firms == firm], output.probabilities[firms == firm])
         for firm in dict.fromkeys(firms)
     }
+    decided, calibration = calibrated(holdout, output)
     decisions = decision_metrics(
         holdout.pairs,
-        output.probabilities,
+        decided,
         groups,
         config.scorecard,
-        reference_probabilities=None if reference is None else reference.probabilities,
+        reference_probabilities=None if reference is None else calibrated(holdout, reference)[0],
     )
-    return {
+    figures: dict[str, Any] = {
         "utility": utility(labels, output.probabilities),
         "per_firm": per_firm,
         "decisions": decisions,
     }
+    if calibration is not None:
+        figures["calibration"] = calibration
+    return figures
+
+
+def calibrated(
+    holdout: Holdout, output: RegimeOutput
+) -> tuple[np.ndarray, dict[str, float] | None]:
+    """The PDs decisions read: Platt-calibrated on the validation pairs when there are any
+    (with the before/after figures), else the raw ones."""
+    validation = output.validation_probabilities
+    if validation is None or len(validation) == 0:
+        return output.probabilities, None
+    from experiments.regimes.calibration import PlattCalibrator, calibration_figures
+
+    calibrator = PlattCalibrator.fit(validation, holdout.validation_pairs[LABEL].to_numpy())
+    decided = calibrator(output.probabilities)
+    labels = holdout.pairs[LABEL].to_numpy()
+    return decided, calibration_figures(calibrator, labels, output.probabilities, decided)
 
 
 def server_view_figures(world: World, holdout: Holdout, seed: int) -> dict[str, Any]:

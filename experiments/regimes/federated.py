@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from torch import nn
 
 from clients import records as R
 from clients.app import build_client_app
@@ -80,15 +81,20 @@ def score_holdout(
     """The final global model on each held-out pair, with that firm's own common columns."""
     model = result.spec.build()
     set_weights(model, unflatten_weights(result.weights, get_weights(model)))
-    probabilities = np.full(len(holdout.pairs), np.nan)
-    firms = holdout.pairs["firm"].to_numpy()
+    return score_pairs(world_dir, holdout.pairs, model), {"n_features": result.spec.n_features}
+
+
+def score_pairs(world_dir: Path, pairs: pd.DataFrame, model: nn.Module) -> np.ndarray:
+    """`model` on each (firm, citizen) pair, with that firm's own common columns."""
+    probabilities = np.full(len(pairs), np.nan)
+    firms = pairs["firm"].to_numpy()
     for firm in dict.fromkeys(firms):
         data = load_firm_data(world_dir, str(firm), heldout_ids=None)
         ids = load_firm_table(world_dir, str(firm))[ID].to_numpy()
         by_id = pd.Series(predict_default(model, data.train_features), index=ids)
         rows = firms == firm
-        probabilities[rows] = by_id.reindex(holdout.pairs.loc[rows, ID].to_numpy()).to_numpy()
-    return probabilities, {"n_features": result.spec.n_features}
+        probabilities[rows] = by_id.reindex(pairs.loc[rows, ID].to_numpy()).to_numpy()
+    return probabilities
 
 
 def tune_federation(
@@ -177,7 +183,14 @@ def run_federated(
         info["tuning"] = tuning.to_json() | {"tuned_without_dp": dp_epsilon > 0}
     model = result.spec.build()
     set_weights(model, unflatten_weights(result.weights, get_weights(model)))
-    return RegimeOutput(name, probabilities, models={"global": model}, info=info)
+    validation = score_pairs(world_dir, holdout.validation_pairs, model)
+    return RegimeOutput(
+        name,
+        probabilities,
+        models={"global": model},
+        info=info,
+        validation_probabilities=validation,
+    )
 
 
 def dp_regime_name(epsilon: float) -> str:

@@ -26,6 +26,17 @@ UNIFIED = "unified"
 LOCAL_ONLY = "local_only"
 
 
+def _pairs(world: World, ids: np.ndarray) -> pd.DataFrame:
+    """(firm, citizen, label) for every firm's customers among `ids`, firm after firm."""
+    pairs = [
+        pd.DataFrame({"firm": firm, ID: t[ID].to_numpy(), LABEL: t[LABEL].to_numpy()})[
+            np.isin(t[ID].to_numpy(), ids)
+        ]
+        for firm, t in world.firms.items()
+    ]
+    return pd.concat(pairs, ignore_index=True)
+
+
 @dataclass(frozen=True)
 class Holdout:
     """Citizens no regime trains on, and the (firm, citizen) pairs every regime is scored on.
@@ -37,6 +48,9 @@ class Holdout:
     test_ids: np.ndarray
     pairs: pd.DataFrame  # columns: firm, ID, LABEL; one row per held-out customer of a firm
     validation_ids: np.ndarray = field(default_factory=lambda: np.empty(0, dtype=np.int64))
+    validation_pairs: pd.DataFrame = field(
+        default_factory=lambda: pd.DataFrame({"firm": [], ID: [], LABEL: []})
+    )  # the (firm, citizen) pairs of the validation citizens: calibration's rows
 
     @classmethod
     def draw(
@@ -45,12 +59,7 @@ class Holdout:
         rng = generator(Stream.HOLDOUT, seed)  # its own stream: training seeds don't move it
         ids = world.truth[ID].to_numpy()
         test_ids = np.sort(ids[rng.random(len(ids)) < fraction])
-        pairs = [
-            pd.DataFrame({"firm": firm, ID: t[ID].to_numpy(), LABEL: t[LABEL].to_numpy()})[
-                np.isin(t[ID].to_numpy(), test_ids)
-            ]
-            for firm, t in world.firms.items()
-        ]
+        pairs = _pairs(world, test_ids)
         validation_ids = np.empty(0, dtype=ids.dtype)
         if validation_fraction > 0:
             rest = ids[~np.isin(ids, test_ids)]
@@ -58,8 +67,9 @@ class Holdout:
             validation_ids = np.sort(rest[draw < validation_fraction])
         return cls(
             test_ids=test_ids,
-            pairs=pd.concat(pairs, ignore_index=True),
+            pairs=pairs,
             validation_ids=validation_ids,
+            validation_pairs=_pairs(world, validation_ids),
         )
 
     def is_test(self, ids: np.ndarray) -> np.ndarray:
@@ -85,6 +95,7 @@ class RegimeOutput:
     probabilities: np.ndarray  # (pairs,) aligned with Holdout.pairs
     models: dict[str, nn.Module] = field(default_factory=dict)
     info: dict[str, object] = field(default_factory=dict)
+    validation_probabilities: np.ndarray | None = None  # aligned with Holdout.validation_pairs
 
 
 def fit_model(
@@ -196,9 +207,11 @@ def run_unified(
     model, tuning = tuned_fit(config, features, labels, train, holdout.is_validation(ids), seed)
     pd_by_citizen = pd.Series(predict_default(model, features), index=table[ID].to_numpy())
     probabilities = pd_by_citizen.reindex(holdout.pairs[ID].to_numpy()).to_numpy()
+    validation = pd_by_citizen.reindex(holdout.validation_pairs[ID].to_numpy()).to_numpy()
     return RegimeOutput(
         UNIFIED,
         probabilities,
+        validation_probabilities=validation,
         models={"national": model},
         info={"n_features": features.shape[1], "n_train": int(train.sum())}
         | ({} if tuning is None else {"tuning": tuning}),
@@ -220,6 +233,7 @@ def run_local_only(
 ) -> RegimeOutput:
     """Each firm alone: its own customers, its own columns, its own model."""
     probabilities = np.full(len(holdout.pairs), np.nan)
+    validation = np.full(len(holdout.validation_pairs), np.nan)
     models: dict[str, nn.Module] = {}
     n_train: dict[str, int] = {}
     base_rate_only: list[str] = []
@@ -250,9 +264,13 @@ def run_local_only(
         rows = (holdout.pairs["firm"] == firm).to_numpy()
         pd_by_id = pd.Series(predict_default(models[firm], features), index=ids)
         probabilities[rows] = pd_by_id.reindex(holdout.pairs.loc[rows, ID].to_numpy()).to_numpy()
+        pairs = holdout.validation_pairs
+        rows = (pairs["firm"] == firm).to_numpy()
+        validation[rows] = pd_by_id.reindex(pairs.loc[rows, ID].to_numpy()).to_numpy()
     return RegimeOutput(
         LOCAL_ONLY,
         probabilities,
+        validation_probabilities=validation,
         models=models,
         info={"n_train": n_train, "base_rate_only": base_rate_only}
         | ({"tuning": tuning} if tuning else {}),

@@ -29,6 +29,7 @@ from experiments.report.plots import (
 from experiments.report.reading import ordered_regimes, regime_label
 from experiments.report.tables import (
     attribute_table,
+    calibration_table,
     exposure_table,
     gaps_table,
     leakage_table,
@@ -154,6 +155,8 @@ def render_html(results: dict[str, Any]) -> str:
             "<h2>Tuning and convergence</h2>"
             + tuning_table(results)
             + _figure("Validation loss against passes", convergence_figure(results))
+            + "<h3>Calibration before decisions</h3>"
+            + calibration_table(results)
         )
     if "exposure" in results:
         sections.append(

@@ -221,6 +221,25 @@ class Privacy(_Block):
     """The δ of the (ε, δ) guarantee, per record."""
 
 
+class Calibration(_Block):
+    """The regime's PD mapped by Platt scaling fitted on the validation pairs (`[tuning]` on);
+    decisions (points, tiers, gaps) read the calibrated PD, utility the raw one (the map is
+    monotone: AUC and KS are the same either way)."""
+
+    ece_before: Summary
+    """ECE of the raw PD on the held-out pairs."""
+    ece_after: Summary
+    """ECE of the calibrated PD on the held-out pairs."""
+    mean_pd_before: Summary
+    """Mean raw PD over the held-out pairs."""
+    mean_pd_after: Summary
+    """Mean calibrated PD over the held-out pairs."""
+    slope: Summary
+    """Platt slope on the PD's logit (below 1: the raw PDs were too spread)."""
+    intercept: Summary
+    """Platt intercept."""
+
+
 class Regime(_Block):
     """One scoring regime's figures, over the seeds.
 
@@ -244,6 +263,8 @@ class Regime(_Block):
     `<attribute>=<level>`)."""
     privacy: Privacy | None = _optional()
     """The DP guarantee; DP regimes only."""
+    calibration: Calibration | None = _optional()
+    """Platt scaling on the validation pairs, before decisions (absent without `[tuning]`)."""
 
 
 class PartyExposure(_Block):

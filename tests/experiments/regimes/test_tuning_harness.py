@@ -84,6 +84,18 @@ def test_the_same_seed_gives_the_same_tuned_results(
     assert again.tuning is not None
 
 
+def test_decisions_read_scores_calibrated_on_the_validation_pairs(
+    tuned_run: tuple[Path, dict[str, object]],
+) -> None:
+    # Prepare / Execute (fixture)
+    regimes = tuned_run[1]["regimes"]
+    # Assert: every regime records ECE before and after, per seed
+    for regime in regimes.values():  # type: ignore[attr-defined]
+        calibration = regime["calibration"]
+        assert len(calibration["ece_before"]["per_seed"]) == 2
+        assert calibration["ece_after"]["mean"] < 0.05
+
+
 def test_the_report_shows_tuning_and_convergence(
     tuned_run: tuple[Path, dict[str, object]],
 ) -> None:
@@ -92,3 +104,4 @@ def test_the_report_shows_tuning_and_convergence(
     # Assert
     assert "<h2>Tuning and convergence</h2>" in page
     assert "Validation loss against passes" in page
+    assert "Calibration before decisions" in page
