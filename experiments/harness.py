@@ -28,6 +28,7 @@ from experiments.leakage.server_view import (
     server_view,
 )
 from experiments.metrics import summarise, utility
+from experiments.paired import PAIRED_METRICS, paired_differences
 from experiments.regimes.standalone import (
     LOCAL_ONLY,
     UNIFIED,
@@ -228,14 +229,29 @@ def server_view_figures(world: World, holdout: Holdout, seed: int) -> dict[str, 
     }
 
 
-def _summarise_tree(per_seed: list[dict[str, Any]]) -> dict[str, Any]:
-    """Turn a list (over seeds) of equally shaped nested dicts of floats into summaries."""
+def _summarise_tree(
+    per_seed: list[dict[str, Any]], bounds: tuple[float, float] | None = None
+) -> dict[str, Any]:
+    """Turn a list (over seeds) of equally shaped nested dicts of floats into summaries
+    (intervals clipped to `bounds` when given)."""
     first = per_seed[0]
     if isinstance(first, dict):
-        return {key: _summarise_tree([seed[key] for seed in per_seed]) for key in first}
+        return {key: _summarise_tree([seed[key] for seed in per_seed], bounds) for key in first}
     if isinstance(first, str):  # a label (e.g. the learner), the same in every seed
         return first
-    return summarise([float("nan") if v is None else float(v) for v in per_seed])
+    return summarise([float("nan") if v is None else float(v) for v in per_seed], bounds=bounds)
+
+
+UNIT_BOUNDED = ("utility", "per_firm")
+"""Regime figures whose every metric lies in [0, 1] (AUC, KS, Brier, ECE)."""
+
+
+def _summarise_regime(per_seed: list[dict[str, Any]]) -> dict[str, Any]:
+    """One regime's figures over seeds; utility intervals stay within [0, 1]."""
+    summary = _summarise_tree(per_seed)
+    for key in UNIT_BOUNDED:
+        summary[key] = _summarise_tree([seed[key] for seed in per_seed], bounds=(0.0, 1.0))
+    return summary
 
 
 def privacy_spent(dp: dict[str, Any]) -> dict[str, float]:
@@ -315,7 +331,7 @@ def run_experiment(
         "config": config,
         "seeds": list(config.experiment.seeds),
         "holdout": holdout_sizes,
-        "regimes": {name: _summarise_tree(values) for name, values in per_seed.items()},
+        "regimes": {name: _summarise_regime(values) for name, values in per_seed.items()},
         "exposure": _summarise_tree(exposure_per_seed),
         "server_view": _summarise_tree(server_view_per_seed),
         "curves": curves,
@@ -327,6 +343,9 @@ def run_experiment(
         }
     if fallbacks:
         raw["fallbacks"] = fallbacks
+    paired = paired_differences(per_seed)
+    if paired:
+        raw["paired"] = paired
     if config.tuning.enabled:
         raw["tuning"] = {name: {"per_seed": records} for name, records in tuning.items()}
     results = parse_results(raw, origin="the results of this run")
@@ -363,4 +382,19 @@ def results_tables(results: Results) -> list[Table]:
         figures = results.regimes[regime].utility
         utility.add_row(regime, *(_cell(getattr(figures, m)) for m in metrics))
         leakage.add_row(regime, *cells[1:])
-    return [utility, leakage]
+    if not results.paired:
+        return [utility, leakage]
+    paired = Table(title=f"{name}: paired differences over seeds (mean [95 % interval])")
+    paired.add_column("a − b", style="bold", no_wrap=True)
+    for metric in PAIRED_METRICS:
+        paired.add_column(f"Δ{metric.upper()}", justify="right")
+    for pair, difference in results.paired.items():
+        paired.add_row(pair, *(_interval(getattr(difference, m)) for m in PAIRED_METRICS))
+    return [utility, paired, leakage]
+
+
+def _interval(summary: Summary) -> str:
+    mean, (low, high) = summary.mean, summary.ci95
+    if mean is None or low is None or high is None:
+        return "–"
+    return f"{mean:+.3f} [{low:+.3f}, {high:+.3f}]"

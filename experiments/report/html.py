@@ -34,6 +34,7 @@ from experiments.report.tables import (
     gaps_table,
     leakage_table,
     membership_table,
+    paired_table,
     privacy_table,
     server_view_table,
     tuning_table,
@@ -148,6 +149,7 @@ def render_html(results: dict[str, Any]) -> str:
         "<h2>Side by side</h2>" + leakage_table(results),
         "<h2>Utility</h2>"
         + utility_table(results)
+        + (paired_table(results) if results.get("paired") else "")
         + _figure("Utility per regime", utility_figure(results)),
     ]
     if results.get("tuning"):

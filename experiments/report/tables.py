@@ -345,3 +345,26 @@ def calibration_table(results: dict[str, Any]) -> str:
         " mapped to points and tiers; the figures here are on the held-out pairs. The map is"
         " monotone, so AUC and KS do not change.",
     )
+
+
+def paired_table(results: dict[str, Any]) -> str:
+    """a − b per seed, summarised: the comparisons the headline makes."""
+    rows = []
+    for pair, difference in (results.get("paired") or {}).items():
+        cells = []
+        for metric in ("auc", "ks", "brier", "ece"):
+            summary = difference[metric]
+            low, high = summary["ci95"]
+            cells.append(
+                "–"
+                if summary["mean"] is None
+                else f"{summary['mean']:+.3f} <small>[{low:+.3f}, {high:+.3f}]</small>"
+            )
+        rows.append([html.escape(pair.replace(" - ", " − ")), *cells])
+    return _table(
+        ["a − b", "ΔAUC", "ΔKS", "ΔBrier", "ΔECE"],
+        rows,
+        "Paired differences: computed within each seed (same world, same held-out citizens),"
+        " then the mean and its 95 % interval over seeds, clipped to [−1, 1]. An interval"
+        " that excludes 0 is a difference the seeds agree on.",
+    )

@@ -515,6 +515,29 @@ class RegimeTuning(_Block):
     """Per seed, in `seeds` order."""
 
 
+_REGIME = REGIME_PATTERN.removeprefix("^").removesuffix("$")
+PairName = Annotated[
+    str,
+    Keys("pair"),
+    StringConstraints(pattern=rf"^{_REGIME} - {_REGIME}$"),
+]
+
+
+class PairedDifference(_Block):
+    """One difference `a - b` of utility metrics, computed per seed and then summarised
+    (its interval clipped to [-1, 1]): the seeds share world and held-out citizens, so this
+    interval, not two overlapping marginal ones, says whether a beats b."""
+
+    auc: Summary
+    """AUC of a minus AUC of b."""
+    ks: Summary
+    """KS of a minus KS of b."""
+    brier: Summary
+    """Brier score of a minus that of b (negative: a is better)."""
+    ece: Summary
+    """ECE of a minus that of b (negative: a is better calibrated)."""
+
+
 class Results(_Block):
     """The whole of results.json.
 
@@ -545,6 +568,10 @@ class Results(_Block):
     world)."""
     fallbacks: list[Fallback] | None = _optional()
     """Every firm a regime scored without a model (absent when there is none)."""
+    paired: dict[PairName, PairedDifference] | None = _optional()
+    """Paired differences over seeds: unified - federated, federated - local_only, federated
+    - each DP regime (federated: the first of federated_secagg, federated_plain,
+    federated_flower_secagg that ran)."""
     tuning: dict[RegimeName, RegimeTuning] | None = _optional()
     """What each regime's tuning tried, chose and spent (absent when `[tuning]` is off)."""
 
@@ -570,6 +597,8 @@ class Results(_Block):
         }
         if self.data is not None:
             tree["data.firms"] = self.data.firms
+        if self.paired is not None:
+            tree["paired"] = self.paired
         for path, summary in _summaries(tree, ""):
             if len(summary.per_seed) != seeds:
                 raise ValueError(

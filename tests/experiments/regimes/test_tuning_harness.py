@@ -96,6 +96,22 @@ def test_decisions_read_scores_calibrated_on_the_validation_pairs(
         assert calibration["ece_after"]["mean"] < 0.05
 
 
+def test_results_hold_paired_differences_within_their_bounds(
+    tuned_run: tuple[Path, dict[str, object]],
+) -> None:
+    # Prepare / Execute (fixture)
+    results = tuned_run[1]
+    paired = results["paired"]["unified - local_only"]  # type: ignore[index]
+    unified, local = (results["regimes"][n]["utility"]["auc"] for n in ("unified", "local_only"))  # type: ignore[index]
+    # Assert: the per-seed differences are the regimes' own, and every interval is bounded
+    expected = [u - v for u, v in zip(unified["per_seed"], local["per_seed"], strict=True)]
+    assert paired["auc"]["per_seed"] == pytest.approx(expected)
+    assert -1 <= paired["auc"]["ci95"][0] <= paired["auc"]["ci95"][1] <= 1
+    for regime in results["regimes"].values():  # type: ignore[attr-defined]
+        low, high = regime["utility"]["auc"]["ci95"]
+        assert 0 <= low <= high <= 1
+
+
 def test_the_report_shows_tuning_and_convergence(
     tuned_run: tuple[Path, dict[str, object]],
 ) -> None:
@@ -105,3 +121,4 @@ def test_the_report_shows_tuning_and_convergence(
     assert "<h2>Tuning and convergence</h2>" in page
     assert "Validation loss against passes" in page
     assert "Calibration before decisions" in page
+    assert "Paired differences" in page
