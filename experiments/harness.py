@@ -29,6 +29,7 @@ from experiments.leakage.server_view import (
 )
 from experiments.metrics import summarise, utility
 from experiments.paired import PAIRED_METRICS, paired_differences
+from experiments.regimes.retrain import retrained
 from experiments.regimes.standalone import (
     LOCAL_ONLY,
     UNIFIED,
@@ -145,11 +146,13 @@ def evaluate(
     config: ExperimentConfig,
     groups: dict[str, np.ndarray],
     reference: RegimeOutput | None,
+    retrained: RegimeOutput | None = None,
 ) -> dict[str, Any]:
     """One regime's figures for one seed, all on the same held-out pairs.
 
     utility over every pair and per firm over its own held-out customers; decisions (tiers and
-    group gaps), with tier changes against `reference` (the unified score) when there is one.
+    group gaps), with tier changes against `reference` (the unified score) when there is one,
+    against the true PD's tier and against `retrained` (the regime's retraining noise floor).
     Decisions read each score after calibration on the validation pairs (`calibrated`).
     """
     labels = holdout.pairs[LABEL].to_numpy()
@@ -165,6 +168,8 @@ def evaluate(
         groups,
         config.scorecard,
         reference_probabilities=None if reference is None else calibrated(holdout, reference)[0],
+        truth_probabilities=true_default_probabilities(world, holdout),
+        retrained_probabilities=None if retrained is None else calibrated(holdout, retrained)[0],
     )
     figures: dict[str, Any] = {
         "utility": utility(labels, output.probabilities),
@@ -174,6 +179,18 @@ def evaluate(
     if calibration is not None:
         figures["calibration"] = calibration
     return figures
+
+
+TRUE_PD = "default_probability"
+"""The truth column holding each citizen's true PD (synthetic worlds only)."""
+
+
+def true_default_probabilities(world: World, holdout: Holdout) -> np.ndarray | None:
+    """The true PD of every held-out pair, where the world knows it."""
+    if TRUE_PD not in world.truth.columns:
+        return None
+    by_id = world.truth.set_index(ID)[TRUE_PD].astype(np.float64)
+    return by_id.reindex(holdout.pairs[ID].to_numpy()).to_numpy()
 
 
 def calibrated(
@@ -314,7 +331,8 @@ def run_experiment(
                 fallbacks += data_record.fallbacks(output, seed)
                 if "tuning" in output.info:
                     tuning[name].append(output.info["tuning"])
-                figures = evaluate(world, holdout, output, config, groups, reference)
+                floor = retrained(world, holdout, config, seed, output)
+                figures = evaluate(world, holdout, output, config, groups, reference, floor)
                 progress.update(task, description=f"seed {seed}: {name}: attacks")
                 surface = membership_surface(world, holdout, config, seed, output)
                 membership = membership_figures(surface, config, seed, shadows)

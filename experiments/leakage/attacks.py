@@ -52,6 +52,7 @@ from experiments.regimes.standalone import (
     firm_features,
     national_database,
 )
+from experiments.regimes.tuning import tuned_training
 from experiments.world.tables import ID, LABEL, World
 
 ShadowBatch = Callable[[np.ndarray], np.ndarray]
@@ -308,34 +309,22 @@ def membership_surface(
     tuning = output.info.get("tuning")
     if output.name == UNIFIED:
         if isinstance(tuning, dict):
-            config = config.model_copy(update={"training": _tuned(config.training, tuning)})
+            config = config.model_copy(update={"training": tuned_training(config.training, tuning)})
         return unified_surface(world, holdout, config, seed, output.models["national"])
     if output.name == LOCAL_ONLY:
         per_firm = {
-            firm: _tuned(config.training, record)
+            firm: tuned_training(config.training, record)
             for firm, record in (tuning if isinstance(tuning, dict) else {}).items()
         }
         return local_surface(world, holdout, config, seed, output.models, per_firm)
     if isinstance(tuning, dict):
         config = config.model_copy(
             update={
-                "training": _tuned(config.training, tuning),
+                "training": tuned_training(config.training, tuning),
                 "federation": config.federation.model_copy(update={"rounds": tuning["passes"]}),
             }
         )
     return federated_surface(world, holdout, config, seed, output.models["global"])
-
-
-def _tuned(training: TrainSettings, record: dict[str, Any]) -> TrainSettings:
-    """`training` with a tuning record's step size and penalty (and epochs, when it counted
-    epochs)."""
-    update: dict[str, Any] = {
-        "learning_rate": record["learning_rate"],
-        "weight_decay": record["weight_decay"],
-    }
-    if record["unit"] == "epochs":
-        update["epochs"] = record["passes"]
-    return training.model_copy(update=update)
 
 
 def attribute_figures(

@@ -25,7 +25,7 @@ from clients.participant import ModelSpec
 from clients.settings import TrainSettings
 from clients.streams import firm_round_seed
 from experiments.config import TuningSection
-from server.optimiser import server_optimiser
+from server.optimiser import ServerOptimiser, server_optimiser
 from server.settings import FederationSettings
 
 _BETA1, _BETA2, _EPS = 0.9, 0.999, 1e-8
@@ -76,6 +76,18 @@ class _AdamState:
     first: dict[str, torch.Tensor]
     second: dict[str, torch.Tensor]
     step: int = 0
+
+
+def tuned_training(training: TrainSettings, record: dict[str, Any]) -> TrainSettings:
+    """`training` with a tuning record's (`TuningResult.to_json`) step size and penalty, and
+    its epochs when it counted epochs."""
+    update: dict[str, Any] = {
+        "learning_rate": record["learning_rate"],
+        "weight_decay": record["weight_decay"],
+    }
+    if record["unit"] == "epochs":
+        update["epochs"] = record["passes"]
+    return training.model_copy(update=update)
 
 
 class _GridModels:
@@ -258,26 +270,61 @@ def tune_federated(
     vx, vy = _tensors(validation_features, validation_labels)
     curves: list[np.ndarray] = []
     for round_number in range(1, budget + 1):
-        start = {n: p.clone() for n, p in models.params.items()}
-        globals_ = [models.flat(j) for j in range(len(grid))]
-        totals = [np.zeros_like(g) for g in globals_]
-        rows = 0
-        for firm, (x, y) in data.items():
-            models.params = {n: p.clone() for n, p in start.items()}
-            models.train(
-                x,
-                y,
-                training.batch_size,
-                federation.local_epochs,
-                torch.Generator().manual_seed(firm_round_seed(seed, round_number, firm)),
-            )
-            for j in range(len(grid)):
-                totals[j] += len(y) * (models.flat(j) - globals_[j])
-            rows += len(y)
-        models.params = {n: p.clone() for n, p in start.items()}
-        for j, server in enumerate(servers):
-            models.set_flat(j, server.step(globals_[j], totals[j] / rows))
+        _fedavg_round(models, servers, data, training, federation, seed, round_number)
         curves.append(models.losses(vx, vy))
         if _stop(curves, tuning.patience):
             break
     return _choose(curves, grid, "rounds", budget, len(vy))
+
+
+def _fedavg_round(
+    models: _GridModels,
+    servers: list[ServerOptimiser],
+    data: dict[str, tuple[torch.Tensor, torch.Tensor]],
+    training: TrainSettings,
+    federation: FederationSettings,
+    seed: int,
+    round_number: int,
+) -> None:
+    """One FedAvg round of every grid point, every firm taking part; in place."""
+    start = {n: p.clone() for n, p in models.params.items()}
+    globals_ = [models.flat(j) for j in range(len(servers))]
+    totals = [np.zeros_like(g) for g in globals_]
+    rows = 0
+    for firm, (x, y) in data.items():
+        models.params = {n: p.clone() for n, p in start.items()}
+        models.train(
+            x,
+            y,
+            training.batch_size,
+            federation.local_epochs,
+            torch.Generator().manual_seed(firm_round_seed(seed, round_number, firm)),
+        )
+        for j in range(len(servers)):
+            totals[j] += len(y) * (models.flat(j) - globals_[j])
+        rows += len(y)
+    models.params = {n: p.clone() for n, p in start.items()}
+    for j, server in enumerate(servers):
+        models.set_flat(j, server.step(globals_[j], totals[j] / rows))
+
+
+def fedavg_model(
+    spec: ModelSpec,
+    shards: dict[str, tuple[np.ndarray, np.ndarray]],
+    training: TrainSettings,
+    federation: FederationSettings,
+    seed: int,
+) -> nn.Module:
+    """The federation's model in process: `federation.rounds` rounds at `training`'s step size
+    and penalty, run seed `seed` (the model's initial weights come from `spec`)."""
+    models = _GridModels(spec, [(training.learning_rate, training.weight_decay)])
+    servers = [server_optimiser(federation)]
+    data = {firm: _tensors(x, y) for firm, (x, y) in shards.items()}
+    for round_number in range(1, federation.rounds + 1):
+        _fedavg_round(models, servers, data, training, federation, seed, round_number)
+    model = spec.build()
+    with torch.no_grad():
+        model.load_state_dict(
+            {name: value[0] for name, value in {**models.params, **models.buffers}.items()}
+        )
+    return model

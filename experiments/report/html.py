@@ -40,6 +40,7 @@ from experiments.report.tables import (
     tuning_table,
     utility_table,
 )
+from experiments.report.tier_tables import gains_table, tier_change_table
 
 
 def _png(figure: Figure) -> str:
@@ -191,6 +192,8 @@ def render_html(results: dict[str, Any]) -> str:
     sections.append(
         "<h2>Decisions</h2>"
         + _figure("Privilege tiers per regime", tiers_figure(results))
+        + tier_change_table(results)
+        + gains_table(results)
         + gaps_table(results)
     )
     body = "\n".join(sections)

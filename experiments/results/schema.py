@@ -141,6 +141,19 @@ class Decisions(_Block):
     tier_changed_vs_unified: Summary | None = _optional()
     """Share of held-out pairs whose tier differs from the unified score's, in [0, 1]; 0 on
     `unified` itself; absent when the run has no unified regime."""
+    privilege_gained_vs_unified: dict[GroupName, Summary] | None = _optional()
+    """Per group: share of its held-out pairs granted a privilege here but none under the
+    unified score; absent when the run has no unified regime."""
+    privilege_lost_vs_unified: dict[GroupName, Summary] | None = _optional()
+    """Per group: share of its held-out pairs granted a privilege under the unified score but
+    none here."""
+    tier_changed_vs_truth: Summary | None = _optional()
+    """Share of held-out pairs whose tier differs from the tier of the citizen's true PD
+    (synthetic worlds only)."""
+    tier_changed_vs_retrained: Summary | None = _optional()
+    """The retraining noise floor: share of held-out pairs whose tier differs from the same
+    regime retrained with another training seed (same data, same hyperparameters); absent
+    without `[tuning]` and for DP regimes."""
 
 
 class MembershipAttack(_Block):

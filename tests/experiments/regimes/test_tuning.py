@@ -8,7 +8,8 @@ from clients.participant import ModelSpec
 from clients.settings import TrainSettings
 from clients.training import predict_default, train_model
 from experiments.config import TuningSection
-from experiments.regimes.tuning import tune_central
+from experiments.regimes.tuning import fedavg_model, tune_central, tune_federated
+from server.settings import FederationSettings
 
 
 def _data(seed: int, rows: int = 600, d: int = 5) -> tuple[np.ndarray, np.ndarray]:
@@ -52,3 +53,28 @@ def test_early_stopping_ends_once_the_grid_stops_improving() -> None:
     assert result.passes_run < 200
     assert result.passes_run - result.passes == 3
     assert result.curve[result.passes - 1] == min(result.curve)
+
+
+def test_fedavg_model_is_the_tuned_federated_grid_point() -> None:
+    # Prepare: three firms, a one-point grid
+    shards = {f"firm{i}": _data(10 + i, rows=200) for i in range(3)}
+    vx, vy = _data(20, rows=300)
+    spec = ModelSpec("logistic", 5, 8, seed=1)
+    tuning = TuningSection(
+        enabled=True, learning_rates=[0.05], weight_decays=[1e-3], max_epochs=4, patience=9
+    )
+    training = TrainSettings(batch_size=32)
+    federation = FederationSettings(local_epochs=2)
+    result = tune_federated(spec, shards, vx, vy, tuning, training, federation, seed=1)
+    # Execute
+    model = fedavg_model(
+        spec,
+        shards,
+        result.training(training),
+        federation.model_copy(update={"rounds": result.passes}),
+        seed=1,
+    )
+    # Assert
+    p = np.clip(predict_default(model, vx), 1e-7, 1 - 1e-7)
+    loss = float(-np.mean(vy * np.log(p) + (1 - vy) * np.log1p(-p)))
+    assert abs(loss - result.curve[result.passes - 1]) < 1e-6

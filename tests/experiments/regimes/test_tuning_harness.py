@@ -112,6 +112,23 @@ def test_results_hold_paired_differences_within_their_bounds(
         assert 0 <= low <= high <= 1
 
 
+def test_tier_changes_stand_beside_the_true_pd_and_the_retraining_floor(
+    tuned_run: tuple[Path, dict[str, object]],
+) -> None:
+    # Prepare / Execute (fixture)
+    regimes = tuned_run[1]["regimes"]
+    # Assert: every tuned regime has both floors; unified's floor is a real retraining
+    for regime in regimes.values():  # type: ignore[attr-defined]
+        decisions = regime["decisions"]
+        assert 0 <= decisions["tier_changed_vs_truth"]["mean"] <= 1
+        assert 0 <= decisions["tier_changed_vs_retrained"]["mean"] <= 1
+        assert set(decisions["privilege_gained_vs_unified"]) == set(
+            decisions["demographic_parity_gap"]
+        )
+    assert regimes["unified"]["decisions"]["tier_changed_vs_retrained"]["mean"] > 0  # type: ignore[index]
+    assert regimes["unified"]["decisions"]["tier_changed_vs_unified"]["mean"] == 0  # type: ignore[index]
+
+
 def test_the_report_shows_tuning_and_convergence(
     tuned_run: tuple[Path, dict[str, object]],
 ) -> None:
@@ -122,3 +139,4 @@ def test_the_report_shows_tuning_and_convergence(
     assert "Validation loss against passes" in page
     assert "Calibration before decisions" in page
     assert "Paired differences" in page
+    assert "tier ≠ retrained (noise floor)" in page
