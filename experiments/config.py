@@ -73,7 +73,13 @@ class LendingClubData(_Section):
 class GermanCreditData(_Section):
     source: Literal["german_credit"]
     firms: int = Field(default=8, ge=2, le=64, description="Number of firms to split rows into.")
-    alpha: PositiveFloat = Field(default=1.0, description="Dirichlet label-skew concentration.")
+    alpha: PositiveFloat = Field(default=1.0, description="Dirichlet concentration of the split.")
+    split: Literal["covariate", "label-skew"] = Field(
+        default="covariate",
+        description="`covariate`: a Dirichlet over the levels of `covariate` (no label);"
+        " `label-skew`: over the label, training rows only, flagged in results and report.",
+    )
+    covariate: str = Field(default="purpose", description="The column a covariate split uses.")
 
 
 class FileData(_Section):

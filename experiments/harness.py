@@ -50,8 +50,10 @@ DISAGGREGATION_AVAILABILITY = 0.75
 Regime = Callable[[World, Holdout, ExperimentConfig, int], RegimeOutput]
 
 
-def build_world(data: DataSection, seed: int) -> World:
-    """The population for one seed: synthetic worlds are redrawn, real data only re-split."""
+def build_world(data: DataSection, seed: int, test_fraction: float | None = None) -> World:
+    """The population for one seed: synthetic worlds are redrawn, real data only re-split.
+
+    `test_fraction` lets a label-skew split keep its hands off the held-out labels."""
     if data.source == "synthetic":
         from experiments.world.synthetic import generate_world
 
@@ -61,7 +63,14 @@ def build_world(data: DataSection, seed: int) -> World:
     if data.source == "lending_club":
         return datasets.load_lending_club(seed=seed)
     if data.source == "german_credit":
-        return datasets.load_german_credit(n_firms=data.firms, alpha=data.alpha, seed=seed)
+        return datasets.load_german_credit(
+            n_firms=data.firms,
+            alpha=data.alpha,
+            seed=seed,
+            split=data.split,
+            covariate=data.covariate,
+            test_fraction=test_fraction,
+        )
     return datasets.load_table(
         data.path,
         label=data.label,
@@ -111,7 +120,7 @@ def check_data(config: ExperimentConfig) -> None:
         advice = "use fewer [data] firms or a larger [data] dirichlet_alpha"
     problems: list[str] = []
     for seed in config.experiment.seeds:
-        world = build_world(data, seed)
+        world = build_world(data, seed, config.experiment.test_fraction)
         holdout = draw_holdout(world, config, seed)
         train_labels = {
             firm: table[LABEL].to_numpy()[holdout.is_fit(table[ID].to_numpy())]
@@ -173,12 +182,26 @@ def evaluate(
     )
     figures: dict[str, Any] = {
         "utility": utility(labels, output.probabilities),
+        "within_firm_auc": within_firm_auc(labels, output.probabilities, firms),
         "per_firm": per_firm,
         "decisions": decisions,
     }
     if calibration is not None:
         figures["calibration"] = calibration
     return figures
+
+
+def within_firm_auc(labels: np.ndarray, probabilities: np.ndarray, firms: np.ndarray) -> float:
+    """Each firm's AUC over its own held-out customers, averaged weighted by their number:
+    what a score ranks within a firm, which firm identity cannot help with (NaN if no firm
+    has both classes)."""
+    aucs, weights = [], []
+    for firm in dict.fromkeys(firms):
+        rows = firms == firm
+        if len(np.unique(labels[rows])) == 2:
+            aucs.append(utility(labels[rows], probabilities[rows])["auc"])
+            weights.append(rows.sum())
+    return float(np.average(aucs, weights=weights)) if aucs else float("nan")
 
 
 TRUE_PD = "default_probability"
@@ -259,7 +282,7 @@ def _summarise_tree(
     return summarise([float("nan") if v is None else float(v) for v in per_seed], bounds=bounds)
 
 
-UNIT_BOUNDED = ("utility", "per_firm")
+UNIT_BOUNDED = ("utility", "within_firm_auc", "per_firm")
 """Regime figures whose every metric lies in [0, 1] (AUC, KS, Brier, ECE)."""
 
 
@@ -311,7 +334,7 @@ def run_experiment(
         )
         for seed in config.experiment.seeds:
             progress.update(task, description=f"seed {seed}: world")
-            world = build_world(config.data, seed)
+            world = build_world(config.data, seed, config.experiment.test_fraction)
             holdout = draw_holdout(world, config, seed)
             holdout_sizes.append({"pairs": len(holdout.pairs), "citizens": len(holdout.test_ids)})
             firms_per_seed.append(data_record.firm_figures(world, holdout))

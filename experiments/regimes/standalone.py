@@ -20,6 +20,7 @@ from clients.settings import TrainSettings
 from clients.streams import Stream, generator, local_model_seed
 from clients.training import predict_default, train_model
 from experiments.config import ExperimentConfig
+from experiments.world.partitions import heldout_rows
 from experiments.world.tables import ID, LABEL, ColumnInfo, World
 
 UNIFIED = "unified"
@@ -56,9 +57,9 @@ class Holdout:
     def draw(
         cls, world: World, fraction: float, seed: int, validation_fraction: float = 0.0
     ) -> Holdout:
-        rng = generator(Stream.HOLDOUT, seed)  # its own stream: training seeds don't move it
         ids = world.truth[ID].to_numpy()
-        test_ids = np.sort(ids[rng.random(len(ids)) < fraction])
+        # Its own stream (training seeds don't move it), shared with a label-skew split.
+        test_ids = np.sort(ids[heldout_rows(len(ids), fraction, seed)])
         pairs = _pairs(world, test_ids)
         validation_ids = np.empty(0, dtype=ids.dtype)
         if validation_fraction > 0:

@@ -127,13 +127,16 @@ def utility_table(results: dict[str, Any]) -> str:
         [
             html.escape(regime_label(n)),
             *(_cell(results["regimes"][n]["utility"][m]) for m in metrics),
+            _cell(results["regimes"][n].get("within_firm_auc")),
         ]
         for n in ordered_regimes(results)
     ]
     return _table(
-        ["regime", "AUC", "KS", "Brier", "ECE"],
+        ["regime", "AUC", "KS", "Brier", "ECE", "within-firm AUC"],
         rows,
-        "Utility (mean ± 95 % half-interval over seeds)",
+        "Utility (mean ± 95 % half-interval over seeds); within-firm AUC: each firm's AUC over"
+        " its own held-out customers, weighted by their number (the data section gives each"
+        " firm's n)",
     )
 
 

@@ -265,6 +265,9 @@ class Regime(_Block):
 
     utility: Utility
     """Over every held-out pair."""
+    within_firm_auc: Summary | None = _optional()
+    """Each firm's AUC over its own held-out customers, averaged weighted by their number
+    (`data.firms` gives each firm's n): ranking that firm identity cannot explain."""
     per_firm: dict[FirmName, Utility]
     """Over each firm's held-out customers."""
     decisions: Decisions
@@ -401,11 +404,19 @@ class LabelMeaning(_Block):
 class Partition(_Block):
     """How the table's rows were split into firms."""
 
-    method: Literal["column", "dirichlet-label-skew"]
-    """`column`: one firm per value of a column; `dirichlet-label-skew`: a Dirichlet draw per
-    label, so firms differ in default rate (drawn per seed)."""
+    method: Literal["column", "dirichlet-covariate", "dirichlet-label-skew"]
+    """`column`: one firm per value of a column; `dirichlet-covariate`: a Dirichlet draw per
+    level of a covariate, so firms differ in that covariate's mix and the label plays no part;
+    `dirichlet-label-skew`: a Dirichlet draw per label, so firms differ in default rate (drawn
+    per seed; firm identity then carries label information)."""
     column: str | None = _optional()
-    """The column whose values name the firms (method `column`)."""
+    """The column whose values name the firms (method `column`) or whose levels the Dirichlet
+    is drawn over (method `dirichlet-covariate`)."""
+    label_skew: bool | None = _optional()
+    """True when firms were drawn from the label: figures then reward firm identity."""
+    from_training_rows: bool | None = _optional()
+    """A label-skew split that read the training rows' labels only (held-out rows join firms
+    in proportion to their sizes, whatever their label)."""
     alpha: float | None = _optional()
     """The Dirichlet concentration (method `dirichlet-label-skew`)."""
     n_firms: int | None = _optional()
