@@ -105,7 +105,12 @@ class FileData(_Section):
     exclude: list[str] = Field(default=[], description="Columns the default features leave out.")
     partition: str | None = Field(default=None, description="One firm per value of this column.")
     dirichlet_alpha: PositiveFloat | None = Field(
-        default=None, description="Or: a Dirichlet label-skew split into `firms` firms."
+        default=None,
+        description="Or: a Dirichlet split into `firms` firms, over the levels of"
+        " `dirichlet_column` (label-free), else label-skewed (training rows only; flagged).",
+    )
+    dirichlet_column: str | None = Field(
+        default=None, description="The covariate a Dirichlet split is drawn over."
     )
     firms: int = Field(default=8, ge=2, le=64, description="Firms of a Dirichlet split.")
     impute: Literal["median", "mode", "drop-rows"] | None = Field(

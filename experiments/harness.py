@@ -86,6 +86,8 @@ def build_world(data: DataSection, seed: int, test_fraction: float | None = None
         bins=data.bins,
         encoding=data.encoding,
         seed=seed,
+        dirichlet_column=data.dirichlet_column,
+        test_fraction=test_fraction,
     )
 
 

@@ -125,6 +125,8 @@ def load_table(
     encoding: str = "utf-8",
     seed: int = 0,
     name: str | None = None,
+    dirichlet_column: str | None = None,
+    test_fraction: float | None = None,
 ) -> World:
     """Any CSV or Parquet file as a `World`, with column roles given by the caller.
 
@@ -135,7 +137,9 @@ def load_table(
     "sensitive-proxy". Missing feature values need `impute`; missing sensitive values stay
     missing; a numeric sensitive attribute is cut into groups at its `bins` edges. Firms come
     from exactly one of `partition` (one firm per value of that column) or `dirichlet_alpha` (a
-    label-skew split into `n_firms` firms, seeded by `seed`). Numeric features get the 1st-99th
+    split into `n_firms` firms, seeded by `seed`: over the levels of `dirichlet_column` when
+    given, else the flagged label-skew split, from the training rows' labels only when
+    `test_fraction` says which rows the run holds out). Numeric features get the 1st-99th
     percentile range of the whole file; other columns are one-hot over the file's levels.
     """
     path = Path(path)
@@ -180,6 +184,10 @@ def load_table(
             dirichlet_alpha=dirichlet_alpha,
             n_firms=n_firms,
             seed=seed,
+            dirichlet_column=dirichlet_column,
+            held_out=None
+            if test_fraction is None
+            else heldout_rows(len(frame), test_fraction, seed),
             extra_meta={
                 "path": str(path),
                 "file_name": path.name,

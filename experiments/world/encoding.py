@@ -272,6 +272,11 @@ def world_from_frame(
             "non_empty": "an empty firm takes one random row of the largest firm",
         }
         if dirichlet_column is not None:
+            if dirichlet_column not in frame.columns or dirichlet_column == schema.label:
+                raise ValueError(
+                    f"[data] dirichlet_column: {dirichlet_column!r} must be a column of the table"
+                    f" other than the label {schema.label!r}"
+                )
             firm_of_row = covariate_dirichlet_split(
                 frame[dirichlet_column], n_firms, dirichlet_alpha, rng
             )

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
 import pytest
 from sklearn.metrics import roc_auc_score
 
 from experiments.regimes.standalone import Holdout
 from experiments.world import datasets
+from experiments.world.checks import DataError
 from experiments.world.tables import ID, LABEL, World
 
 TEST_FRACTION = 0.2
@@ -56,3 +61,34 @@ def test_label_skew_is_explicit_flagged_and_reads_training_labels_only(seed: int
     assert skewed.meta["partition"]["from_training_rows"] is True
     assert firm_identity_auc(skewed, seed) <= 0.6
     assert firm_identity_auc(leaky, seed) > 0.65
+
+
+def test_a_file_split_over_a_covariate_is_label_free_and_a_wrong_column_is_named(
+    tmp_path: Path,
+) -> None:
+    # Prepare: a table whose covariate is independent of the label
+    rng = np.random.default_rng(0)
+    rows = 2_000
+    frame = pd.DataFrame(
+        {
+            "income": rng.normal(size=rows),
+            "segment": rng.choice(["a", "b", "c", "d"], rows),
+            "bad": (rng.random(rows) < 0.2).astype(int),
+        }
+    )
+    path = tmp_path / "loans.csv"
+    frame.to_csv(path, index=False)
+    # Execute
+    world = datasets.load_table(
+        path,
+        label="bad",
+        dirichlet_alpha=0.3,
+        dirichlet_column="segment",
+        n_firms=4,
+        test_fraction=TEST_FRACTION,
+    )
+    # Assert
+    assert world.meta["partition"]["method"] == "dirichlet-covariate"
+    assert firm_identity_auc(world, 0) <= 0.6
+    with pytest.raises(DataError, match="dirichlet_column"):
+        datasets.load_table(path, label="bad", dirichlet_alpha=0.3, dirichlet_column="nope")
