@@ -250,6 +250,12 @@ class TuningSection(_Section):
     """Budget: most passes over the training rows any grid point may take."""
     patience: PositiveInt = 5
     """Passes without a better validation loss (over the whole grid) before tuning stops."""
+    unified_designs: list[Literal["pooled", "blocks"]] = Field(
+        default=["pooled", "blocks"], min_length=1
+    )
+    """Unified designs tuned alike; the lowest validation loss wins (the first on a tie):
+    `pooled` (pooled common features, government records, firm presence as firm effects) or
+    `blocks` (also every firm's own columns as a block)."""
 
     def grid(self) -> list[tuple[float, float]]:
         """(learning rate, weight decay) pairs, learning rate outermost."""

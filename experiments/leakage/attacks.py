@@ -22,7 +22,6 @@ import pandas as pd
 from torch import nn
 
 from clients.participant import ModelSpec
-from clients.scaling import FeatureScaler
 from clients.settings import TrainSettings
 from clients.streams import Stream, generator
 from clients.training import predict_default
@@ -50,7 +49,7 @@ from experiments.regimes.standalone import (
     RegimeOutput,
     common_features,
     firm_features,
-    national_database,
+    unified_features,
 )
 from experiments.regimes.tuning import tuned_training
 from experiments.world.tables import ID, LABEL, World
@@ -97,11 +96,15 @@ def _spec(config: ExperimentConfig, n_features: int, seed: int) -> ModelSpec:
 
 
 def unified_surface(
-    world: World, holdout: Holdout, config: ExperimentConfig, seed: int, model: nn.Module
+    world: World,
+    holdout: Holdout,
+    config: ExperimentConfig,
+    seed: int,
+    model: nn.Module,
+    design: str = "blocks",
 ) -> MembershipSurface:
     """Candidates are citizens of the national database; the recipe is one central fit."""
-    table, columns = national_database(world)
-    features = FeatureScaler.from_columns(columns, table).transform(table)
+    table, features = unified_features(world, design)
     labels = table[LABEL].to_numpy().astype(np.float32)
     train = holdout.is_fit(table[ID].to_numpy())
     pool = _pool(train, config.membership.pool, generator(Stream.POOL_UNIFIED, seed))
@@ -310,7 +313,8 @@ def membership_surface(
     if output.name == UNIFIED:
         if isinstance(tuning, dict):
             config = config.model_copy(update={"training": tuned_training(config.training, tuning)})
-        return unified_surface(world, holdout, config, seed, output.models["national"])
+        design = tuning.get("design", "blocks") if isinstance(tuning, dict) else "blocks"
+        return unified_surface(world, holdout, config, seed, output.models["national"], design)
     if output.name == LOCAL_ONLY:
         per_firm = {
             firm: tuned_training(config.training, record)

@@ -16,7 +16,6 @@ import numpy as np
 import pandas as pd
 
 from clients.participant import ModelSpec
-from clients.scaling import FeatureScaler
 from clients.streams import local_model_seed, retrain_seed
 from clients.training import predict_default
 from experiments.config import ExperimentConfig
@@ -28,7 +27,7 @@ from experiments.regimes.standalone import (
     common_features,
     firm_features,
     fit_model,
-    national_database,
+    unified_features,
 )
 from experiments.regimes.tuning import fedavg_model, tuned_training
 from experiments.world.tables import ID, LABEL, World
@@ -49,8 +48,7 @@ def retrained(
         return None
     other = retrain_seed(seed)
     if output.name == UNIFIED:
-        table, columns = national_database(world)
-        features = FeatureScaler.from_columns(columns, table).transform(table)
+        table, features = unified_features(world, str(tuning.get("design", "blocks")))
         fit = holdout.is_fit(table[ID].to_numpy())
         model = fit_model(
             config,

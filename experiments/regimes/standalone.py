@@ -195,17 +195,56 @@ def national_database(world: World) -> tuple[pd.DataFrame, list[ColumnInfo]]:
     return joined.rename_axis(ID).reset_index(), columns
 
 
+UNIFIED_DESIGNS = ("blocks", "pooled")
+"""The national database's designs: `blocks` (every firm's columns as its own block, plus the
+pooled common features, government records and presence flags) and `pooled` (the pooled
+common features and government records, with each firm's presence flag as its firm effect)."""
+
+
+def design_columns(world: World, columns: list[ColumnInfo], design: str) -> list[ColumnInfo]:
+    """The national database's columns a unified design uses."""
+    if design not in UNIFIED_DESIGNS:
+        raise ValueError(f"unified design must be one of {UNIFIED_DESIGNS}, got {design!r}")
+    if design == "blocks":
+        return columns
+    blocks = tuple(f"{firm}." for firm in world.firms)
+    return [c for c in columns if not c.name.startswith(blocks) or c.name.endswith(".present")]
+
+
+def unified_features(world: World, design: str = "blocks") -> tuple[pd.DataFrame, np.ndarray]:
+    """The national database and its scaled feature matrix under one design."""
+    table, columns = national_database(world)
+    chosen = design_columns(world, columns, design)
+    return table, FeatureScaler.from_columns(chosen, table).transform(table)
+
+
 def run_unified(
     world: World, holdout: Holdout, config: ExperimentConfig, seed: int
 ) -> RegimeOutput:
-    """One central model on the national database, trained on every non-held-out citizen."""
-    table, columns = national_database(world)
-    scaler = FeatureScaler.from_columns(columns, table)
-    features = scaler.transform(table)
-    labels = table[LABEL].to_numpy()
-    ids = table[ID].to_numpy()
-    train = holdout.is_fit(ids)
-    model, tuning = tuned_fit(config, features, labels, train, holdout.is_validation(ids), seed)
+    """One central model on the national database, trained on every non-held-out citizen.
+
+    With `[tuning]` on, each design in `tuning.unified_designs` is tuned alike and the one
+    with the lowest validation loss is trained: a richer design only when validation picks it.
+    """
+    designs = config.tuning.unified_designs if config.tuning.enabled else ("blocks",)
+    best: tuple[float, str, nn.Module, dict[str, object] | None, np.ndarray] | None = None
+    losses: dict[str, float] = {}
+    for design in designs:
+        table, features = unified_features(world, design)
+        labels = table[LABEL].to_numpy()
+        ids = table[ID].to_numpy()
+        train = holdout.is_fit(ids)
+        fitted, record = tuned_fit(
+            config, features, labels, train, holdout.is_validation(ids), seed
+        )
+        loss = float("inf") if record is None else min(record["curve"])  # type: ignore[type-var]
+        losses[design] = loss
+        if best is None or loss < best[0]:
+            best = (loss, design, fitted, record, features)
+    assert best is not None
+    _, design, model, tuning, features = best
+    if tuning is not None:
+        tuning = tuning | {"design": design, "design_losses": losses}
     pd_by_citizen = pd.Series(predict_default(model, features), index=table[ID].to_numpy())
     probabilities = pd_by_citizen.reindex(holdout.pairs[ID].to_numpy()).to_numpy()
     validation = pd_by_citizen.reindex(holdout.validation_pairs[ID].to_numpy()).to_numpy()

@@ -527,6 +527,10 @@ class Tuning(_Block):
     """Validation rows the losses are measured on."""
     curve: list[float]
     """Validation loss of the chosen grid point after each pass run: its convergence."""
+    design: Literal["pooled", "blocks"] | None = None
+    """The unified design validation chose (unified only)."""
+    design_losses: dict[str, float] | None = None
+    """The best validation loss of each unified design tried (unified only)."""
     tuned_without_dp: bool = False
     """A DP regime runs with the non-private federated regime's tuning (tuning under DP would
     itself spend privacy budget)."""

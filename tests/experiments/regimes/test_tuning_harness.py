@@ -9,7 +9,7 @@ import pytest
 
 from experiments.config import parse_config
 from experiments.harness import run_experiment
-from experiments.regimes.standalone import Holdout
+from experiments.regimes.standalone import Holdout, design_columns, national_database
 from experiments.report.html import render_html
 from experiments.world.synthetic import generate_world
 from experiments.world.tables import ID
@@ -127,6 +127,32 @@ def test_tier_changes_stand_beside_the_true_pd_and_the_retraining_floor(
         )
     assert regimes["unified"]["decisions"]["tier_changed_vs_retrained"]["mean"] > 0  # type: ignore[index]
     assert regimes["unified"]["decisions"]["tier_changed_vs_unified"]["mean"] == 0  # type: ignore[index]
+
+
+def test_unified_takes_the_design_validation_picks(
+    tuned_run: tuple[Path, dict[str, object]],
+) -> None:
+    # Prepare / Execute (fixture)
+    records = tuned_run[1]["tuning"]["unified"]["per_seed"]  # type: ignore[index]
+    # Assert: both designs tuned alike; the chosen one has the lowest validation loss
+    for record in records:
+        losses = record["design_losses"]
+        assert set(losses) == {"pooled", "blocks"}
+        assert record["design"] == min(losses, key=losses.get)
+        assert min(record["curve"]) == losses[record["design"]]
+
+
+def test_the_pooled_design_keeps_firm_effects_but_no_firm_blocks() -> None:
+    # Prepare
+    world = generate_world(2_000, seed=1)
+    _, columns = national_database(world)
+    # Execute
+    pooled = {c.name for c in design_columns(world, columns, "pooled")}
+    # Assert
+    assert {f"{firm}.present" for firm in world.firms} <= pooled
+    assert any(name.startswith("pooled.") for name in pooled)
+    blocks = {c.name for c in columns} - pooled
+    assert blocks and all(name.split(".")[0] in world.firms for name in blocks)
 
 
 def test_the_report_shows_tuning_and_convergence(
