@@ -529,7 +529,7 @@ class Tuning(_Block):
     """Validation loss of the chosen grid point after each pass run: its convergence."""
     design: Literal["pooled", "blocks"] | None = None
     """The unified design validation chose (unified only)."""
-    design_losses: dict[str, float] | None = None
+    design_losses: dict[Annotated[str, Keys("design")], float] | None = None
     """The best validation loss of each unified design tried (unified only)."""
     tuned_without_dp: bool = False
     """A DP regime runs with the non-private federated regime's tuning (tuning under DP would
