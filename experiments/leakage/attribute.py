@@ -108,8 +108,15 @@ def _score_design(scores: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
     """Normal scores (a linear term resolving both tails) plus a spline basis on the CDF scale."""
     n_quantiles = min(_SCORE_QUANTILES, len(scores))
     as_column = scores[:, None]
-    normal = QuantileTransformer(n_quantiles=n_quantiles, output_distribution="normal")
-    uniform = QuantileTransformer(n_quantiles=n_quantiles, output_distribution="uniform")
+    # subsample=None: by default the quantiles come from a random 10,000 rows drawn with the
+    # global NumPy RNG (random_state=None), so above 10,000 rows the design, and every figure,
+    # changed from one call to the next. All rows: exact quantiles, no randomness.
+    normal = QuantileTransformer(
+        n_quantiles=n_quantiles, output_distribution="normal", subsample=None
+    )
+    uniform = QuantileTransformer(
+        n_quantiles=n_quantiles, output_distribution="uniform", subsample=None
+    )
     basis = SplineTransformer(n_knots=SCORE_SPLINE_KNOTS, degree=3, knots="uniform")
     return np.hstack(
         [

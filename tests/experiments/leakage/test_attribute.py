@@ -1,6 +1,10 @@
 """Attribute inference with known answers: a planted proxy is found, noise adds nothing."""
 
 import json
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -100,6 +104,55 @@ def test_the_same_seed_repeats_and_the_result_serialises_to_plain_json() -> None
     assert first == second
     assert payload["auc_score_and_qi"] == first.auc_score_and_qi
     assert payload["learner"] == "logistic" and payload["n_folds"] == 5
+
+
+ABOVE_QUANTILE_SUBSAMPLE = 10_016
+"""More rows than scikit-learn's QuantileTransformer fits on by default (10,000): above that it
+draws a random subsample, which once made the figures change from one process to the next."""
+
+_CHILD = """
+import json, sys
+import pandas as pd
+from experiments.leakage.attribute import attribute_inference
+data = pd.read_pickle(sys.argv[1])
+result = attribute_inference(data["scores"], data["qis"], data["attribute"], seed=3).to_json()
+print(json.dumps({k: v.hex() if isinstance(v, float) else v for k, v in result.items()}))
+"""
+
+
+def test_the_figures_are_bit_identical_in_two_fresh_processes(tmp_path: Path) -> None:
+    quasi_identifiers, attribute, rng = citizens(ABOVE_QUANTILE_SUBSAMPLE, seed=8)
+    scores = rng.normal(size=ABOVE_QUANTILE_SUBSAMPLE) + 0.3 * attribute
+    data = tmp_path / "data.pkl"
+    pd.to_pickle({"scores": scores, "qis": quasi_identifiers, "attribute": attribute}, data)
+    root = Path(__file__).resolve().parents[3]
+    environment = {**os.environ, "PYTHONPATH": str(root)}
+
+    runs = [
+        subprocess.run(
+            [sys.executable, "-c", _CHILD, str(data)],
+            capture_output=True, text=True, check=True, cwd=root, env=environment,
+        ).stdout
+        for _ in range(2)
+    ]  # fmt: skip
+
+    assert runs[0] == runs[1]
+    assert json.loads(runs[0])["n_rows"] == ABOVE_QUANTILE_SUBSAMPLE
+
+
+def test_the_global_numpy_random_state_is_neither_read_nor_advanced() -> None:
+    quasi_identifiers, attribute, rng = citizens(ABOVE_QUANTILE_SUBSAMPLE, seed=9)
+    scores = rng.normal(size=ABOVE_QUANTILE_SUBSAMPLE) + 0.3 * attribute
+    np.random.seed(0)
+    before = np.random.get_state(legacy=False)
+
+    first = attribute_inference(scores, quasi_identifiers, attribute, seed=4)
+    after = np.random.get_state(legacy=False)
+    second = attribute_inference(scores, quasi_identifiers, attribute, seed=4)
+
+    assert first == second
+    assert after["state"]["key"].tolist() == before["state"]["key"].tolist()
+    assert after["state"]["pos"] == before["state"]["pos"]
 
 
 def test_to_json_turns_nan_into_none() -> None:
