@@ -19,10 +19,13 @@ from flwr.clientapp import ClientApp
 from flwr.serverapp import Grid, ServerApp
 
 from server.federation import print_summary, run_federation
-from server.messaging import poll_faster
+from server.messaging import poll_faster, wait_for_nodes
 from server.settings import FederationRun
 
 T = TypeVar("T")
+
+SIMULATION_JOIN_TIMEOUT = 120.0
+"""Seconds the simulated ServerApp waits for all of its SuperNodes to be registered."""
 
 app = ServerApp()
 
@@ -52,7 +55,13 @@ def simulate(
 ) -> T:
     """Run `serve` as the ServerApp's main against `num_nodes` simulated SuperNodes on the Ray
     backend and return what it returned. Each SuperNode runs `client_app` and picks its firm by
-    its partition id; `serve`'s settings come from the caller, not from the run config."""
+    its partition id; `serve`'s settings come from the caller, not from the run config.
+
+    Flower starts the ServerApp thread before it registers the simulated nodes (measured: `serve`
+    entered with 0 nodes in 6 of 6 runs), so a server that starts once `min_clients` nodes are
+    up would invite whichever nodes the race had registered by then: round 1's firms, and so
+    the model, would depend on thread timing. `serve` therefore starts only once all
+    `num_nodes` nodes are registered; a real deployment still waits for `min_clients` only."""
     from flwr.simulation import run_simulation  # Ray loads only when a simulation runs
 
     outcome: list[T] = []
@@ -61,6 +70,7 @@ def simulate(
     @server_app.main()
     def main(grid: Grid, context: Context) -> None:
         poll_faster(grid)
+        wait_for_nodes(grid, num_nodes, SIMULATION_JOIN_TIMEOUT)
         outcome.append(serve(grid, context))
 
     with warnings.catch_warnings():
