@@ -34,11 +34,6 @@ def test_secure_and_dp_federated_runs_are_byte_identical(tmp_path) -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(
-    reason="OPEN: two tuned runs in one process differ in federated_dp_eps4's LiRA curve"
-    " (results.json byte 2388); not yet traced - see the science branch report",
-    strict=False,
-)
 def test_tuned_federated_runs_are_byte_identical(tmp_path) -> None:
     # Prepare: tuning on, so the federated regimes tune in process and then federate
     config = parse_config(
