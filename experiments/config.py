@@ -247,7 +247,10 @@ class TuningSection(_Section):
     )
     """L2 penalties tried."""
     max_epochs: PositiveInt = 40
-    """Budget: most passes over the training rows any grid point may take."""
+    """Budget: most passes over each training row any grid point may take, equal for every
+    regime: a central regime's epochs, or a federated regime's rounds x
+    `federation.local_epochs` (the rounds are `max_epochs // local_epochs`, so every firm's row
+    is passed over at most `max_epochs` times)."""
     patience: PositiveInt = 5
     """Passes without a better validation loss (over the whole grid) before tuning stops."""
     unified_designs: list[Literal["pooled", "blocks"]] = Field(
