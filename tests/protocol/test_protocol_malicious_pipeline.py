@@ -15,12 +15,12 @@ from collections.abc import Iterable, Mapping
 
 import numpy as np
 import pytest
+from fakes.transport import Recorder, assert_exact
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from protocol import (
     MALICIOUS_STAGE_ORDER,
-    AggregateResult,
     Cohort,
     ConfigMismatch,
     ConsistencyCheckRequest,
@@ -37,11 +37,10 @@ from protocol import (
     generate_identity,
     parse_message,
     run_rounds,
-    to_signed,
 )
 from protocol.identity import check_identity_proof, count_valid_signers, prove_identity
 from protocol.nodes import DropoutPlan, LocalNodes
-from protocol.pipeline import Part, Reply, RoundInFlight, TransportMessage
+from protocol.pipeline import Part, Reply, TransportMessage
 
 DIMENSION = 5
 BIG = 2**40
@@ -72,32 +71,6 @@ def _nodes(cohorts: Mapping[int, Iterable[int]], dropout: DropoutPlan | None = N
     }
     identities = {node: IDENTITIES[node] for nodes in cohorts.values() for node in nodes}
     return LocalNodes(inputs, dropout=dropout, identities=identities, manifest=MANIFEST)
-
-
-class Recorder:
-    """A transport that remembers every message, then lets `nodes` answer (or `alter` first)."""
-
-    def __init__(self, nodes: LocalNodes) -> None:
-        self.nodes = nodes
-        self.sent: list[TransportMessage] = []
-
-    def __call__(self, message: TransportMessage) -> Mapping[int, Reply]:
-        self.sent.append(message)
-        return self.nodes(message)
-
-    def labels(self) -> list[tuple[int, str]]:
-        return [(message.round_number, message.label) for message in self.sent]
-
-
-def _assert_exact(round_: RoundInFlight, nodes: LocalNodes) -> None:
-    assert isinstance(round_.outcome, AggregateResult)
-    encoded = nodes.encoded[round_.number]
-    total = sum(
-        (encoded[node] for node in round_.contributors()),
-        np.zeros(round_.server.dimension, dtype=np.uint32),
-    )
-    expected = to_signed(np.asarray(total, dtype=np.uint32), round_.cohort.config)
-    np.testing.assert_array_equal(round_.outcome.integer_sum, expected)
 
 
 def test_a_malicious_round_is_three_messages_a_b_c_with_the_next_rounds_keys_in_a_and_b() -> None:
@@ -137,7 +110,7 @@ def test_a_malicious_round_is_three_messages_a_b_c_with_the_next_rounds_keys_in_
         assert sorted(s.signer for s in unmask.consistency_signatures) == clients
     # Assert: every sum exact, over the manifest's ids, and no secret left on any node
     for round_ in rounds:
-        _assert_exact(round_, nodes)
+        assert_exact(round_, nodes)
         assert round_.outcome is not None and list(round_.outcome.survivors) == clients
         assert sorted(round_.contributors()) == sorted(NODES)
     assert all(not sessions.open_rounds for sessions in nodes.sessions.values())
@@ -158,8 +131,8 @@ def test_a_malicious_round_alone_is_five_messages() -> None:
     # Assert
     stages = [stage.value for stage in MALICIOUS_STAGE_ORDER]
     assert send.labels() == [(1, s) for s in stages] + [(2, s) for s in stages]
-    _assert_exact(first, nodes)
-    _assert_exact(second, nodes)
+    assert_exact(first, nodes)
+    assert_exact(second, nodes)
 
 
 def test_when_the_consistency_check_fails_the_prepared_round_goes_on() -> None:
@@ -202,7 +175,7 @@ def test_when_the_consistency_check_fails_the_prepared_round_goes_on() -> None:
         (2, "consistency_check"),
         (2, "unmask"),
     ]
-    _assert_exact(second, nodes)
+    assert_exact(second, nodes)
     assert sorted(second.contributors()) == sorted(NODES)
 
 
@@ -218,7 +191,7 @@ def test_a_prepared_round_that_aborts_leaves_the_current_round_alone() -> None:
     abandoned = scheduler.prepared
     second = scheduler.run_round(2, _cohort(small), DIMENSION, send)
     # Assert: round 1 sums without the silent node, its messages B and C carry round 1 alone
-    _assert_exact(first, nodes)
+    assert_exact(first, nodes)
     assert sorted(first.contributors()) == sorted(NODES)[1:]
     assert abandoned is None
     assert send.labels()[2:5] == [
@@ -226,7 +199,7 @@ def test_a_prepared_round_that_aborts_leaves_the_current_round_alone() -> None:
         (1, "consistency_check"),
         (1, "unmask"),
     ]
-    _assert_exact(second, nodes)
+    assert_exact(second, nodes)
     assert sorted(second.contributors()) == small
 
 

@@ -9,20 +9,19 @@ from collections.abc import Iterable, Mapping
 
 import numpy as np
 import pytest
+from fakes.transport import Recorder, assert_exact
 
 from protocol import (
     STAGE_ORDER,
-    AggregateResult,
     Cohort,
     MaskedInputResponse,
     PipelineScheduler,
     SecAggConfig,
     Stage,
     parse_message,
-    to_signed,
 )
 from protocol.nodes import DropoutPlan, LocalNodes
-from protocol.pipeline import NoReply, Part, Reply, RoundInFlight, TransportMessage
+from protocol.pipeline import NoReply, Part, Reply, TransportMessage
 
 DIMENSION = 5
 BIG = 2**40  # transport node ids are 64-bit in a Flower federation
@@ -46,32 +45,6 @@ def _nodes(
         for r, nodes in cohorts.items()
     }
     return LocalNodes(inputs, dropout=dropout)
-
-
-class Recorder:
-    """A transport that remembers every message it carries, then lets `nodes` answer."""
-
-    def __init__(self, nodes: LocalNodes) -> None:
-        self.nodes = nodes
-        self.sent: list[TransportMessage] = []
-
-    def __call__(self, message: TransportMessage) -> Mapping[int, Reply]:
-        self.sent.append(message)
-        return self.nodes(message)
-
-    def labels(self) -> list[tuple[int, str]]:
-        return [(message.round_number, message.label) for message in self.sent]
-
-
-def _assert_exact(round_: RoundInFlight, nodes: LocalNodes) -> None:
-    assert isinstance(round_.outcome, AggregateResult)
-    encoded = nodes.encoded[round_.number]
-    total = sum(
-        (encoded[node] for node in round_.contributors()),
-        np.zeros(round_.server.dimension, dtype=np.uint32),
-    )
-    expected = to_signed(np.asarray(total, dtype=np.uint32), round_.cohort.config)
-    np.testing.assert_array_equal(round_.outcome.integer_sum, expected)
 
 
 def test_messages_a_and_b_carry_the_current_round_with_the_next_rounds_key_stages() -> None:
@@ -108,7 +81,7 @@ def test_messages_a_and_b_carry_the_current_round_with_the_next_rounds_key_stage
             (2, Stage.ADVERTISE_KEYS, client_id),
         ]
     for round_ in rounds:
-        _assert_exact(round_, nodes)
+        assert_exact(round_, nodes)
         assert sorted(round_.contributors()) == sorted(ids)
     assert scheduler.prepared is None
     assert all(not sessions.open_rounds for sessions in nodes.sessions.values())
@@ -128,8 +101,8 @@ def test_without_pipelining_every_stage_is_a_message_of_its_own() -> None:
     stages = [stage.value for stage in STAGE_ORDER]
     assert send.labels() == [(1, s) for s in stages] + [(2, s) for s in stages]
     assert prepared is None
-    _assert_exact(first, nodes)
-    _assert_exact(second, nodes)
+    assert_exact(first, nodes)
+    assert_exact(second, nodes)
 
 
 def test_a_prepared_round_that_aborts_leaves_the_current_round_alone() -> None:
@@ -146,7 +119,7 @@ def test_a_prepared_round_that_aborts_leaves_the_current_round_alone() -> None:
     abandoned = scheduler.prepared
     second = scheduler.run_round(2, Cohort.of([1, 2, 3], config), DIMENSION, send)
     # Assert: round 1 sums without node 1; round 2 aborted ahead, then ran afresh with node 1
-    _assert_exact(first, nodes)
+    assert_exact(first, nodes)
     assert first.contributors() == [2, 3, 4, 5]
     assert abandoned is None
     assert send.labels()[2:] == [
@@ -157,7 +130,7 @@ def test_a_prepared_round_that_aborts_leaves_the_current_round_alone() -> None:
         (2, "masked_input"),
         (2, "unmask"),
     ]
-    _assert_exact(second, nodes)
+    assert_exact(second, nodes)
     assert second.contributors() == [1, 2, 3]
 
 
@@ -196,7 +169,7 @@ def test_when_the_current_round_aborts_the_prepared_round_goes_on() -> None:
         (2, "masked_input"),
         (2, "unmask"),
     ]
-    _assert_exact(second, nodes)
+    assert_exact(second, nodes)
     assert second.contributors() == [1, 2, 3, 4, 5]
 
 
@@ -217,7 +190,7 @@ def test_a_changed_next_round_starts_afresh(change: str) -> None:
     # Assert: round 2's key stages ran again, for the new cohort, and it sums exactly
     assert send.labels()[4:] == [(2, s.value) for s in STAGE_ORDER]
     assert list(send.sent[4].batches) == members
-    _assert_exact(second, nodes)
+    assert_exact(second, nodes)
     assert second.contributors() == members
     assert second.server.threshold == config.reconstruction_threshold
 
@@ -244,7 +217,7 @@ def test_a_failed_reply_drops_its_node_from_every_round_it_carried() -> None:
     # Assert: both rounds lost nodes 2-4, each with the transport's reason at its own stage
     assert first.contributors() == [1, 5, 6, 7]
     assert first.aborted is None
-    _assert_exact(first, nodes)
+    assert_exact(first, nodes)
     assert second is not None and second.aborted is None
     for round_, stage in ((first, "masked_input"), (second, "advertise_keys")):
         assert round_.transport_drops[2] == f"{stage}: error 1: firm crashed"
