@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from fakes.round_configs import round_config
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -12,28 +13,8 @@ from protocol import ConfigMismatch, SecAggConfig
 
 
 def _round(**changes: object) -> RoundConfig:
-    values: dict[str, object] = {
-        "model_kind": "logistic",
-        "model_hidden": 8,
-        "n_features": 5,
-        "model_seed": 0,
-        "epochs": 1,
-        "batch_size": 64,
-        "learning_rate": 0.01,
-        "weight_decay": 0.0,
-        "weight_scale": 1000.0,
-        "seed": 3,
-        "round_number": 2,
-        "total_rounds": 5,
-        "dp_epsilon": 1.0,
-        "dp_delta": 1e-5,
-        "dp_max_grad_norm": 1.0,
-        "reproducible": False,
-        "train": True,
-        "evaluate_weights": False,
-        **changes,
-    }
-    return RoundConfig(**values)  # type: ignore[arg-type]
+    """A DP round (ε = 1), the case a policy has most to say about."""
+    return round_config(**{"dp_epsilon": 1.0, **changes})
 
 
 def test_policy_keys_come_from_the_node_config_and_other_keys_are_ignored() -> None:

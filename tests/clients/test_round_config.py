@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from fakes.round_configs import round_config
 from flwr.app import ConfigRecord
 from hypothesis import given
 from hypothesis import strategies as st
@@ -12,36 +13,11 @@ from clients.round_config import RoundConfig
 from clients.settings import DPSettings, TrainSettings
 
 
-def _config(**changes: object) -> RoundConfig:
-    values: dict[str, object] = {
-        "model_kind": "logistic",
-        "model_hidden": 8,
-        "n_features": 5,
-        "model_seed": 0,
-        "epochs": 1,
-        "batch_size": 64,
-        "learning_rate": 0.01,
-        "weight_decay": 0.0,
-        "weight_scale": 1000.0,
-        "seed": 3,
-        "round_number": 2,
-        "total_rounds": 5,
-        "dp_epsilon": 0.0,
-        "dp_delta": 1e-5,
-        "dp_max_grad_norm": 1.0,
-        "reproducible": False,
-        "train": True,
-        "evaluate_weights": False,
-        **changes,
-    }
-    return RoundConfig(**values)  # type: ignore[arg-type]
-
-
 def test_every_record_key_is_a_constant_of_the_contract() -> None:
     # Prepare
     constants = {v for k, v in vars(R).items() if k.isupper() and isinstance(v, str)}
     # Execute
-    keys = set(_config().to_record())
+    keys = set(round_config().to_record())
     # Assert
     assert keys <= constants
     assert len(keys) == len(RoundConfig.model_fields)
@@ -57,7 +33,7 @@ def test_a_config_survives_the_record_unchanged(
     round_number: int, learning_rate: float, dp_epsilon: float, kind: str
 ) -> None:
     # Prepare
-    config = _config(
+    config = round_config(
         round_number=round_number,
         learning_rate=learning_rate,
         dp_epsilon=dp_epsilon,
@@ -71,7 +47,7 @@ def test_a_config_survives_the_record_unchanged(
 
 def test_typed_views_of_the_config() -> None:
     # Prepare
-    config = _config(dp_epsilon=2.0)
+    config = round_config(dp_epsilon=2.0)
     # Execute / Assert
     assert config.training == TrainSettings(
         epochs=1, batch_size=64, learning_rate=0.01, weight_decay=0.0
@@ -79,7 +55,7 @@ def test_typed_views_of_the_config() -> None:
     assert config.dp == DPSettings(
         target_epsilon=2.0, target_delta=1e-5, max_grad_norm=1.0, total_rounds=5
     )
-    assert _config().dp is None
+    assert round_config().dp is None
     assert config.spec.n_features == 5 and config.spec.kind == "logistic"
     assert config.firm_seed("payments") != config.firm_seed("telecom")
     assert 0 <= config.firm_seed("payments") < 2**31
@@ -97,7 +73,7 @@ def test_typed_views_of_the_config() -> None:
 )
 def test_a_bad_record_is_refused_naming_the_key(change: dict[str, object], expected: str) -> None:
     # Prepare
-    record = dict(_config().to_record())
+    record = dict(round_config().to_record())
     for key, value in change.items():
         if value is None:
             del record[key]
