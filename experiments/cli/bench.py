@@ -113,6 +113,11 @@ class PeakMemory:
         self._thread.join()
 
 
+def _spread(ratios: list[float]) -> dict[str, float]:
+    """Median, min and max of per-round ratios (each round against its own baseline round)."""
+    return {"median": statistics.median(ratios), "min": min(ratios), "max": max(ratios)}
+
+
 def run_benchmark(
     clients: int, dim: int, rounds: int, degree: int = 0, timeout: float = 600.0
 ) -> dict[str, Any]:
@@ -263,18 +268,10 @@ def run_benchmark(
         "seconds": seconds,
         "median_seconds": median,
         "ours_over_plain": median["ours"] / median["plain"],
-        "ours_over_plain_per_round": {
-            "median": statistics.median(paired),
-            "min": min(paired),
-            "max": max(paired),
-        },
+        "ours_over_plain_per_round": _spread(paired),
         "ours_alone_over_plain": median["ours_alone"] / median["plain"],
         "malicious_over_ours": median["ours_malicious"] / median["ours"],
-        "malicious_over_ours_per_round": {
-            "median": statistics.median(malicious_paired),
-            "min": min(malicious_paired),
-            "max": max(malicious_paired),
-        },
+        "malicious_over_ours_per_round": _spread(malicious_paired),
         "flower_over_ours": median["flower"] / median["ours"],
         "empty_exchange_median_seconds": empty_median,
         "floor_over_plain": (median["plain"] + empty_median) / median["plain"],
