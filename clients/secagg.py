@@ -28,6 +28,7 @@ config: the server must not choose a firm's trust anchor, nor switch its checks 
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -95,7 +96,10 @@ def node_identity(
     return _read_identity(key_file, Path(manifest_setting))
 
 
+@functools.lru_cache(maxsize=64)
 def _read_identity(key_file: Path, manifest_file: Path) -> NodeIdentity:
+    """Read once per process, not once per message (as the firm's table is): the key file and
+    the manifest are the node's own and do not change during a run."""
     try:
         key = load_pem_private_key(key_file.read_bytes(), password=None)
     except (OSError, ValueError, TypeError) as error:
