@@ -43,6 +43,9 @@ class Stream(IntEnum):
     `SHADOW_MEMBERSHIP` for the same seed)."""
     SHADOW_MEMBERSHIP = 2
     """experiments: which half of the pool each LiRA shadow trains on."""
+    VALIDATION = 0x7A11
+    """experiments: the validation citizens inside the training rows (tuning, early stopping,
+    calibration); drawn after the held-out citizens, so it never moves them."""
 
 
 def generator(stream: Stream, seed: int, *path: int) -> np.random.Generator:
@@ -62,6 +65,8 @@ _BENCH_NODE_STRIDE = 1009
 """Prime: a benchmark node's synthetic update differs per node and per round."""
 _LOCAL_FIRM_STRIDE = 1000
 """A local-only firm's model seed sits this far from the next firm's."""
+_RETRAIN_OFFSET = 500_009
+"""Prime: a regime retrained for its noise floor starts far from every seed a run uses."""
 
 
 def firm_round_seed(run_seed: int, round_number: int, firm: str) -> int:
@@ -103,6 +108,11 @@ def reproducible_noise_seeds(run_seed: int, round_number: int, firm: str) -> Noi
 def local_model_seed(seed: int, firm_index: int) -> int:
     """The local-only model of the firm at `firm_index` (0-based, in world order)."""
     return seed + _LOCAL_FIRM_STRIDE * (firm_index + 1)
+
+
+def retrain_seed(seed: int) -> int:
+    """The training seed of a regime retrained on the same data: its tier noise floor."""
+    return seed + _RETRAIN_OFFSET
 
 
 def shadow_init_seed(seed: int, shadow: int) -> int:

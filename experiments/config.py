@@ -74,7 +74,13 @@ class LendingClubData(_Section):
 class GermanCreditData(_Section):
     source: Literal["german_credit"]
     firms: int = Field(default=8, ge=2, le=64, description="Number of firms to split rows into.")
-    alpha: PositiveFloat = Field(default=1.0, description="Dirichlet label-skew concentration.")
+    alpha: PositiveFloat = Field(default=1.0, description="Dirichlet concentration of the split.")
+    split: Literal["covariate", "label-skew"] = Field(
+        default="covariate",
+        description="`covariate`: a Dirichlet over the levels of `covariate` (no label);"
+        " `label-skew`: over the label, training rows only, flagged in results and report.",
+    )
+    covariate: str = Field(default="purpose", description="The column a covariate split uses.")
 
 
 class FileData(_Section):
@@ -100,7 +106,12 @@ class FileData(_Section):
     exclude: list[str] = Field(default=[], description="Columns the default features leave out.")
     partition: str | None = Field(default=None, description="One firm per value of this column.")
     dirichlet_alpha: PositiveFloat | None = Field(
-        default=None, description="Or: a Dirichlet label-skew split into `firms` firms."
+        default=None,
+        description="Or: a Dirichlet split into `firms` firms, over the levels of"
+        " `dirichlet_column` (label-free), else label-skewed (training rows only; flagged).",
+    )
+    dirichlet_column: str | None = Field(
+        default=None, description="The covariate a Dirichlet split is drawn over."
     )
     firms: int = Field(default=8, ge=2, le=64, description="Firms of a Dirichlet split.")
     impute: Literal["median", "mode", "drop-rows"] | None = Field(
@@ -215,6 +226,46 @@ class FederationSection(FederationSettings):
     runs/<experiment>/federation."""
 
 
+class TuningSection(_Section):
+    """`[tuning]`: every regime tuned on the same validation citizens with the same budget.
+
+    Each regime (unified, each local-only firm, federated) trains one model per grid point
+    (learning rate x weight decay) side by side, for at most `max_epochs` passes over its
+    training rows (federated: `max_epochs // federation.local_epochs` rounds), stopping once
+    no grid point's validation loss has improved for `patience` passes; the grid point and the
+    number of passes with the lowest validation loss are what the final model trains with.
+    Off (the default), every regime trains with `[training]` and `[federation]` as written.
+    """
+
+    enabled: bool = False
+    """Tune every regime; off: train with `[training]` / `[federation]` as written."""
+    validation_fraction: float = Field(default=0.2, gt=0.0, lt=1.0)
+    """Share of the training citizens set aside for validation (the same for every regime)."""
+    learning_rates: list[PositiveFloat] = Field(default=[0.003, 0.01, 0.03, 0.1], min_length=1)
+    """Adam step sizes tried."""
+    weight_decays: list[Annotated[float, Field(ge=0.0)]] = Field(
+        default=[0.0, 1e-4, 1e-3, 1e-2], min_length=1
+    )
+    """L2 penalties tried."""
+    max_epochs: PositiveInt = 40
+    """Budget: most passes over each training row any grid point may take, equal for every
+    regime: a central regime's epochs, or a federated regime's rounds x
+    `federation.local_epochs` (the rounds are `max_epochs // local_epochs`, so every firm's row
+    is passed over at most `max_epochs` times)."""
+    patience: PositiveInt = 5
+    """Passes without a better validation loss (over the whole grid) before tuning stops."""
+    unified_designs: list[Literal["pooled", "blocks"]] = Field(
+        default=["pooled", "blocks"], min_length=1
+    )
+    """Unified designs tuned alike; the lowest validation loss wins (the first on a tie):
+    `pooled` (pooled common features, government records, firm presence as firm effects) or
+    `blocks` (also every firm's own columns as a block)."""
+
+    def grid(self) -> list[tuple[float, float]]:
+        """(learning rate, weight decay) pairs, learning rate outermost."""
+        return [(lr, wd) for lr in self.learning_rates for wd in self.weight_decays]
+
+
 class ExperimentConfig(_Section):
     experiment: ExperimentSection
     data: DataSection = Field(default_factory=lambda: SyntheticData(source="synthetic"))
@@ -224,6 +275,7 @@ class ExperimentConfig(_Section):
     regimes: RegimesSection = RegimesSection()
     federation: FederationSection = FederationSection()
     membership: MembershipSection = MembershipSection()
+    tuning: TuningSection = TuningSection()
 
 
 _SOURCE_TAGS = {"synthetic", "lending_club", "german_credit", "file"}

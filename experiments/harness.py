@@ -28,6 +28,8 @@ from experiments.leakage.server_view import (
     server_view,
 )
 from experiments.metrics import summarise, utility
+from experiments.paired import PAIRED_METRICS, paired_differences
+from experiments.regimes.retrain import retrained
 from experiments.regimes.standalone import (
     LOCAL_ONLY,
     UNIFIED,
@@ -48,8 +50,10 @@ DISAGGREGATION_AVAILABILITY = 0.75
 Regime = Callable[[World, Holdout, ExperimentConfig, int], RegimeOutput]
 
 
-def build_world(data: DataSection, seed: int) -> World:
-    """The population for one seed: synthetic worlds are redrawn, real data only re-split."""
+def build_world(data: DataSection, seed: int, test_fraction: float | None = None) -> World:
+    """The population for one seed: synthetic worlds are redrawn, real data only re-split.
+
+    `test_fraction` lets a label-skew split keep its hands off the held-out labels."""
     if data.source == "synthetic":
         from experiments.world.synthetic import generate_world
 
@@ -59,7 +63,14 @@ def build_world(data: DataSection, seed: int) -> World:
     if data.source == "lending_club":
         return datasets.load_lending_club(seed=seed)
     if data.source == "german_credit":
-        return datasets.load_german_credit(n_firms=data.firms, alpha=data.alpha, seed=seed)
+        return datasets.load_german_credit(
+            n_firms=data.firms,
+            alpha=data.alpha,
+            seed=seed,
+            split=data.split,
+            covariate=data.covariate,
+            test_fraction=test_fraction,
+        )
     return datasets.load_table(
         data.path,
         label=data.label,
@@ -75,7 +86,16 @@ def build_world(data: DataSection, seed: int) -> World:
         bins=data.bins,
         encoding=data.encoding,
         seed=seed,
+        dirichlet_column=data.dirichlet_column,
+        test_fraction=test_fraction,
     )
+
+
+def draw_holdout(world: World, config: ExperimentConfig, seed: int) -> Holdout:
+    """The held-out citizens, and the validation citizens when `[tuning]` is on."""
+    tuning = config.tuning
+    validation = tuning.validation_fraction if tuning.enabled else 0.0
+    return Holdout.draw(world, config.experiment.test_fraction, seed, validation)
 
 
 def check_data(config: ExperimentConfig) -> None:
@@ -102,10 +122,10 @@ def check_data(config: ExperimentConfig) -> None:
         advice = "use fewer [data] firms or a larger [data] dirichlet_alpha"
     problems: list[str] = []
     for seed in config.experiment.seeds:
-        world = build_world(data, seed)
-        holdout = Holdout.draw(world, config.experiment.test_fraction, seed)
+        world = build_world(data, seed, config.experiment.test_fraction)
+        holdout = draw_holdout(world, config, seed)
         train_labels = {
-            firm: table[LABEL].to_numpy()[~holdout.is_test(table[ID].to_numpy())]
+            firm: table[LABEL].to_numpy()[holdout.is_fit(table[ID].to_numpy())]
             for firm, table in world.firms.items()
         }
         split = world.meta["partition"]
@@ -137,11 +157,14 @@ def evaluate(
     config: ExperimentConfig,
     groups: dict[str, np.ndarray],
     reference: RegimeOutput | None,
+    retrained: RegimeOutput | None = None,
 ) -> dict[str, Any]:
     """One regime's figures for one seed, all on the same held-out pairs.
 
     utility over every pair and per firm over its own held-out customers; decisions (tiers and
-    group gaps), with tier changes against `reference` (the unified score) when there is one.
+    group gaps), with tier changes against `reference` (the unified score) when there is one,
+    against the true PD's tier and against `retrained` (the regime's retraining noise floor).
+    Decisions read each score after calibration on the validation pairs (`calibrated`).
     """
     labels = holdout.pairs[LABEL].to_numpy()
     firms = holdout.pairs["firm"].to_numpy()
@@ -149,18 +172,66 @@ def evaluate(
         firm: utility(labels[firms == firm], output.probabilities[firms == firm])
         for firm in dict.fromkeys(firms)
     }
+    decided, calibration = calibrated(holdout, output)
     decisions = decision_metrics(
         holdout.pairs,
-        output.probabilities,
+        decided,
         groups,
         config.scorecard,
-        reference_probabilities=None if reference is None else reference.probabilities,
+        reference_probabilities=None if reference is None else calibrated(holdout, reference)[0],
+        truth_probabilities=true_default_probabilities(world, holdout),
+        retrained_probabilities=None if retrained is None else calibrated(holdout, retrained)[0],
     )
-    return {
+    figures: dict[str, Any] = {
         "utility": utility(labels, output.probabilities),
+        "within_firm_auc": within_firm_auc(labels, output.probabilities, firms),
         "per_firm": per_firm,
         "decisions": decisions,
     }
+    if calibration is not None:
+        figures["calibration"] = calibration
+    return figures
+
+
+def within_firm_auc(labels: np.ndarray, probabilities: np.ndarray, firms: np.ndarray) -> float:
+    """Each firm's AUC over its own held-out customers, averaged weighted by their number:
+    what a score ranks within a firm, which firm identity cannot help with (NaN if no firm
+    has both classes)."""
+    aucs, weights = [], []
+    for firm in dict.fromkeys(firms):
+        rows = firms == firm
+        if len(np.unique(labels[rows])) == 2:
+            aucs.append(utility(labels[rows], probabilities[rows])["auc"])
+            weights.append(rows.sum())
+    return float(np.average(aucs, weights=weights)) if aucs else float("nan")
+
+
+TRUE_PD = "default_probability"
+"""The truth column holding each citizen's true PD (synthetic worlds only)."""
+
+
+def true_default_probabilities(world: World, holdout: Holdout) -> np.ndarray | None:
+    """The true PD of every held-out pair, where the world knows it."""
+    if TRUE_PD not in world.truth.columns:
+        return None
+    by_id = world.truth.set_index(ID)[TRUE_PD].astype(np.float64)
+    return by_id.reindex(holdout.pairs[ID].to_numpy()).to_numpy()
+
+
+def calibrated(
+    holdout: Holdout, output: RegimeOutput
+) -> tuple[np.ndarray, dict[str, float] | None]:
+    """The PDs decisions read: Platt-calibrated on the validation pairs when there are any
+    (with the before/after figures), else the raw ones."""
+    validation = output.validation_probabilities
+    if validation is None or len(validation) == 0:
+        return output.probabilities, None
+    from experiments.regimes.calibration import PlattCalibrator, calibration_figures
+
+    calibrator = PlattCalibrator.fit(validation, holdout.validation_pairs[LABEL].to_numpy())
+    decided = calibrator(output.probabilities)
+    labels = holdout.pairs[LABEL].to_numpy()
+    return decided, calibration_figures(calibrator, labels, output.probabilities, decided)
 
 
 def server_view_figures(world: World, holdout: Holdout, seed: int) -> dict[str, Any]:
@@ -200,14 +271,29 @@ def server_view_figures(world: World, holdout: Holdout, seed: int) -> dict[str, 
     }
 
 
-def _summarise_tree(per_seed: list[dict[str, Any]]) -> dict[str, Any]:
-    """Turn a list (over seeds) of equally shaped nested dicts of floats into summaries."""
+def _summarise_tree(
+    per_seed: list[dict[str, Any]], bounds: tuple[float, float] | None = None
+) -> dict[str, Any]:
+    """Turn a list (over seeds) of equally shaped nested dicts of floats into summaries
+    (intervals clipped to `bounds` when given)."""
     first = per_seed[0]
     if isinstance(first, dict):
-        return {key: _summarise_tree([seed[key] for seed in per_seed]) for key in first}
+        return {key: _summarise_tree([seed[key] for seed in per_seed], bounds) for key in first}
     if isinstance(first, str):  # a label (e.g. the learner), the same in every seed
         return first
-    return summarise([float("nan") if v is None else float(v) for v in per_seed])
+    return summarise([float("nan") if v is None else float(v) for v in per_seed], bounds=bounds)
+
+
+UNIT_BOUNDED = ("utility", "within_firm_auc", "per_firm")
+"""Regime figures whose every metric lies in [0, 1] (AUC, KS, Brier, ECE)."""
+
+
+def _summarise_regime(per_seed: list[dict[str, Any]]) -> dict[str, Any]:
+    """One regime's figures over seeds; utility intervals stay within [0, 1]."""
+    summary = _summarise_tree(per_seed)
+    for key in UNIT_BOUNDED:
+        summary[key] = _summarise_tree([seed[key] for seed in per_seed], bounds=(0.0, 1.0))
+    return summary
 
 
 def privacy_spent(dp: dict[str, Any]) -> dict[str, float | str]:
@@ -237,6 +323,7 @@ def run_experiment(
     server_view_per_seed: list[dict[str, Any]] = []
     firms_per_seed: list[dict[str, Any]] = []
     fallbacks: list[dict[str, Any]] = []
+    tuning: dict[str, list[Any]] = {name: [] for name in regimes}
     holdout_sizes = []
     with Progress(
         TextColumn("[bold]{task.description}"),
@@ -251,8 +338,8 @@ def run_experiment(
         )
         for seed in config.experiment.seeds:
             progress.update(task, description=f"seed {seed}: world")
-            world = build_world(config.data, seed)
-            holdout = Holdout.draw(world, config.experiment.test_fraction, seed)
+            world = build_world(config.data, seed, config.experiment.test_fraction)
+            holdout = draw_holdout(world, config, seed)
             holdout_sizes.append({"pairs": len(holdout.pairs), "citizens": len(holdout.test_ids)})
             firms_per_seed.append(data_record.firm_figures(world, holdout))
             exposure_per_seed.append({p: e.to_json() for p, e in world_exposure(world).items()})
@@ -269,7 +356,10 @@ def run_experiment(
                 if name == UNIFIED:
                     reference = output
                 fallbacks += data_record.fallbacks(output, seed)
-                figures = evaluate(world, holdout, output, config, groups, reference)
+                if "tuning" in output.info:
+                    tuning[name].append(output.info["tuning"])
+                floor = retrained(world, holdout, config, seed, output)
+                figures = evaluate(world, holdout, output, config, groups, reference, floor)
                 progress.update(task, description=f"seed {seed}: {name}: attacks")
                 surface = membership_surface(world, holdout, config, seed, output)
                 membership = membership_figures(surface, config, seed, shadows)
@@ -288,7 +378,7 @@ def run_experiment(
         "config": config,
         "seeds": list(config.experiment.seeds),
         "holdout": holdout_sizes,
-        "regimes": {name: _summarise_tree(values) for name, values in per_seed.items()},
+        "regimes": {name: _summarise_regime(values) for name, values in per_seed.items()},
         "exposure": _summarise_tree(exposure_per_seed),
         "server_view": _summarise_tree(server_view_per_seed),
         "curves": curves,
@@ -300,6 +390,11 @@ def run_experiment(
         }
     if fallbacks:
         raw["fallbacks"] = fallbacks
+    paired = paired_differences(per_seed)
+    if paired:
+        raw["paired"] = paired
+    if config.tuning.enabled:
+        raw["tuning"] = {name: {"per_seed": records} for name, records in tuning.items()}
     results = parse_results(raw, origin="the results of this run")
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -340,4 +435,19 @@ def results_tables(results: Results) -> list[Table]:
             f"[bold red]reproducible = true: the DP noise of {', '.join(seeded)} came from the "
             "run seed; the server could regenerate it (no DP guarantee against the server)[/]"
         )
-    return [utility, leakage]
+    if not results.paired:
+        return [utility, leakage]
+    paired = Table(title=f"{name}: paired differences over seeds (mean [95 % interval])")
+    paired.add_column("a − b", style="bold", no_wrap=True)
+    for metric in PAIRED_METRICS:
+        paired.add_column(f"Δ{metric.upper()}", justify="right")
+    for pair, difference in results.paired.items():
+        paired.add_row(pair, *(_interval(getattr(difference, m)) for m in PAIRED_METRICS))
+    return [utility, paired, leakage]
+
+
+def _interval(summary: Summary) -> str:
+    mean, (low, high) = summary.mean, summary.ci95
+    if mean is None or low is None or high is None:
+        return "–"
+    return f"{mean:+.3f} [{low:+.3f}, {high:+.3f}]"

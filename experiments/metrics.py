@@ -51,11 +51,17 @@ def utility(labels: np.ndarray, probabilities: np.ndarray) -> dict[str, float]:
     }
 
 
-def summarise(per_seed: Sequence[float], confidence: float = 0.95) -> dict[str, object]:
+def summarise(
+    per_seed: Sequence[float],
+    confidence: float = 0.95,
+    bounds: tuple[float, float] | None = None,
+) -> dict[str, object]:
     """Mean, Student-t interval over seeds, and the per-seed values themselves.
 
     One seed gives an interval of [mean, mean]: there is no spread to estimate, and saying so
-    beats inventing one.
+    beats inventing one. A metric with `bounds` (an AUC in [0, 1], a difference of two in
+    [-1, 1]) gets its interval clipped to them: a t interval over three seeds can otherwise
+    run past 1.
     """
     values = np.asarray(per_seed, dtype=np.float64)
     finite = values[np.isfinite(values)]
@@ -70,8 +76,11 @@ def summarise(per_seed: Sequence[float], confidence: float = 0.95) -> dict[str, 
         )
     else:
         half = 0.0
+    low, high = mean - half, mean + half
+    if bounds is not None:
+        low, high = max(low, bounds[0]), min(high, bounds[1])
     return {
         "mean": mean,
-        "ci95": [mean - half, mean + half],
+        "ci95": [low, high],
         "per_seed": [float(v) if math.isfinite(v) else None for v in values],
     }

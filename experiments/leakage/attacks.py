@@ -22,7 +22,7 @@ import pandas as pd
 from torch import nn
 
 from clients.participant import ModelSpec
-from clients.scaling import FeatureScaler
+from clients.settings import TrainSettings
 from clients.streams import Stream, generator
 from clients.training import predict_default
 from experiments.config import ExperimentConfig
@@ -49,8 +49,9 @@ from experiments.regimes.standalone import (
     RegimeOutput,
     common_features,
     firm_features,
-    national_database,
+    unified_features,
 )
+from experiments.regimes.tuning import tuned_training
 from experiments.world.tables import ID, LABEL, World
 
 ShadowBatch = Callable[[np.ndarray], np.ndarray]
@@ -95,13 +96,17 @@ def _spec(config: ExperimentConfig, n_features: int, seed: int) -> ModelSpec:
 
 
 def unified_surface(
-    world: World, holdout: Holdout, config: ExperimentConfig, seed: int, model: nn.Module
+    world: World,
+    holdout: Holdout,
+    config: ExperimentConfig,
+    seed: int,
+    model: nn.Module,
+    design: str = "blocks",
 ) -> MembershipSurface:
     """Candidates are citizens of the national database; the recipe is one central fit."""
-    table, columns = national_database(world)
-    features = FeatureScaler.from_columns(columns, table).transform(table)
+    table, features = unified_features(world, design)
     labels = table[LABEL].to_numpy().astype(np.float32)
-    train = ~holdout.is_test(table[ID].to_numpy())
+    train = holdout.is_fit(table[ID].to_numpy())
     pool = _pool(train, config.membership.pool, generator(Stream.POOL_UNIFIED, seed))
     rest = np.setdiff1d(np.flatnonzero(train), pool)
 
@@ -155,7 +160,7 @@ def _firm_rows(
         labels=np.concatenate([t[LABEL].to_numpy() for t in world.firms.values()]).astype(
             np.float32
         ),
-        train=np.concatenate([~holdout.is_test(t[ID].to_numpy()) for t in world.firms.values()]),
+        train=np.concatenate([holdout.is_fit(t[ID].to_numpy()) for t in world.firms.values()]),
     )
 
 
@@ -183,8 +188,11 @@ def local_surface(
     config: ExperimentConfig,
     seed: int,
     models: dict[str, nn.Module],
+    per_firm: dict[str, TrainSettings] | None = None,
 ) -> MembershipSurface:
-    """Candidates are (firm, citizen) rows; each firm's own model is attacked on its own rows."""
+    """Candidates are (firm, citizen) rows; each firm's own model is attacked on its own rows.
+
+    `per_firm` holds a firm's tuned recipe where it differs from `[training]`."""
     rows = _firm_rows(world, holdout, firm_features)
     pool = _pool(rows.train, config.membership.pool, generator(Stream.POOL_LOCAL, seed))
     rest = np.setdiff1d(np.flatnonzero(rows.train), pool)
@@ -206,7 +214,7 @@ def local_surface(
                 shard.features,
                 shard.labels,
                 shard.include,
-                config.training,
+                (per_firm or {}).get(firms[index], config.training),
                 seed + index,
             )
             out[in_firm[index]] = predict_stacked(shadows, pool_x)
@@ -300,11 +308,27 @@ def membership_figures(
 def membership_surface(
     world: World, holdout: Holdout, config: ExperimentConfig, seed: int, output: RegimeOutput
 ) -> MembershipSurface:
-    """The surface of a regime's released model(s), by regime."""
+    """The surface of a regime's released model(s), by regime; the shadows follow the regime's
+    own (tuned) recipe, as an attacker who knows the recipe would train them."""
+    tuning = output.info.get("tuning")
     if output.name == UNIFIED:
-        return unified_surface(world, holdout, config, seed, output.models["national"])
+        if isinstance(tuning, dict):
+            config = config.model_copy(update={"training": tuned_training(config.training, tuning)})
+        design = tuning.get("design", "blocks") if isinstance(tuning, dict) else "blocks"
+        return unified_surface(world, holdout, config, seed, output.models["national"], design)
     if output.name == LOCAL_ONLY:
-        return local_surface(world, holdout, config, seed, output.models)
+        per_firm = {
+            firm: tuned_training(config.training, record)
+            for firm, record in (tuning if isinstance(tuning, dict) else {}).items()
+        }
+        return local_surface(world, holdout, config, seed, output.models, per_firm)
+    if isinstance(tuning, dict):
+        config = config.model_copy(
+            update={
+                "training": tuned_training(config.training, tuning),
+                "federation": config.federation.model_copy(update={"rounds": tuning["passes"]}),
+            }
+        )
     return federated_surface(world, holdout, config, seed, output.models["global"])
 
 

@@ -97,8 +97,15 @@ def decision_metrics(
     groups: Mapping[str, np.ndarray],
     scorecard: ScorecardSection,
     reference_probabilities: np.ndarray | None = None,
+    truth_probabilities: np.ndarray | None = None,
+    retrained_probabilities: np.ndarray | None = None,
 ) -> dict[str, object]:
     """Tier distribution, tier changes against a reference regime, and group gaps.
+
+    A tier change means something only beside its floors: against the tier of the true PD
+    (`truth_probabilities`, where the world knows it) and against the same regime retrained
+    with another training seed (`retrained_probabilities`: the change retraining alone makes).
+    Against the reference, who gains and who loses a privilege, per group.
 
     pairs: the held-out (firm, ID, LABEL) rows; probabilities and every group mask align with it.
     A citizen is "privileged" when the score unlocks at least the lowest privilege tier.
@@ -117,7 +124,25 @@ def decision_metrics(
         },
     }
     if reference_probabilities is not None:
-        result["tier_changed_vs_unified"] = float(
-            np.mean(tiers(reference_probabilities, scorecard) != tier)
+        reference = tiers(reference_probabilities, scorecard)
+        result["tier_changed_vs_unified"] = float(np.mean(reference != tier))
+        result["privilege_gained_vs_unified"] = {
+            g: _share_in_group(granted & (reference == 0), m) for g, m in groups.items()
+        }
+        result["privilege_lost_vs_unified"] = {
+            g: _share_in_group(~granted & (reference >= 1), m) for g, m in groups.items()
+        }
+    if truth_probabilities is not None:
+        result["tier_changed_vs_truth"] = float(
+            np.mean(tiers(truth_probabilities, scorecard) != tier)
+        )
+    if retrained_probabilities is not None:
+        result["tier_changed_vs_retrained"] = float(
+            np.mean(tiers(retrained_probabilities, scorecard) != tier)
         )
     return result
+
+
+def _share_in_group(event: np.ndarray, in_group: np.ndarray) -> float | None:
+    inside, _ = inside_and_outside(in_group)
+    return float(event[inside].mean()) if inside.any() else None

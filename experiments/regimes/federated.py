@@ -21,17 +21,19 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from flwr.app import UserConfigValue
+from torch import nn
 
 from clients import records as R
 from clients.accounting import read_ledgers
 from clients.app import build_client_app
 from clients.model import get_weights, set_weights, unflatten_weights
-from clients.participant import load_firm_data
+from clients.participant import ModelSpec, load_firm_data
 from clients.policy import policy_key
 from clients.training import predict_default
 from experiments.config import ExperimentConfig
-from experiments.regimes.standalone import Holdout, RegimeOutput
-from experiments.world.tables import ID, World, load_firm_table, write_world
+from experiments.regimes.standalone import Holdout, RegimeOutput, common_features
+from experiments.regimes.tuning import TuningResult, tune_federated
+from experiments.world.tables import ID, LABEL, World, load_firm_table, write_world
 from server.app import simulate
 from server.federation import run_federation
 from server.identities import simulated_identities
@@ -94,15 +96,58 @@ def score_holdout(
     """The final global model on each held-out pair, with that firm's own common columns."""
     model = result.spec.build()
     set_weights(model, unflatten_weights(result.weights, get_weights(model)))
-    probabilities = np.full(len(holdout.pairs), np.nan)
-    firms = holdout.pairs["firm"].to_numpy()
+    return score_pairs(world_dir, holdout.pairs, model), {"n_features": result.spec.n_features}
+
+
+def score_pairs(world_dir: Path, pairs: pd.DataFrame, model: nn.Module) -> np.ndarray:
+    """`model` on each (firm, citizen) pair, with that firm's own common columns."""
+    probabilities = np.full(len(pairs), np.nan)
+    firms = pairs["firm"].to_numpy()
     for firm in dict.fromkeys(firms):
         data = load_firm_data(world_dir, str(firm), heldout_ids=None)
         ids = load_firm_table(world_dir, str(firm))[ID].to_numpy()
         by_id = pd.Series(predict_default(model, data.train_features), index=ids)
         rows = firms == firm
-        probabilities[rows] = by_id.reindex(holdout.pairs.loc[rows, ID].to_numpy()).to_numpy()
-    return probabilities, {"n_features": result.spec.n_features}
+        probabilities[rows] = by_id.reindex(pairs.loc[rows, ID].to_numpy()).to_numpy()
+    return probabilities
+
+
+def tune_federation(
+    world: World, holdout: Holdout, config: ExperimentConfig, seed: int
+) -> TuningResult:
+    """The FedAvg grid in process, on every firm's training rows and common columns, validated
+    on the (firm, citizen) pairs of the validation citizens."""
+    shards: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+    validation_x, validation_y = [], []
+    for firm, table in world.firms.items():
+        features = common_features(world, firm, table)
+        ids, labels = table[ID].to_numpy(), table[LABEL].to_numpy()
+        fit, validation = holdout.is_fit(ids), holdout.is_validation(ids)
+        shards[firm] = (features[fit], labels[fit])
+        validation_x.append(features[validation])
+        validation_y.append(labels[validation])
+    n_features = next(iter(shards.values()))[0].shape[1]
+    spec = ModelSpec(config.model.kind, n_features, config.model.hidden, seed)
+    return tune_federated(
+        spec,
+        shards,
+        np.concatenate(validation_x),
+        np.concatenate(validation_y),
+        config.tuning,
+        config.training,
+        config.federation,
+        seed,
+    )
+
+
+def tuned_config(config: ExperimentConfig, tuning: TuningResult) -> ExperimentConfig:
+    """`config` with the tuned step size, penalty and rounds of a federated regime."""
+    return config.model_copy(
+        update={
+            "training": tuning.training(config.training),
+            "federation": config.federation.model_copy(update={"rounds": tuning.passes}),
+        }
+    )
 
 
 def run_federated(
@@ -114,13 +159,20 @@ def run_federated(
     secagg: SecAggMode,
     dp_epsilon: float = 0.0,
     out_dir: Path | None = None,
+    tuning: TuningResult | None = None,
 ) -> RegimeOutput:
-    """One federated regime for one seed; its run directory keeps transcript and checkpoints."""
+    """One federated regime for one seed; its run directory keeps transcript and checkpoints.
+
+    With a `tuning` result the federation runs with its step size, penalty and rounds, and no
+    firm trains on a validation citizen.
+    """
+    if tuning is not None:
+        config = tuned_config(config, tuning)
     run_dir = _run_root(config, out_dir) / name / f"seed-{seed}"
     world_dir = run_dir / "world"
     write_world(world, world_dir)
     holdout_file = run_dir / "heldout_ids.npy"
-    np.save(holdout_file, holdout.test_ids)
+    np.save(holdout_file, holdout.excluded_ids())
     ledger_dir = run_dir / "dp-ledger"
     if not config.federation.resume:
         shutil.rmtree(ledger_dir, ignore_errors=True)  # a fresh run: no earlier run's spending
@@ -160,9 +212,18 @@ def run_federated(
             "per_firm": {f: asdict(e) for f, e in read_ledgers(ledger_dir).items()},
             "noise": NOISE_RUN_SEED if config.federation.reproducible else NOISE_OS,
         }
+    if tuning is not None:
+        info["tuning"] = tuning.to_json() | {"tuned_without_dp": dp_epsilon > 0}
     model = result.spec.build()
     set_weights(model, unflatten_weights(result.weights, get_weights(model)))
-    return RegimeOutput(name, probabilities, models={"global": model}, info=info)
+    validation = score_pairs(world_dir, holdout.validation_pairs, model)
+    return RegimeOutput(
+        name,
+        probabilities,
+        models={"global": model},
+        info=info,
+        validation_probabilities=validation,
+    )
 
 
 def dp_regime_name(epsilon: float) -> str:
@@ -179,9 +240,16 @@ def federated_regimes(
     """The enabled federated regimes by name, in the harness's regime signature; each writes
     under `out_dir` (the run's folder)."""
 
+    tuned: dict[int, TuningResult] = {}  # per seed: every federated regime shares one tuning
+
     def regime(name: str, secagg: SecAggMode, epsilon: float = 0.0) -> FederatedRegime:
         def run(world: World, holdout: Holdout, cfg: ExperimentConfig, seed: int) -> RegimeOutput:
-            return run_federated(world, holdout, cfg, seed, name, secagg, epsilon, out_dir)
+            tuning = None
+            if cfg.tuning.enabled and len(holdout.validation_ids):
+                if seed not in tuned:
+                    tuned[seed] = tune_federation(world, holdout, cfg, seed)
+                tuning = tuned[seed]
+            return run_federated(world, holdout, cfg, seed, name, secagg, epsilon, out_dir, tuning)
 
         return run
 

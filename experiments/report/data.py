@@ -18,10 +18,23 @@ def split_text(partition: dict[str, Any]) -> str:
     """The split in words, e.g. "one firm per value of 'region'"."""
     if partition.get("method") == "column":
         return f"one firm per value of {partition['column']!r}"
-    if "alpha" in partition:
+    if partition.get("method") == "dirichlet-covariate":
         return (
-            f"a Dirichlet label-skew split into {partition['n_firms']} firms "
-            f"(alpha = {partition['alpha']:g}), drawn anew for each seed"
+            f"a Dirichlet split over the levels of {partition['column']!r} into"
+            f" {partition['n_firms']} firms (alpha = {partition['alpha']:g}; no label involved),"
+            " drawn anew for each seed"
+        )
+    if "alpha" in partition:
+        training = (
+            " from the training rows' labels only (held-out rows join firms whatever their label)"
+            if partition.get("from_training_rows")
+            else " over every row's label, held-out rows included"
+        )
+        return (
+            f"LABEL-SKEWED: a Dirichlet label-skew split into {partition['n_firms']} firms "
+            f"(alpha = {partition['alpha']:g}), drawn anew for each seed{training}; firms differ"
+            " in default rate by construction, so pooled figures reward firm identity"
+            " (compare the within-firm AUC)"
         )
     return str(partition)
 

@@ -19,6 +19,7 @@ from experiments.report.csv import write_csv
 from experiments.report.data import data_section
 from experiments.report.plots import (
     attribute_figure,
+    convergence_figure,
     exposure_figure,
     frontier_figure,
     membership_figure,
@@ -28,15 +29,19 @@ from experiments.report.plots import (
 from experiments.report.reading import ordered_regimes, regime_label
 from experiments.report.tables import (
     attribute_table,
+    calibration_table,
     exposure_table,
     gaps_table,
     leakage_table,
     membership_table,
+    paired_table,
     privacy_table,
     reproducible_noise_regimes,
     server_view_table,
+    tuning_table,
     utility_table,
 )
+from experiments.report.tier_tables import gains_table, tier_change_table
 
 
 def _png(figure: Figure) -> str:
@@ -167,8 +172,17 @@ def render_html(results: dict[str, Any]) -> str:
         "<h2>Side by side</h2>" + leakage_table(results),
         "<h2>Utility</h2>"
         + utility_table(results)
+        + (paired_table(results) if results.get("paired") else "")
         + _figure("Utility per regime", utility_figure(results)),
     ]
+    if results.get("tuning"):
+        sections.append(
+            "<h2>Tuning and convergence</h2>"
+            + tuning_table(results)
+            + _figure("Validation loss against passes", convergence_figure(results))
+            + "<h3>Calibration before decisions</h3>"
+            + calibration_table(results)
+        )
     if "exposure" in results:
         sections.append(
             "<h2>Exposure</h2>"
@@ -200,6 +214,8 @@ def render_html(results: dict[str, Any]) -> str:
     sections.append(
         "<h2>Decisions</h2>"
         + _figure("Privilege tiers per regime", tiers_figure(results))
+        + tier_change_table(results)
+        + gains_table(results)
         + gaps_table(results)
     )
     body = "\n".join(sections)

@@ -271,3 +271,47 @@ def attribute_figure(results: dict[str, Any]) -> Figure | None:
     if not any(per_regime.values()):
         return None
     return attribute_bars_figure(per_regime)
+
+
+def _tuning_records(results: dict[str, Any], name: str) -> list[tuple[str, dict[str, Any]]]:
+    """(label, record) per seed (and per firm for local-only) of one regime's tuning."""
+    seeds = results["seeds"]
+    records: list[tuple[str, dict[str, Any]]] = []
+    for seed, record in zip(seeds, results["tuning"][name]["per_seed"], strict=False):
+        if "grid" in record:
+            records.append((f"seed {seed}", record))
+        else:
+            records += [(f"seed {seed} {firm}", r) for firm, r in record.items()]
+    return records
+
+
+def convergence_figure(results: dict[str, Any]) -> Figure | None:
+    """Validation loss after each pass of each regime's chosen grid point, every seed (and
+    firm); a dot marks the pass chosen. A dot well before the line's end, on a flat stretch,
+    is a budget on its plateau; a dot at the budget's end is one that may want more."""
+    tuning = results.get("tuning") or {}
+    names = [n for n in ordered_regimes(results) if n in tuning and tuning[n]["per_seed"]]
+    names = [n for n in names if not n.startswith("federated_dp_eps")]  # theirs is federated's
+    if not names:
+        return None
+    local_epochs = results["config"]["federation"]["local_epochs"]
+    figure = new_figure(4.0 * len(names), 3.6)
+    axes = figure.subplots(1, len(names), squeeze=False)[0]
+    for axis, name in zip(axes, names, strict=True):
+        for label, record in _tuning_records(results, name):
+            step = local_epochs if record["unit"] == "rounds" else 1
+            curve = np.asarray(record["curve"], dtype=float)
+            passes = step * np.arange(1, len(curve) + 1)
+            (line,) = axis.plot(passes, curve, linewidth=1, label=label)
+            chosen = record["passes"] - 1
+            axis.plot(passes[chosen], curve[chosen], "o", color=line.get_color(), markersize=4)
+        axis.axvline(
+            results["config"]["tuning"]["max_epochs"], color="grey", linestyle=":", linewidth=1
+        )
+        axis.set_title(regime_label(name), fontsize=9)
+        axis.set_xlabel("epochs (federated: rounds × local epochs)")
+        axis.set_ylabel("validation loss")
+        if name != "local_only":
+            axis.legend(fontsize=7)
+    figure.suptitle("Convergence: validation loss of each regime's chosen hyperparameters")
+    return figure

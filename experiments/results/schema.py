@@ -141,6 +141,19 @@ class Decisions(_Block):
     tier_changed_vs_unified: Summary | None = _optional()
     """Share of held-out pairs whose tier differs from the unified score's, in [0, 1]; 0 on
     `unified` itself; absent when the run has no unified regime."""
+    privilege_gained_vs_unified: dict[GroupName, Summary] | None = _optional()
+    """Per group: share of its held-out pairs granted a privilege here but none under the
+    unified score; absent when the run has no unified regime."""
+    privilege_lost_vs_unified: dict[GroupName, Summary] | None = _optional()
+    """Per group: share of its held-out pairs granted a privilege under the unified score but
+    none here."""
+    tier_changed_vs_truth: Summary | None = _optional()
+    """Share of held-out pairs whose tier differs from the tier of the citizen's true PD
+    (synthetic worlds only)."""
+    tier_changed_vs_retrained: Summary | None = _optional()
+    """The retraining noise floor: share of held-out pairs whose tier differs from the same
+    regime retrained with another training seed (same data, same hyperparameters); absent
+    without `[tuning]` and for DP regimes."""
 
 
 class MembershipAttack(_Block):
@@ -228,6 +241,25 @@ class Privacy(_Block):
     noise: the (ε, δ) guarantee then holds against every party but the server."""
 
 
+class Calibration(_Block):
+    """The regime's PD mapped by Platt scaling fitted on the validation pairs (`[tuning]` on);
+    decisions (points, tiers, gaps) read the calibrated PD, utility the raw one (the map is
+    monotone: AUC and KS are the same either way)."""
+
+    ece_before: Summary
+    """ECE of the raw PD on the held-out pairs."""
+    ece_after: Summary
+    """ECE of the calibrated PD on the held-out pairs."""
+    mean_pd_before: Summary
+    """Mean raw PD over the held-out pairs."""
+    mean_pd_after: Summary
+    """Mean calibrated PD over the held-out pairs."""
+    slope: Summary
+    """Platt slope on the PD's logit (below 1: the raw PDs were too spread)."""
+    intercept: Summary
+    """Platt intercept."""
+
+
 class Regime(_Block):
     """One scoring regime's figures, over the seeds.
 
@@ -240,6 +272,9 @@ class Regime(_Block):
 
     utility: Utility
     """Over every held-out pair."""
+    within_firm_auc: Summary | None = _optional()
+    """Each firm's AUC over its own held-out customers, averaged weighted by their number
+    (`data.firms` gives each firm's n): ranking that firm identity cannot explain."""
     per_firm: dict[FirmName, Utility]
     """Over each firm's held-out customers."""
     decisions: Decisions
@@ -251,6 +286,8 @@ class Regime(_Block):
     `<attribute>=<level>`)."""
     privacy: Privacy | None = _optional()
     """The DP guarantee; DP regimes only."""
+    calibration: Calibration | None = _optional()
+    """Platt scaling on the validation pairs, before decisions (absent without `[tuning]`)."""
 
 
 class PartyExposure(_Block):
@@ -374,11 +411,19 @@ class LabelMeaning(_Block):
 class Partition(_Block):
     """How the table's rows were split into firms."""
 
-    method: Literal["column", "dirichlet-label-skew"]
-    """`column`: one firm per value of a column; `dirichlet-label-skew`: a Dirichlet draw per
-    label, so firms differ in default rate (drawn per seed)."""
+    method: Literal["column", "dirichlet-covariate", "dirichlet-label-skew"]
+    """`column`: one firm per value of a column; `dirichlet-covariate`: a Dirichlet draw per
+    level of a covariate, so firms differ in that covariate's mix and the label plays no part;
+    `dirichlet-label-skew`: a Dirichlet draw per label, so firms differ in default rate (drawn
+    per seed; firm identity then carries label information)."""
     column: str | None = _optional()
-    """The column whose values name the firms (method `column`)."""
+    """The column whose values name the firms (method `column`) or whose levels the Dirichlet
+    is drawn over (method `dirichlet-covariate`)."""
+    label_skew: bool | None = _optional()
+    """True when firms were drawn from the label: figures then reward firm identity."""
+    from_training_rows: bool | None = _optional()
+    """A label-skew split that read the training rows' labels only (held-out rows join firms
+    in proportion to their sizes, whatever their label)."""
     alpha: float | None = _optional()
     """The Dirichlet concentration (method `dirichlet-label-skew`)."""
     n_firms: int | None = _optional()
@@ -465,6 +510,69 @@ class Fallback(_Block):
     """Why, in words."""
 
 
+class Tuning(_Block):
+    """One regime's (or one local-only firm's) tuning in one seed (`[tuning]`)."""
+
+    grid: list[tuple[float, float]]
+    """The (learning rate, weight decay) pairs tried, side by side."""
+    learning_rate: float
+    """The chosen Adam step size."""
+    weight_decay: float
+    """The chosen L2 penalty."""
+    passes: int = Field(ge=1)
+    """The chosen epochs (central regimes) or rounds (federated): the pass with the lowest
+    validation loss."""
+    unit: Literal["epochs", "rounds"]
+    """What a pass is: an epoch over the rows, or a FedAvg round of `local_epochs` epochs."""
+    budget: int = Field(ge=1)
+    """The most passes any grid point could take (the same data passes for every regime)."""
+    passes_run: int = Field(ge=1)
+    """Passes every grid point took before early stopping (`patience` passes after the best)."""
+    models_trained: int = Field(ge=1)
+    """Grid points trained side by side; passes_run x models_trained is the budget spent."""
+    validation_rows: int = Field(ge=0)
+    """Validation rows the losses are measured on."""
+    curve: list[float]
+    """Validation loss of the chosen grid point after each pass run: its convergence."""
+    design: Literal["pooled", "blocks"] | None = None
+    """The unified design validation chose (unified only)."""
+    design_losses: dict[Annotated[str, Keys("design")], float] | None = None
+    """The best validation loss of each unified design tried (unified only)."""
+    tuned_without_dp: bool = False
+    """A DP regime runs with the non-private federated regime's tuning (tuning under DP would
+    itself spend privacy budget)."""
+
+
+class RegimeTuning(_Block):
+    """A regime's tuning per seed: one record, or one per firm for local-only."""
+
+    per_seed: list[Tuning | dict[FirmName, Tuning]]
+    """Per seed, in `seeds` order."""
+
+
+_REGIME = REGIME_PATTERN.removeprefix("^").removesuffix("$")
+PairName = Annotated[
+    str,
+    Keys("pair"),
+    StringConstraints(pattern=rf"^{_REGIME} - {_REGIME}$"),
+]
+
+
+class PairedDifference(_Block):
+    """One difference `a - b` of utility metrics, computed per seed and then summarised
+    (its interval clipped to [-1, 1]): the seeds share world and held-out citizens, so this
+    interval, not two overlapping marginal ones, says whether a beats b."""
+
+    auc: Summary
+    """AUC of a minus AUC of b."""
+    ks: Summary
+    """KS of a minus KS of b."""
+    brier: Summary
+    """Brier score of a minus that of b (negative: a is better)."""
+    ece: Summary
+    """ECE of a minus that of b (negative: a is better calibrated)."""
+
+
 class Results(_Block):
     """The whole of results.json.
 
@@ -496,6 +604,12 @@ class Results(_Block):
     world)."""
     fallbacks: list[Fallback] | None = _optional()
     """Every firm a regime scored without a model (absent when there is none)."""
+    paired: dict[PairName, PairedDifference] | None = _optional()
+    """Paired differences over seeds: unified - federated, federated - local_only, federated
+    - each DP regime (federated: the first of federated_secagg, federated_plain,
+    federated_flower_secagg that ran)."""
+    tuning: dict[RegimeName, RegimeTuning] | None = _optional()
+    """What each regime's tuning tried, chose and spent (absent when `[tuning]` is off)."""
 
     @model_validator(mode="after")
     def _one_value_per_seed(self) -> Results:
@@ -519,6 +633,8 @@ class Results(_Block):
         }
         if self.data is not None:
             tree["data.firms"] = self.data.firms
+        if self.paired is not None:
+            tree["paired"] = self.paired
         for path, summary in _summaries(tree, ""):
             if len(summary.per_seed) != seeds:
                 raise ValueError(

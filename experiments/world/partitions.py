@@ -1,5 +1,11 @@
-"""How a real table's rows become firms: one firm per value of a partition column, or a
-Dirichlet label-skew split into a given number of firms.
+"""How a real table's rows become firms: one firm per value of a partition column, a
+Dirichlet split over the levels of a covariate, or (only when asked for) a Dirichlet
+label-skew split computed from the training rows alone.
+
+A split drawn from the label itself makes firm identity a predictor of default: a held-out
+applicant's firm then tells a model their label. The label-skew split therefore deals only
+the training rows by label; held-out rows join firms in proportion to the firms' sizes,
+whatever their label, so firm identity says nothing about a held-out label.
 """
 
 from __future__ import annotations
@@ -9,6 +15,8 @@ import re
 
 import numpy as np
 import pandas as pd
+
+from clients.streams import Stream, generator
 
 RESERVED_TABLES = frozenset({"truth", "government"})
 
@@ -83,3 +91,46 @@ def firms_from_partition(values: pd.Series, column: str) -> tuple[np.ndarray, li
             f"(got {names}; names may not be empty or one of {sorted(RESERVED_TABLES)})"
         )
     return firm_of_row.astype(np.int64), names
+
+
+COVARIATE_BINS = 5
+"""A numeric covariate with more levels than this is cut at its quantiles into this many."""
+
+
+def heldout_rows(n_rows: int, fraction: float, seed: int) -> np.ndarray:
+    """The rows `Holdout.draw` holds out of a world of `n_rows` citizens in table order: the
+    one draw both use, so a split can avoid reading held-out labels."""
+    return generator(Stream.HOLDOUT, seed).random(n_rows) < fraction
+
+
+def covariate_codes(values: pd.Series) -> np.ndarray:
+    """A level index per row: the covariate's levels, or quantile bins of a numeric one."""
+    if values.isna().any():
+        raise ValueError(f"covariate {values.name!r} has {int(values.isna().sum())} missing values")
+    if pd.api.types.is_numeric_dtype(values) and values.nunique() > COVARIATE_BINS:
+        return pd.qcut(values, COVARIATE_BINS, labels=False, duplicates="drop").to_numpy()
+    return np.unique(values.astype(str).to_numpy(), return_inverse=True)[1]
+
+
+def covariate_dirichlet_split(
+    values: pd.Series, n_firms: int, alpha: float, rng: np.random.Generator
+) -> np.ndarray:
+    """Firm per row from a Dirichlet draw per covariate level: firms differ in their mix of
+    that covariate (a market segment), and the label plays no part."""
+    return dirichlet_split(covariate_codes(values), n_firms, alpha, rng)
+
+
+def label_skew_split(
+    labels: np.ndarray,
+    held_out: np.ndarray,
+    n_firms: int,
+    alpha: float,
+    rng: np.random.Generator,
+) -> np.ndarray:
+    """The label-skew split of the training rows; each held-out row joins a firm drawn in
+    proportion to the firms' training sizes, independently of its label."""
+    firm_of_row = np.empty(len(labels), dtype=np.int64)
+    firm_of_row[~held_out] = dirichlet_split(labels[~held_out], n_firms, alpha, rng)
+    sizes = np.bincount(firm_of_row[~held_out], minlength=n_firms)
+    firm_of_row[held_out] = rng.choice(n_firms, int(held_out.sum()), p=sizes / sizes.sum())
+    return firm_of_row

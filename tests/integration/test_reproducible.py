@@ -51,3 +51,38 @@ def test_secure_and_dp_federated_runs_repeat_only_with_reproducible_noise(tmp_pa
     assert fresh.regimes["federated_secagg"] == results.regimes["federated_secagg"]
     assert fresh_dp.utility != dp.utility
     assert fresh_dp.privacy is not None and fresh_dp.privacy.noise == "os-generator"
+
+
+@pytest.mark.slow
+def test_tuned_federated_runs_are_byte_identical(tmp_path) -> None:
+    # Prepare: tuning on, so the federated regimes tune in process and then federate
+    config = parse_config(
+        {
+            "experiment": {"name": "repeat-tuned", "seeds": [0]},
+            "data": {"source": "synthetic", "citizens": 2000},
+            "regimes": {"local_only": False, "federated_secagg": True, "federated_dp": True},
+            "federation": {
+                "dp_epsilons": [4.0],
+                "run_dir": str(tmp_path / "fed"),
+                "reproducible": True,
+            },
+            "membership": {"pool": 200, "shadows": 4},
+            "tuning": {
+                "enabled": True,
+                "learning_rates": [0.03],
+                "weight_decays": [0.0, 1e-3],
+                "max_epochs": 3,
+                "patience": 2,
+            },
+        }
+    )
+
+    # Execute
+    run_experiment(config, tmp_path / "a")
+    run_experiment(config, tmp_path / "b")
+
+    # Assert
+    first = (tmp_path / "a" / "results.json").read_bytes()
+    assert first == (tmp_path / "b" / "results.json").read_bytes()
+    results = load_results(tmp_path / "a" / "results.json")
+    assert results.tuning is not None and "federated_secagg" in results.tuning

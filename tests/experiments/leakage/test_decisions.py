@@ -57,3 +57,28 @@ def test_groups_cover_sensitive_attributes_and_scrutinized_professions() -> None
         truth = world.truth.set_index(ID).loc[ids, attribute].to_numpy() == 1
         np.testing.assert_array_equal(groups[attribute], truth)
     assert "scrutinized_profession" in groups and "occupation=journalist" in groups
+
+
+def test_tier_changes_against_unified_truth_and_retraining_and_who_gains() -> None:
+    # Prepare: the group gains its privilege against unified; the others lose theirs
+    pairs = _pairs([0, 0, 0, 0])
+    in_group = np.array([True, True, False, False])
+    regime = np.array([LOW_RISK, LOW_RISK, HIGH_RISK, HIGH_RISK])
+    unified = np.array([HIGH_RISK, LOW_RISK, LOW_RISK, LOW_RISK])
+    truth = np.array([LOW_RISK, LOW_RISK, LOW_RISK, HIGH_RISK])
+    # Execute
+    result = decision_metrics(
+        pairs,
+        regime,
+        {"g": in_group},
+        SCORECARD,
+        reference_probabilities=unified,
+        truth_probabilities=truth,
+        retrained_probabilities=regime,
+    )
+    # Assert
+    assert result["tier_changed_vs_unified"] == pytest.approx(0.75)
+    assert result["tier_changed_vs_truth"] == pytest.approx(0.25)
+    assert result["tier_changed_vs_retrained"] == 0.0
+    assert result["privilege_gained_vs_unified"] == {"g": pytest.approx(0.5)}
+    assert result["privilege_lost_vs_unified"] == {"g": 0.0}

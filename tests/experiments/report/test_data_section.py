@@ -104,7 +104,7 @@ def test_the_report_opens_with_the_data_and_makes_no_cross_domain_claim(
 
 def test_a_base_rate_fallback_is_listed_in_results_and_report(tmp_path: Path) -> None:
     # Prepare: a label-skew so strong that some firm trains on one class.
-    data = {"source": "german_credit", "firms": 8, "alpha": 0.3}
+    data = {"source": "german_credit", "firms": 8, "alpha": 0.3, "split": "label-skew"}
 
     # Execute
     results = _run(tmp_path, data, {"unified": False, "local_only": True})
