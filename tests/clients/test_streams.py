@@ -10,6 +10,7 @@ from clients.streams import (
     firm_round_seed,
     generator,
     local_model_seed,
+    retrain_seed,
     reproducible_noise_seeds,
     shadow_init_seed,
     shadow_round_seed,
@@ -28,6 +29,7 @@ def test_stream_constants_are_the_ones_every_earlier_result_used() -> None:
         "ATTRIBUTE_ROWS": 0xA771,
         "MEMBERSHIP_SPLIT": 1,
         "SHADOW_MEMBERSHIP": 2,
+        "VALIDATION": 0x7A11,
     }
 
 
@@ -47,6 +49,7 @@ def test_derived_seeds_keep_their_values() -> None:
     assert shadow_init_seed(1, 3) == 23758
     assert shadow_round_seed(1, 2, 3) == 2022
     assert bench_node_seed(2**31 + 5, 4) == 5049
+    assert retrain_seed(2) == 500_011
 
 
 def test_reproducible_noise_seeds_hash_the_whole_firm_name_and_suit_torch() -> None:
