@@ -7,6 +7,7 @@ in the report can be cited with its spread.
 from __future__ import annotations
 
 from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +30,7 @@ from experiments.leakage.server_view import (
 )
 from experiments.metrics import summarise, utility
 from experiments.paired import PAIRED_METRICS, paired_differences
-from experiments.regimes.retrain import retrained
+from experiments.regimes.retrain import FederatedFloors, retrained
 from experiments.regimes.standalone import (
     LOCAL_ONLY,
     UNIFIED,
@@ -308,6 +309,16 @@ def privacy_spent(dp: dict[str, Any]) -> dict[str, float | str]:
     }
 
 
+def _federation_cluster(regimes: dict[str, Regime]) -> AbstractContextManager[None]:
+    """One Ray cluster for all of a run's federations (`server.app.one_ray_cluster`); Flower
+    and Ray load only when a federated regime is on."""
+    if set(regimes) <= {UNIFIED, LOCAL_ONLY}:
+        return nullcontext()
+    from server.app import one_ray_cluster
+
+    return one_ray_cluster()
+
+
 def run_experiment(
     config: ExperimentConfig, out_dir: Path, console: Console | None = None
 ) -> Results:
@@ -325,14 +336,17 @@ def run_experiment(
     fallbacks: list[dict[str, Any]] = []
     tuning: dict[str, list[Any]] = {name: [] for name in regimes}
     holdout_sizes = []
-    with Progress(
-        TextColumn("[bold]{task.description}"),
-        BarColumn(),
-        TextColumn("{task.completed}/{task.total}"),
-        TimeElapsedColumn(),
-        console=console,
-        transient=False,
-    ) as progress:
+    with (
+        _federation_cluster(regimes),
+        Progress(
+            TextColumn("[bold]{task.description}"),
+            BarColumn(),
+            TextColumn("{task.completed}/{task.total}"),
+            TimeElapsedColumn(),
+            console=console,
+            transient=False,
+        ) as progress,
+    ):
         task = progress.add_task(
             "seeds × regimes", total=len(config.experiment.seeds) * (len(regimes) + 1)
         )
@@ -348,6 +362,7 @@ def run_experiment(
             progress.advance(task)
             reference: RegimeOutput | None = None
             shadows: dict[str, np.ndarray] = {}  # recipe -> shadow predictions, for one seed
+            floors: FederatedFloors = {}  # the non-DP federated regimes share one floor
             for name, regime in regimes.items():
                 progress.update(task, description=f"seed {seed}: {name}")
                 output = regime(world, holdout, config, seed)
@@ -358,7 +373,7 @@ def run_experiment(
                 fallbacks += data_record.fallbacks(output, seed)
                 if "tuning" in output.info:
                     tuning[name].append(output.info["tuning"])
-                floor = retrained(world, holdout, config, seed, output)
+                floor = retrained(world, holdout, config, seed, output, floors)
                 figures = evaluate(world, holdout, output, config, groups, reference, floor)
                 progress.update(task, description=f"seed {seed}: {name}: attacks")
                 surface = membership_surface(world, holdout, config, seed, output)

@@ -38,11 +38,22 @@ def _by_pairs(by_id: pd.Series, pairs: pd.DataFrame, rows: np.ndarray | None = N
     return by_id.reindex(chosen[ID].to_numpy()).to_numpy()
 
 
+FederatedFloors = dict[tuple[int, int, float, float], RegimeOutput]
+"""Federated floors of one run by (seed, rounds, learning rate, weight decay): every non-DP
+federated regime of a seed shares its tuning, so its floor is one and the same model."""
+
+
 def retrained(
-    world: World, holdout: Holdout, config: ExperimentConfig, seed: int, output: RegimeOutput
+    world: World,
+    holdout: Holdout,
+    config: ExperimentConfig,
+    seed: int,
+    output: RegimeOutput,
+    federated_floors: FederatedFloors | None = None,
 ) -> RegimeOutput | None:
     """The regime of `output` retrained with `retrain_seed(seed)`, scored on the same held-out
-    and validation pairs; None where there is no floor (no tuning record, or a DP regime)."""
+    and validation pairs; None where there is no floor (no tuning record, or a DP regime).
+    A federated floor already in `federated_floors` is reused (and a new one kept there)."""
     tuning = output.info.get("tuning")
     if not isinstance(tuning, dict) or "dp" in output.info:
         return None
@@ -83,6 +94,12 @@ def retrained(
                 firm, model, firm_features(world, firm, table), table, holdout, test, validation
             )
         return RegimeOutput(output.name, test, validation_probabilities=validation)
+    rate, decay = float(tuning["learning_rate"]), float(tuning["weight_decay"])
+    key = (seed, int(tuning["passes"]), rate, decay)
+    if federated_floors is not None and key in federated_floors:
+        floor = federated_floors[key]
+        shared = floor.validation_probabilities
+        return RegimeOutput(output.name, floor.probabilities, validation_probabilities=shared)
     shards = {}
     for firm, table in world.firms.items():
         fit = holdout.is_fit(table[ID].to_numpy())
@@ -100,7 +117,10 @@ def retrained(
         _score_firm(
             firm, model, common_features(world, firm, table), table, holdout, test, validation
         )
-    return RegimeOutput(output.name, test, validation_probabilities=validation)
+    floor = RegimeOutput(output.name, test, validation_probabilities=validation)
+    if federated_floors is not None:
+        federated_floors[key] = floor
+    return floor
 
 
 def _score_firm(
