@@ -193,6 +193,9 @@ class RegimesSection(_Section):
     federated_plain: bool = False
     federated_flower_secagg: bool = False
     federated_dp: bool = False
+    federated_limit: bool = False
+    """Also train the federated limit: one central model on every firm's rows with the common
+    columns (what FedAvg approximates), a reference the paired differences compare with."""
 
 
 class MembershipSection(_Section):

@@ -29,7 +29,8 @@ from experiments.leakage.server_view import (
     server_view,
 )
 from experiments.metrics import summarise, utility
-from experiments.paired import PAIRED_METRICS, paired_differences
+from experiments.paired import FEDERATED_LIMIT, PAIRED_METRICS, paired_differences
+from experiments.regimes.limit import run_federated_limit
 from experiments.regimes.retrain import FederatedFloors, retrained
 from experiments.regimes.standalone import (
     LOCAL_ONLY,
@@ -194,6 +195,16 @@ def evaluate(
     return figures
 
 
+def reference_figures(holdout: Holdout, output: RegimeOutput) -> dict[str, Any]:
+    """A reference model's utility on the held-out pairs (it is not released: no attacks)."""
+    labels = holdout.pairs[LABEL].to_numpy()
+    firms = holdout.pairs["firm"].to_numpy()
+    return {
+        "utility": utility(labels, output.probabilities),
+        "within_firm_auc": within_firm_auc(labels, output.probabilities, firms),
+    }
+
+
 def within_firm_auc(labels: np.ndarray, probabilities: np.ndarray, firms: np.ndarray) -> float:
     """Each firm's AUC over its own held-out customers, averaged weighted by their number:
     what a score ranks within a firm, which firm identity cannot help with (NaN if no firm
@@ -335,6 +346,7 @@ def run_experiment(
     firms_per_seed: list[dict[str, Any]] = []
     fallbacks: list[dict[str, Any]] = []
     tuning: dict[str, list[Any]] = {name: [] for name in regimes}
+    references: list[dict[str, Any]] = []  # per seed: the federated limit's figures
     holdout_sizes = []
     with (
         _federation_cluster(regimes),
@@ -348,7 +360,9 @@ def run_experiment(
         ) as progress,
     ):
         task = progress.add_task(
-            "seeds × regimes", total=len(config.experiment.seeds) * (len(regimes) + 1)
+            "seeds × regimes",
+            total=len(config.experiment.seeds)
+            * (len(regimes) + 1 + config.regimes.federated_limit),
         )
         for seed in config.experiment.seeds:
             progress.update(task, description=f"seed {seed}: world")
@@ -388,6 +402,13 @@ def run_experiment(
                     figures["privacy"] = privacy_spent(dp)
                 per_seed[name].append(figures)
                 progress.advance(task)
+            if config.regimes.federated_limit:
+                progress.update(task, description=f"seed {seed}: {FEDERATED_LIMIT}")
+                limit = run_federated_limit(world, holdout, config, seed)
+                references.append(reference_figures(holdout, limit))
+                if "tuning" in limit.info:
+                    tuning.setdefault(FEDERATED_LIMIT, []).append(limit.info["tuning"])
+                progress.advance(task)
     raw: dict[str, Any] = {
         "schema_version": SCHEMA_VERSION,
         "config": config,
@@ -405,7 +426,11 @@ def run_experiment(
         }
     if fallbacks:
         raw["fallbacks"] = fallbacks
-    paired = paired_differences(per_seed)
+    if references:
+        raw["references"] = {
+            FEDERATED_LIMIT: _summarise_tree(references, bounds=(0.0, 1.0)),
+        }
+    paired = paired_differences(per_seed | ({FEDERATED_LIMIT: references} if references else {}))
     if paired:
         raw["paired"] = paired
     if config.tuning.enabled:
@@ -444,6 +469,11 @@ def results_tables(results: Results) -> list[Table]:
         figures = results.regimes[regime].utility
         utility.add_row(regime, *(_cell(getattr(figures, m)) for m in metrics))
         leakage.add_row(regime, *cells[1:])
+    for name, reference in (results.references or {}).items():
+        figures = reference.utility
+        utility.add_row(
+            f"[dim]{name} (reference)[/]", *(_cell(getattr(figures, m)) for m in metrics)
+        )
     seeded = [n for n, r in results.regimes.items() if r.privacy and r.privacy.noise == "run-seed"]
     if seeded:
         utility.caption = (

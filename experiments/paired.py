@@ -18,19 +18,26 @@ FEDERATED_REFERENCE = ("federated_secagg", "federated_plain", "federated_flower_
 """The federated regime the differences use: the first of these that ran."""
 
 
+FEDERATED_LIMIT = "federated_limit"
+"""The reference model `experiments.regimes.limit` trains."""
+
+
 def comparisons(regimes: list[str]) -> list[tuple[str, str]]:
-    """(a, b) for a − b: unified − federated, federated − local-only, federated − each DP."""
+    """(a, b) for a − b: unified − federated, federated − local-only, federated − each DP, and
+    unified and federated − the federated limit when it ran."""
     federated = next((name for name in FEDERATED_REFERENCE if name in regimes), None)
     pairs: list[tuple[str, str]] = []
     if federated is None:
         if "unified" in regimes and "local_only" in regimes:
             pairs.append(("unified", "local_only"))
-        return pairs
-    if "unified" in regimes:
-        pairs.append(("unified", federated))
-    if "local_only" in regimes:
-        pairs.append((federated, "local_only"))
-    pairs += [(federated, name) for name in regimes if name.startswith("federated_dp_eps")]
+    else:
+        if "unified" in regimes:
+            pairs.append(("unified", federated))
+        if "local_only" in regimes:
+            pairs.append((federated, "local_only"))
+        pairs += [(federated, name) for name in regimes if name.startswith("federated_dp_eps")]
+    if FEDERATED_LIMIT in regimes:
+        pairs += [(a, FEDERATED_LIMIT) for a in ("unified", federated) if a and a in regimes]
     return pairs
 
 

@@ -131,12 +131,21 @@ def utility_table(results: dict[str, Any]) -> str:
         ]
         for n in ordered_regimes(results)
     ]
+    for name, reference in (results.get("references") or {}).items():
+        rows.append(
+            [
+                f"<i>{html.escape(name)} (reference)</i>",
+                *(_cell(reference["utility"][m]) for m in metrics),
+                _cell(reference.get("within_firm_auc")),
+            ]
+        )
     return _table(
         ["regime", "AUC", "KS", "Brier", "ECE", "within-firm AUC"],
         rows,
         "Utility (mean ± 95 % half-interval over seeds); within-firm AUC: each firm's AUC over"
         " its own held-out customers, weighted by their number (the data section gives each"
-        " firm's n)",
+        " firm's n). federated_limit (reference, not released): one central model on every"
+        " firm's rows with the common columns, the model FedAvg approximates",
     )
 
 
@@ -306,7 +315,7 @@ def tuning_table(results: dict[str, Any]) -> str:
     """Per regime and seed: the grid's size, the chosen point and passes, the budget spent."""
     tuning = results.get("tuning") or {}
     rows = []
-    for name in ordered_regimes(results):
+    for name in [*ordered_regimes(results), *(results.get("references") or {})]:
         if name not in tuning:
             continue
         for seed, record in zip(results["seeds"], tuning[name]["per_seed"], strict=False):

@@ -35,7 +35,7 @@ class Keys:
 
 
 REGIME_PATTERN = (
-    r"^(unified|local_only|federated_secagg|federated_plain|federated_flower_secagg"
+    r"^(unified|local_only|federated_secagg|federated_plain|federated_flower_secagg|federated_limit"
     r"|federated_dp_eps[0-9.e+-]+)$"
 )
 RegimeName = Annotated[str, Keys("regime"), StringConstraints(pattern=REGIME_PATTERN)]
@@ -288,6 +288,17 @@ class Regime(_Block):
     """The DP guarantee; DP regimes only."""
     calibration: Calibration | None = _optional()
     """Platt scaling on the validation pairs, before decisions (absent without `[tuning]`)."""
+
+
+class Reference(_Block):
+    """A reference model scored like the regimes on the same held-out pairs, but not released
+    (no attacks, no decisions): `federated_limit` is one central model on every firm's rows with
+    the common columns, the model FedAvg approximates."""
+
+    utility: Utility
+    """AUC, KS, Brier and ECE over every held-out pair (intervals within [0, 1])."""
+    within_firm_auc: Summary | None = _optional()
+    """Each firm's AUC over its own held-out customers, weighted by their number."""
 
 
 class PartyExposure(_Block):
@@ -607,9 +618,12 @@ class Results(_Block):
     paired: dict[PairName, PairedDifference] | None = _optional()
     """Paired differences over seeds: unified - federated, federated - local_only, federated
     - each DP regime (federated: the first of federated_secagg, federated_plain,
-    federated_flower_secagg that ran)."""
+    federated_flower_secagg that ran), and with the federated limit when it ran: unified -
+    federated_limit, federated - federated_limit."""
     tuning: dict[RegimeName, RegimeTuning] | None = _optional()
     """What each regime's tuning tried, chose and spent (absent when `[tuning]` is off)."""
+    references: dict[RegimeName, Reference] | None = _optional()
+    """Reference models (`[regimes] federated_limit`), absent when none is on."""
 
     @model_validator(mode="after")
     def _one_value_per_seed(self) -> Results:

@@ -28,6 +28,16 @@ def test_the_headline_comparisons_use_the_secure_federated_regime() -> None:
     assert comparisons(["unified", "local_only"]) == [("unified", "local_only")]
 
 
+def test_the_federated_limit_is_compared_with_unified_and_federated() -> None:
+    # Execute / Assert
+    assert comparisons(["unified", "federated_secagg", "federated_limit"]) == [
+        ("unified", "federated_secagg"),
+        ("unified", "federated_limit"),
+        ("federated_secagg", "federated_limit"),
+    ]
+    assert comparisons(["unified", "federated_limit"]) == [("unified", "federated_limit")]
+
+
 def test_a_paired_difference_is_tight_where_marginal_intervals_overlap() -> None:
     # Prepare: two regimes that move together over seeds, one always 0.016 ahead
     federated = [0.80, 0.84, 0.82]

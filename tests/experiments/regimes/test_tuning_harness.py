@@ -39,6 +39,7 @@ def tuned_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str,
         {
             "experiment": {"name": "tuned", "seeds": [0, 1]},
             "data": {"source": "synthetic", "citizens": 3000},
+            "regimes": {"federated_limit": True},
             "membership": {"pool": 200, "shadows": 4},
             "tuning": {
                 "enabled": True,
@@ -59,11 +60,11 @@ def test_results_record_each_regimes_grid_choice_and_budget(
     _, results = tuned_run
     tuning = results["tuning"]
     # Assert: one record per seed; local-only one per firm
-    assert set(tuning) == {"unified", "local_only"}  # type: ignore[arg-type]
+    assert set(tuning) == {"unified", "local_only", "federated_limit"}  # type: ignore[arg-type]
     for name, regime in tuning.items():  # type: ignore[attr-defined]
         assert len(regime["per_seed"]) == 2
         for record in regime["per_seed"]:
-            records = [record] if name == "unified" else list(record.values())
+            records = list(record.values()) if name == "local_only" else [record]
             for r in records:
                 assert len(r["grid"]) == 4 and r["budget"] == 8
                 assert [r["learning_rate"], r["weight_decay"]] in r["grid"]
@@ -166,3 +167,19 @@ def test_the_report_shows_tuning_and_convergence(
     assert "Calibration before decisions" in page
     assert "Paired differences" in page
     assert "tier ≠ retrained (noise floor)" in page
+
+
+def test_the_federated_limit_is_a_tuned_reference_the_unified_score_is_paired_with(
+    tuned_run: tuple[Path, dict[str, object]],
+) -> None:
+    # Prepare / Execute (fixture)
+    _, results = tuned_run
+    # Assert: utility and its tuning recorded, no attacks run on it, one paired difference
+    references = results["references"]
+    assert isinstance(references, dict) and list(references) == ["federated_limit"]
+    auc = references["federated_limit"]["utility"]["auc"]
+    assert 0.6 < auc["mean"] < 1.0 and len(auc["per_seed"]) == 2
+    assert "federated_limit" not in results["regimes"]  # type: ignore[operator]
+    assert "federated_limit" in results["tuning"]  # type: ignore[operator]
+    assert "unified - federated_limit" in results["paired"]  # type: ignore[operator]
+    assert "federated_limit (reference)" in render_html(results)
