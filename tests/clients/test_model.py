@@ -147,8 +147,8 @@ def test_dp_batches_fetched_whole_train_the_same_model_as_row_by_row(
 
     def row_by_row(dataset: torch.utils.data.TensorDataset, **kwargs: object) -> object:
         kwargs.pop("collate_fn")
-        plain_loaders.append(dataset)
         plain = torch.utils.data.TensorDataset(*dataset.tensors)
+        plain_loaders.append(plain)
         return real_loader(plain, **kwargs)  # type: ignore[arg-type]
 
     monkeypatch.setattr(torch.utils.data, "DataLoader", row_by_row)
