@@ -96,10 +96,12 @@ def node_identity(
     return _read_identity(key_file, Path(manifest_setting))
 
 
-@functools.lru_cache(maxsize=64)
+@functools.cache
 def _read_identity(key_file: Path, manifest_file: Path) -> NodeIdentity:
     """Read once per process, not once per message (as the firm's table is): the key file and
-    the manifest are the node's own and do not change during a run."""
+    the manifest are the node's own and do not change during a run. Unbounded: a simulation
+    engine's worker serves many nodes in turn (the federation benchmark's, 100 key files), and
+    a bounded cache smaller than that missed on every message."""
     try:
         key = load_pem_private_key(key_file.read_bytes(), password=None)
     except (OSError, ValueError, TypeError) as error:
@@ -109,18 +111,26 @@ def _read_identity(key_file: Path, manifest_file: Path) -> NodeIdentity:
             f"{R.IDENTITY_KEY} {str(key_file)!r} holds a {type(key).__name__}, expected an "
             "Ed25519 private key (PKCS#8 PEM, e.g. `openssl genpkey -algorithm ed25519`)"
         )
-    try:
-        manifest = IdentityManifest.model_validate_json(manifest_file.read_bytes())
-    except (OSError, ValueError) as error:
-        raise ValueError(
-            f"{R.IDENTITY_MANIFEST} {str(manifest_file)!r} does not load: {error}"
-        ) from error
+    manifest = _read_manifest(manifest_file)
     if manifest.client_id_of(identity_public_key(key)) is None:
         raise ValueError(
             f"the identity manifest {str(manifest_file)!r} does not list this node's identity "
             f"key {str(key_file)!r}"
         )
     return NodeIdentity(key, manifest)
+
+
+@functools.cache
+def _read_manifest(manifest_file: Path) -> IdentityManifest:
+    """One `IdentityManifest` per file and process, shared by every node the process serves,
+    so the public keys it parses for signature checks are parsed once (public data only: each
+    node still checks every signature itself)."""
+    try:
+        return IdentityManifest.model_validate_json(manifest_file.read_bytes())
+    except (OSError, ValueError) as error:
+        raise ValueError(
+            f"{R.IDENTITY_MANIFEST} {str(manifest_file)!r} does not load: {error}"
+        ) from error
 
 
 def load_sessions(

@@ -9,7 +9,8 @@ A firm holding an identity joins malicious-mode rounds only, so the engine runs 
 half without an identity (plain, ours, Flower), half with one (ours, malicious); the server
 tells them apart by asking every node once who it is, before the first round. Firms send
 synthetic updates of `--dim` values instead of training, so the figures are the aggregation's
-cost alone. Peak memory is the largest sum of resident memory over this process and every
+cost alone. `--skip` leaves out the slow modes (Flower's SecAgg+, a round alone) when only some
+ratios are wanted. Peak memory is the largest sum of resident memory over this process and every
 process below it (Ray's head, raylet and workers), sampled every 0.2 s.
 """
 
@@ -23,7 +24,7 @@ import tempfile
 import threading
 import time
 import warnings
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -49,6 +50,8 @@ MODES = ("plain", "ours", "ours_alone", "ours_malicious", "flower")
 """`ours` pipelines round r+1's key stages into round r (2 messages a round); `ours_alone` runs
 each round on its own (4 messages), the same protocol without pipelining; `ours_malicious`
 pipelines the malicious-server mode (3 messages a round)."""
+SKIPPABLE = ("ours_alone", "ours_malicious", "flower")
+"""Modes `--skip` may leave out: plain and ours always run, every ratio is against them."""
 
 
 @app.callback()
@@ -119,9 +122,15 @@ def _spread(ratios: list[float]) -> dict[str, float]:
 
 
 def run_benchmark(
-    clients: int, dim: int, rounds: int, degree: int = 0, timeout: float = 600.0
+    clients: int,
+    dim: int,
+    rounds: int,
+    degree: int = 0,
+    timeout: float = 600.0,
+    skip: Sequence[str] = (),
 ) -> dict[str, Any]:
-    """Seconds per round of each mode (first, warm-up round excluded) and peak memory."""
+    """Seconds per round of each mode (first, warm-up round excluded) and peak memory; the
+    modes in `skip` (of `SKIPPABLE`) are not run, nor are the ratios that need them."""
     from flwr.common import ndarrays_to_parameters
     from flwr.server import LegacyContext, ServerConfig
     from flwr.server.strategy import FedAvg
@@ -140,6 +149,10 @@ def run_benchmark(
 
     if clients < 3:
         raise typer.BadParameter(f"--clients must be >= 3, got {clients}")
+    unknown = sorted(set(skip) - set(SKIPPABLE))
+    if unknown:
+        raise typer.BadParameter(f"--skip takes modes of {list(SKIPPABLE)}, got {unknown}")
+    modes = [mode for mode in MODES if mode not in skip]
     neighbours = degree or recommended_degree(clients)
     settings = FederationSettings(
         neighbours=0 if neighbours >= clients - 1 else neighbours,
@@ -158,9 +171,9 @@ def run_benchmark(
         Path(keys.name), range(clients, 2 * clients), "fedscore-bench"
     )
     manifest = read_manifest(manifest_path)
-    seconds: dict[str, list[float]] = {mode: [] for mode in (*MODES, "empty")}
-    stage_seconds: list[dict[str, float]] = []
-    cpu_seconds: dict[str, list[float]] = {mode: [] for mode in (*MODES, "empty")}
+    seconds: dict[str, list[float]] = {mode: [] for mode in (*modes, "empty")}
+    stage_seconds: dict[str, list[dict[str, float]]] = {"ours": [], "ours_malicious": []}
+    cpu_seconds: dict[str, list[float]] = {mode: [] for mode in (*modes, "empty")}
     empty = RecordDict({R.CONFIG_RECORD: ConfigRecord({})})
 
     def serve(grid: Grid, context: Context) -> None:
@@ -209,7 +222,10 @@ def run_benchmark(
         length = dim + len(CONTRIBUTION_TAIL)  # what a firm's contribution vector holds
         aggregate_in_the_clear(grid, nodes, content(0), 0, settings, length)
         secure_rounds(grid, nodes, content(0), 0, settings, length, nodes)
-        malicious_rounds(grid, identified, content(0), 0, malicious_settings, length, identified)
+        if "ours_malicious" in modes:
+            malicious_rounds(
+                grid, identified, content(0), 0, malicious_settings, length, identified
+            )
 
         @contextmanager
         def measured(mode: str, wall: bool = True) -> Iterator[None]:
@@ -229,15 +245,21 @@ def run_benchmark(
                 aggregate_in_the_clear(*args)
             with measured("ours"):
                 secure = secure_rounds(*args, nodes)
-            stage_seconds.append(secure.info["secagg"]["seconds"])
-            with measured("ours_alone"):
-                aggregate_securely(*args)
-            malicious_args = (grid, identified, content(round_number), round_number)
-            with measured("ours_malicious"):
-                malicious_rounds(*malicious_args, malicious_settings, length, identified)
-            # Flower's round is timed inside its workflow: the legacy set-up is not its round.
-            with measured("flower", wall=False):
-                seconds["flower"].append(flower_round(round_number))
+            stage_seconds["ours"].append(secure.info["secagg"]["seconds"])
+            if "ours_alone" in modes:
+                with measured("ours_alone"):
+                    aggregate_securely(*args)
+            if "ours_malicious" in modes:
+                malicious_args = (grid, identified, content(round_number), round_number)
+                with measured("ours_malicious"):
+                    malicious = malicious_rounds(
+                        *malicious_args, malicious_settings, length, identified
+                    )
+                stage_seconds["ours_malicious"].append(malicious.info["secagg"]["seconds"])
+            if "flower" in modes:
+                # Flower's round is timed inside its workflow: the legacy set-up is not its round.
+                with measured("flower", wall=False):
+                    seconds["flower"].append(flower_round(round_number))
             with measured("empty"):  # the engine's cost of one exchange carrying nothing
                 exchange(grid, dict.fromkeys(nodes, empty), "evaluate", str(round_number), timeout)
 
@@ -256,27 +278,35 @@ def run_benchmark(
     # Each round of ours runs right after its plain round: their ratio cancels the VM's drift
     # over minutes, which moves both alike (the ratio of medians does not).
     paired = [o / p for o, p in zip(seconds["ours"], seconds["plain"], strict=True)]
-    malicious_paired = [
-        m / o for m, o in zip(seconds["ours_malicious"], seconds["ours"], strict=True)
-    ]
-    return {
+    figures: dict[str, Any] = {
         "clients": clients,
         "dim": dim,
         "rounds": rounds,
         "neighbours": neighbours,
         "threshold": settings.threshold,
+        "modes": modes,
         "seconds": seconds,
         "median_seconds": median,
         "ours_over_plain": median["ours"] / median["plain"],
         "ours_over_plain_per_round": _spread(paired),
-        "ours_alone_over_plain": median["ours_alone"] / median["plain"],
-        "malicious_over_ours": median["ours_malicious"] / median["ours"],
-        "malicious_over_ours_per_round": _spread(malicious_paired),
-        "flower_over_ours": median["flower"] / median["ours"],
+    }
+    if "ours_alone" in modes:
+        figures["ours_alone_over_plain"] = median["ours_alone"] / median["plain"]
+    if "ours_malicious" in modes:
+        malicious_paired = [
+            m / o for m, o in zip(seconds["ours_malicious"], seconds["ours"], strict=True)
+        ]
+        figures["malicious_over_ours"] = median["ours_malicious"] / median["ours"]
+        figures["malicious_over_ours_per_round"] = _spread(malicious_paired)
+    if "flower" in modes:
+        figures["flower_over_ours"] = median["flower"] / median["ours"]
+    figures |= {
         "empty_exchange_median_seconds": empty_median,
         "floor_over_plain": (median["plain"] + empty_median) / median["plain"],
-        "ours_stage_median_seconds": {
-            key: statistics.median(r[key] for r in stage_seconds) for key in stage_seconds[0]
+        **{
+            f"{mode}_stage_median_seconds": _stage_medians(rows)
+            for mode, rows in stage_seconds.items()
+            if rows
         },
         "median_cpu_seconds": {
             mode: statistics.median(values) for mode, values in cpu_seconds.items()
@@ -285,6 +315,14 @@ def run_benchmark(
         "cpus": os.cpu_count(),
         "load_average": os.getloadavg(),
     }
+    return figures
+
+
+def _stage_medians(rows: list[dict[str, float]]) -> dict[str, float]:
+    """Median seconds of each timed part of a round (a part missing from a round, e.g. the
+    bootstrap's, counts in the rounds that have it)."""
+    keys = dict.fromkeys(key for row in rows for key in row)
+    return {key: statistics.median(row[key] for row in rows if key in row) for key in keys}
 
 
 @app.command("federation")
@@ -293,10 +331,17 @@ def federation(
     dim: Annotated[int, typer.Option(min=1, help="Length of each update vector.")] = 100_000,
     rounds: Annotated[int, typer.Option(min=1, help="Timed rounds per mode.")] = 3,
     degree: Annotated[int, typer.Option(min=0, help="Neighbours; 0: SecAgg+ default.")] = 0,
+    skip: Annotated[
+        list[str] | None,
+        typer.Option(
+            help=f"A mode not to run (repeatable), of {', '.join(SKIPPABLE)}; plain and ours "
+            "always run."
+        ),
+    ] = None,
     out: Annotated[Path | None, typer.Option(help="Also write the figures as JSON.")] = None,
 ) -> None:
     """Median seconds per round: plain vs our SecAgg vs Flower's SecAgg+, and peak memory."""
-    figures = run_benchmark(clients, dim, rounds, degree)
+    figures = run_benchmark(clients, dim, rounds, degree, skip=skip or ())
     table = Table(
         title=f"federation round, n = {clients}, d = {dim:,}, k = {figures['neighbours']}, "
         f"t = {figures['threshold']} ({rounds} rounds, load {figures['load_average'][0]:.2f})"
@@ -305,16 +350,16 @@ def federation(
     table.add_column("median s / round", justify="right")
     table.add_column("CPU s / round", justify="right")
     table.add_column("all rounds (s)")
-    labels = (
-        "plain",
-        "ours, pipelined",
-        "ours, round alone",
-        "ours, malicious mode, pipelined",
-        "Flower SecAgg+",
-    )
-    for mode, label in zip(MODES, labels, strict=True):
+    labels = {
+        "plain": "plain",
+        "ours": "ours, pipelined",
+        "ours_alone": "ours, round alone",
+        "ours_malicious": "ours, malicious mode, pipelined",
+        "flower": "Flower SecAgg+",
+    }
+    for mode in figures["modes"]:
         table.add_row(
-            label,
+            labels[mode],
             f"{figures['median_seconds'][mode]:.3f}",
             f"{figures['median_cpu_seconds'][mode]:.2f}",
             " ".join(f"{s:.2f}" for s in figures["seconds"][mode]),
@@ -322,20 +367,24 @@ def federation(
     paired = figures["ours_over_plain_per_round"]
     console = Console()
     console.print(table)
-    console.print(
+    summary = [
         f"ours / plain = {figures['ours_over_plain']:.2f} (target <= 1.5; per round "
-        f"{paired['median']:.2f}, range {paired['min']:.2f}-{paired['max']:.2f}; a round alone: "
-        f"{figures['ours_alone_over_plain']:.2f}); "
-        f"Flower / ours = {figures['flower_over_ours']:.2f} (target >= 3); "
-        f"peak memory {figures['peak_memory_gib']:.2f} GiB (target < 2)"
-    )
-    malicious = figures["malicious_over_ours_per_round"]
-    console.print(
-        f"malicious / semi-honest (both pipelined) = {figures['malicious_over_ours']:.2f} "
-        f"(target <= 1.3; per round {malicious['median']:.2f}, range "
-        f"{malicious['min']:.2f}-{malicious['max']:.2f}): one exchange more a round (3 messages "
-        "instead of 2) and the signatures"
-    )
+        f"{paired['median']:.2f}, range {paired['min']:.2f}-{paired['max']:.2f})"
+    ]
+    if "ours_alone_over_plain" in figures:
+        summary.append(f"a round alone / plain = {figures['ours_alone_over_plain']:.2f}")
+    if "flower_over_ours" in figures:
+        summary.append(f"Flower / ours = {figures['flower_over_ours']:.2f} (target >= 3)")
+    summary.append(f"peak memory {figures['peak_memory_gib']:.2f} GiB (target < 2)")
+    console.print("; ".join(summary))
+    if "malicious_over_ours" in figures:
+        malicious = figures["malicious_over_ours_per_round"]
+        console.print(
+            f"malicious / semi-honest (both pipelined) = {figures['malicious_over_ours']:.2f} "
+            f"(target <= 1.3; per round {malicious['median']:.2f}, range "
+            f"{malicious['min']:.2f}-{malicious['max']:.2f}): one exchange more a round (3 "
+            "messages instead of 2) and the signatures"
+        )
     console.print(
         f"floor: a secure round needs one exchange more than plain (unmask comes after the "
         f"masked inputs); an exchange carrying nothing costs "
@@ -349,11 +398,14 @@ def federation(
         f"{cpu['empty']:.2f} is the extra exchange; 1.5× plain's time at plain's core usage "
         f"affords {0.5 * cpu['plain']:.2f} more"
     )
-    stages = figures["ours_stage_median_seconds"]
-    console.print(
-        "ours by stage (median s; exchange = messages and firms' work, transport = the server "
-        "encoding, parsing and recording messages, server = state machine): "
-        + ", ".join(f"{k} {v:.2f}" for k, v in stages.items())
-    )
+    for mode in ("ours", "ours_malicious"):
+        stages = figures.get(f"{mode}_stage_median_seconds")
+        if stages is None:
+            continue
+        console.print(
+            f"{labels[mode]} by stage (median s; exchange = messages and firms' work, transport "
+            "= the server encoding, parsing and recording messages, server = state machine): "
+            + ", ".join(f"{k} {v:.2f}" for k, v in stages.items())
+        )
     if out is not None:
         out.write_text(json.dumps(figures, indent=2) + "\n")

@@ -116,3 +116,20 @@ def test_a_bad_identity_setting_is_an_error_naming_it(
 def test_an_identity_key_file_is_readable_by_its_owner_only(tmp_path: Path) -> None:
     write_identity_key(generate_identity(), tmp_path / "key.pem")
     assert oct((tmp_path / "key.pem").stat().st_mode & 0o777) == "0o600"
+
+
+def test_a_worker_serving_many_nodes_reads_each_identity_once_and_shares_the_manifest(
+    tmp_path: Path,
+) -> None:
+    # Prepare: a simulation engine's worker serves 100 nodes in turn (the federation
+    # benchmark's size), more than a small bounded cache holds
+    _, defaults = simulated_identities(tmp_path / "ids", range(100), "many-nodes")
+    contexts = [_context({R.PARTITION_ID: p}) for p in range(100)]
+    # Execute: two messages to each node, in turn
+    first = [node_identity(c, defaults) for c in contexts]
+    second = [node_identity(c, defaults) for c in contexts]
+    # Assert: the second message finds what the first read, and all nodes share one manifest
+    # (so each public key is parsed once per process for the signature checks)
+    assert all(a is b for a, b in zip(first, second, strict=True))
+    manifests = {id(identity.manifest) for identity in first if identity is not None}
+    assert len(manifests) == 1

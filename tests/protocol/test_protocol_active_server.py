@@ -155,7 +155,8 @@ def test_lying_about_a_dropout_fails_in_malicious_mode_before_any_share_is_revea
     round_ = manual_round(num_clients=5, config=config)
     colluder, told_dropped = 5, {3, 4}
     round_.play_until(Stage.CONSISTENCY_CHECK)
-    everyone, without_victim = [1, 2, 3, 4, 5], [2, 3, 4, 5]
+    everyone = [1, 2, 3, 4, 5]
+    without_victim = [c for c in everyone if c != VICTIM]
     shown = {c: without_victim if c in told_dropped else everyone for c in (1, 2, 3, 4)}
     signed = {
         c: round_.clients[c]
@@ -185,6 +186,9 @@ def test_lying_about_a_dropout_fails_in_malicious_mode_before_any_share_is_revea
             dropped=sorted(held - set(survivors)),
             consistency_signatures=signatures,
         )
+        # the semi-honest attack's requests: 3, 4 asked for the victim's masking-key share,
+        # 1, 2 for its self-mask share
+        assert (VICTIM in requests[c].dropped) == (c in told_dropped)
         with pytest.raises(RefusedRequest, match="quorum") as error:
             round_.clients[c].handle(requests[c])
         refused[c] = (len(signatures), error.value)
