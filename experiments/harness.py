@@ -57,7 +57,7 @@ def build_world(data: DataSection, seed: int, test_fraction: float | None = None
     if data.source == "synthetic":
         from experiments.world.synthetic import generate_world
 
-        return generate_world(data.citizens, seed=seed)
+        return generate_world(data.citizens, seed=seed, policy=data.policy)
     from experiments.world import datasets
 
     if data.source == "lending_club":
