@@ -225,6 +225,7 @@ class InferenceSection(_Section):
     """`[inference]`: what each party infers about sensitive attributes and professions
     (`experiments/leakage/inference.py`), on a subsample so the cost stays small."""
 
+    enabled: bool = Field(default=True, description="Measure inference by party and consumer.")
     rows: int = Field(
         default=5000,
         ge=100,
