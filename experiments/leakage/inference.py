@@ -52,6 +52,9 @@ WATCH_LIST_SHARE = 0.01
 PENALTIES = np.logspace(-1, 5, 13)
 """The ridge penalties tried per target (columns are standardised or 0/1 indicators, so a
 penalty near the number of rows shrinks a column by about half)."""
+OWN_SCALES = (0.0, 0.3, 1.0)
+"""Scales of a party's own columns tried beside each penalty (0: its baseline's fit; 0.3: ten
+times the penalty on its own columns)."""
 WIDE_RANGE = 2.0
 """A numeric column whose declared range is wider than this also enters as log(1 + x)."""
 MAX_LEVELS = 20
@@ -91,16 +94,19 @@ class InferenceFigure:
         return {f.name: plain(getattr(self, f.name)) for f in fields(self)}
 
 
-Model = tuple[npt.NDArray[np.intp], npt.NDArray[np.intp]]
-"""(design columns, target columns): one ridge fit of those targets on those columns."""
+Model = tuple[npt.NDArray[np.intp], npt.NDArray[np.intp], int]
+"""(design columns, target columns, own): one ridge fit of those targets on those columns,
+whose last `own` columns are the party's own data (0 for a baseline)."""
 
 
-def _ridge_gcv(gram: Matrix, cross: Matrix, squares: Matrix, n: int) -> Matrix:
-    """Ridge coefficients (d, T) from centred cross-products, each target's penalty chosen
-    from `PENALTIES` by generalised cross-validation (Golub, Heath & Wahba 1979).
+def _gcv_path(
+    gram: Matrix, cross: Matrix, squares: Matrix, n: int
+) -> tuple[Matrix, Matrix, Matrix]:
+    """Every penalty of `PENALTIES` at once: (GCV (P, T), eigenvectors (d, d), coefficients in
+    the eigenbasis (P, d, T)).
 
     gram: (d, d) X'X; cross: (d, T) X'y; squares: (T,) y'y; all centred, over n rows. From one
-    eigendecomposition of the gram every penalty's fit, residual and degrees of freedom follow
+    eigendecomposition of the gram each penalty's fit, residual and degrees of freedom follow
     in closed form, without another pass over the rows.
     """
     eigenvalues, vectors = np.linalg.eigh(gram)
@@ -113,8 +119,34 @@ def _ridge_gcv(gram: Matrix, cross: Matrix, squares: Matrix, n: int) -> Matrix:
     residual = squares[None, :] - 2.0 * fitted_dot_y + fitted_squares
     freedom = (eigenvalues * shrink).sum(axis=1)  # (P,): trace of the hat matrix
     gcv = residual / np.maximum(n - freedom, 1.0)[:, None] ** 2
-    chosen = shrink[np.argmin(gcv, axis=0)]  # (T, d)
-    coefficients: Matrix = vectors @ (chosen.T * rotated)
+    return gcv, vectors, shrink[:, :, None] * rotated[None, :, :]
+
+
+def _ridge_gcv(gram: Matrix, cross: Matrix, squares: Matrix, n: int, own: int) -> Matrix:
+    """Ridge coefficients (d, T) from centred cross-products, each target's penalty chosen by
+    generalised cross-validation (Golub, Heath & Wahba 1979).
+
+    The last `own` columns (the party's own data) get a penalty of their own: they are scaled
+    by each of `OWN_SCALES` in turn, 0 included, so a party whose data adds nothing falls back
+    to its baseline's fit instead of paying for noise columns with a shrunken baseline.
+    """
+    scales = OWN_SCALES if own else (1.0,)
+    best_gcv = np.full(cross.shape[1], np.inf)
+    coefficients = np.zeros(cross.shape)
+    for scale in scales:
+        factor = np.ones(len(gram))
+        factor[len(gram) - own :] = scale
+        gcv, vectors, path = _gcv_path(
+            gram * np.outer(factor, factor), cross * factor[:, None], squares, n
+        )
+        choice = np.argmin(gcv, axis=0)  # (T,)
+        targets = np.arange(cross.shape[1])
+        lowest = gcv[choice, targets]
+        better = lowest < best_gcv
+        if better.any():
+            fitted = factor[:, None] * (vectors @ path[choice, :, targets].T)  # (d, T)
+            coefficients[:, better] = fitted[:, better]
+            best_gcv[better] = lowest[better]
     return coefficients
 
 
@@ -132,7 +164,7 @@ def out_of_fold_scores(
     """
     gram, cross = design.T @ design, design.T @ targets
     x_sum, y_sum, y_squares = design.sum(axis=0), targets.sum(axis=0), (targets**2).sum(axis=0)
-    out = [np.empty((len(design), len(t))) for _, t in models]
+    out = [np.empty((len(design), len(t))) for _, t, _ in models]
     for train, held_out in folds:
         x_out, y_out = design[held_out], targets[held_out]
         n = len(train)
@@ -140,7 +172,7 @@ def out_of_fold_scores(
         fold_gram = gram - x_out.T @ x_out - n * np.outer(x_mean, x_mean)
         fold_cross = cross - x_out.T @ y_out - n * np.outer(x_mean, y_mean)
         fold_squares = y_squares - (y_out**2).sum(axis=0) - n * y_mean**2
-        for (columns, target_columns), scores in zip(models, out, strict=True):
+        for (columns, target_columns, own), scores in zip(models, out, strict=True):
             scores[held_out] = y_mean[target_columns]
             if not len(columns):
                 continue
@@ -149,6 +181,7 @@ def out_of_fold_scores(
                 fold_cross[np.ix_(columns, target_columns)],
                 fold_squares[target_columns],
                 n,
+                own,
             )
             scores[held_out] += (x_out[:, columns] - x_mean[columns]) @ coefficients
     return out
@@ -331,11 +364,11 @@ def infer(
     for subset, known in ((~professions, np.arange(q + o)), (professions, np.arange(q))):
         wanted = np.flatnonzero(subset)
         if len(wanted):
-            models += [(np.concatenate([known, own]), wanted), (known, wanted)]
+            models += [(np.concatenate([known, own]), wanted, len(own)), (known, wanted, 0)]
     with threadpool_limits(limits=1):
         scores = out_of_fold_scores(design, np.nan_to_num(targets), folds, models)
     out: list[InferenceFigure | None] = [None] * targets.shape[1]
-    for (_, wanted), party, baseline in zip(models[::2], scores[::2], scores[1::2], strict=True):
+    for (_, wanted, _), party, baseline in zip(models[::2], scores[::2], scores[1::2], strict=True):
         computed = figures(targets[:, wanted], party, baseline)
         for index, figure in zip(wanted, computed, strict=True):
             out[index] = figure
