@@ -239,6 +239,10 @@ def figures(targets: Matrix, scores: Matrix, baseline: Matrix) -> list[Inference
 
 
 def kfold(n: int, n_folds: int, seed: int) -> Folds:
+    """Shuffled folds of n rows; none when there are fewer than two rows per fold (a party
+    with a handful of customers), which `infer` reports as figures it could not compute."""
+    if n < 2 * n_folds:
+        return []
     return list(KFold(n_splits=n_folds, shuffle=True, random_state=seed).split(np.zeros(n)))
 
 
@@ -356,6 +360,9 @@ def infer(
     (n, q) and (n, o): a target knows both, except a profession (`professions`, (T,)), whose
     answer `extra` (the occupation) would be; held: (n, d), the party's own columns.
     """
+    if not folds:
+        nothing = np.full(targets.shape, np.nan)
+        return figures(np.full(targets.shape, np.nan), nothing, nothing)
     shared, extra = knowledge
     design = np.hstack([shared, extra, held])
     q, o = shared.shape[1], extra.shape[1]

@@ -17,6 +17,12 @@ from matplotlib.figure import Figure
 
 from experiments.report.csv import write_csv
 from experiments.report.data import data_section
+from experiments.report.inference_tables import (
+    cross_context_table,
+    inference_sentence,
+    knowledge_table,
+    party_table,
+)
 from experiments.report.plots import (
     attribute_figure,
     convergence_figure,
@@ -124,6 +130,9 @@ def summary_paragraphs(results: dict[str, Any]) -> list[str]:
             + (": " + ", and ".join(clauses) if clauses else "")
             + ". The coordinating server holds no raw data."
         )
+    inferred = inference_sentence(results)
+    if inferred:
+        out.append(inferred)
     view = results.get("server_view")
     if view:
         out.append(
@@ -203,6 +212,13 @@ def render_html(results: dict[str, Any]) -> str:
             "<h2>Attribute inference</h2>"
             + _figure("Sensitive attributes from the released score", attribute_figure(results))
             + attribute_table(results)
+        )
+    if results.get("inference"):
+        sections.append(
+            "<h2>Inference by party</h2>"
+            + party_table(results)
+            + knowledge_table(results)
+            + cross_context_table(results)
         )
     frontier = frontier_figure(results)
     if frontier is not None:

@@ -12,6 +12,7 @@ from experiments.config import InferenceSection
 from experiments.leakage.inference import (
     InferenceFigure,
     auc,
+    infer,
     kfold,
     out_of_fold_scores,
     watch_list_precision,
@@ -180,3 +181,16 @@ def test_a_score_that_reveals_an_attribute_or_a_firm_lights_up_the_consumer(worl
 
 def test_kyc_is_what_every_firm_holds(world: World) -> None:
     assert kyc_names(world) == ["age", "sex", "region"]
+
+
+def test_a_party_with_too_few_citizens_to_cross_validate_gets_null_figures() -> None:
+    # Prepare: 6 citizens, 5 folds
+    targets = np.array([[0.0], [1.0], [0.0], [1.0], [0.0], [1.0]])
+    knowledge = (np.ones((6, 2)), np.zeros((6, 0)))
+
+    # Execute
+    (figure,) = infer(targets, np.array([False]), knowledge, np.ones((6, 1)), kfold(6, 5, 0))
+
+    # Assert
+    assert figure.to_json()["auc"] is None
+    assert figure.n_rows == 0

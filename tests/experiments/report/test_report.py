@@ -45,7 +45,29 @@ def test_results_csv_is_long_form_with_one_row_per_seed(run_dir: Path) -> None:
     assert set(rows[0]) == {"scope", "metric", "seed", "value"}
     auc = [r for r in rows if r["scope"] == "unified" and r["metric"] == "utility.auc"]
     assert [r["seed"] for r in auc] == ["0", "1"]
-    assert {r["scope"] for r in rows} >= {"unified", "local_only", "exposure", "server_view"}
+    assert {r["scope"] for r in rows} >= {
+        "unified",
+        "local_only",
+        "exposure",
+        "server_view",
+        "inference",
+    }
+    operator = [r for r in rows if r["metric"] == "central_operator.political_expression.auc"]
+    assert [r["scope"] for r in operator] == ["inference", "inference"]
+
+
+def test_the_report_shows_inference_by_party_knowledge_and_cross_context(run_dir: Path) -> None:
+    # Execute
+    page = (run_dir / "report.html").read_text()
+
+    # Assert: the section, its three tables, and the summary sentence built from them
+    assert "<h2>Inference by party</h2>" in page
+    assert "Central operator (national database)" in page
+    assert "Federated coordinating server" in page
+    assert "Score consumer: Unified national score + QIs" in page
+    assert "KYC (age, sex, region)" in page
+    assert "Cross-context inference" in page
+    assert "From the joined national table its operator infers political expression" in page
 
 
 def test_report_renders_in_headless_chromium_without_console_errors(run_dir: Path) -> None:
@@ -77,5 +99,5 @@ def test_report_renders_in_headless_chromium_without_console_errors(run_dir: Pat
     assert errors == []
     assert tables >= 5 and images >= 3 and all_drawn
     assert {"Side by side", "Utility", "Exposure", "Server view", "Decisions"} <= set(headings)
-    assert {"Membership inference", "Attribute inference"} <= set(headings)
+    assert {"Membership inference", "Attribute inference", "Inference by party"} <= set(headings)
     assert (run_dir / "report.png").stat().st_size > 10_000
