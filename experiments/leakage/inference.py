@@ -12,19 +12,26 @@ list (a "watch list"). The parties:
 - `colluding_pair:max` / `colluding_pair:median`: two firms joining their tables on the
   national ID, over the union of their customers (every pair, or a seeded sample of
   `[inference] max_pairs`): the pair that infers a target best, and the median over pairs;
-- `coordinating_server`: see `server_scores`;
-- a score consumer, who sees released scores and QIs: per regime, `consumer_figures`.
+- `coordinating_server`: see `server_inference`;
+- a score consumer, who sees released scores and QIs: per regime,
+  `experiments.leakage.parties.consumer_figures`.
 
 Every party that holds national IDs is also given the QIs (a register or a census table joined
 on the ID), so its advantage is what its own data adds. A profession is inferred without the
 occupation QI (it is the answer). Professions are rare: read their watch-list precision.
 
-The learner is ridge regression on every target at once (a linear probability score, one
-linear solve per fold for all targets), with counts and amounts also entered as log(1 + x),
-non-customers as zeros plus a presence flag. It is a linear attacker, a lower bound on what a
-party could infer, chosen because it costs seconds per seed where a learner per target and
-party would cost minutes. Rows: up to `[inference] rows` citizens per party, drawn with a
-seeded permutation of the population.
+The learner is ridge regression on every target at once (a linear probability score), with
+counts and amounts also entered as log(1 + x), non-customers as zeros plus a presence flag.
+Each target's penalty is chosen by generalised cross-validation on the training folds, the
+party's own columns with a penalty of their own (so a party whose data adds nothing falls back
+to its baseline's fit). All of it follows from one eigendecomposition per fold and penalty
+scale, with no pass over the rows beyond the cross-products. It is a linear attacker, a lower
+bound on what a party could infer, chosen because it costs seconds per seed where a learner
+per target and party would cost minutes (on pilot8's seed 0 it finds the central operator's
+political-expression AUC 0.93 against 0.70 for the QIs, as the issue's boosting run found
+0.90 against 0.71). Rows: up to `[inference] rows` citizens per party, drawn with a seeded
+permutation of the population; rows of a party's own columns are standardised over its whole
+table (no label is read).
 """
 
 from __future__ import annotations

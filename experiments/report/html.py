@@ -81,6 +81,21 @@ def reproducible_noise_notice(results: dict[str, Any]) -> str:
     )
 
 
+def policy_notice(results: dict[str, Any]) -> str:
+    """A notice when the world is the policy positive control (`[data.policy]`), so no reader
+    takes its attribute advantages and gaps for the default world's."""
+    policy = results["config"]["data"].get("policy") or {}
+    if not policy.get("strength"):
+        return ""
+    target = html.escape(str(policy["target"]).replace("_", " "))
+    return (
+        f'<p class="warning">Positive control: in this world a policy adds '
+        f"{policy['strength']:+g} to the default logit of the group {target} "
+        f"(<code>[data.policy]</code>), so the scores should reveal it: the attribute "
+        f"advantages and group gaps below measure whether the harness detects that.</p>"
+    )
+
+
 def _data_section(results: dict[str, Any]) -> str:
     section = data_section(results)
     return f"<h2>Data</h2>{section}" if section else ""
@@ -174,6 +189,7 @@ def render_html(results: dict[str, Any]) -> str:
         f"<h1>fedscore: {name}</h1>",
         f"<p>Source: {html.escape(config['data']['source'])}; seeds {seeds}; results schema v{results['schema_version']}.</p>",
         reproducible_noise_notice(results),
+        policy_notice(results),
         _data_section(results),
         '<section class="summary"><h2>What each regime reveals to whom</h2>'
         + "".join(f"<p>{html.escape(p)}</p>" for p in summary_paragraphs(results))

@@ -1,6 +1,7 @@
 """The HTML report opens in a real headless Chromium with no console errors."""
 
 import csv
+import json
 import os
 import shutil
 from pathlib import Path
@@ -9,7 +10,7 @@ import pytest
 
 from experiments.config import parse_config
 from experiments.harness import run_experiment
-from experiments.report.html import write_report
+from experiments.report.html import render_html, write_report
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 CHROMIUM_FLAGS = [
@@ -101,3 +102,19 @@ def test_report_renders_in_headless_chromium_without_console_errors(run_dir: Pat
     assert {"Side by side", "Utility", "Exposure", "Server view", "Decisions"} <= set(headings)
     assert {"Membership inference", "Attribute inference", "Inference by party"} <= set(headings)
     assert (run_dir / "report.png").stat().st_size > 10_000
+
+
+def test_a_policy_world_is_flagged_at_the_top_and_the_default_world_is_not(
+    run_dir: Path,
+) -> None:
+    # Prepare: the run's results with a policy switched on in its config
+    results = json.loads((run_dir / "results.json").read_text())
+    policed = json.loads(json.dumps(results))
+    policed["config"]["data"]["policy"] = {"target": "journalist", "strength": 2.5}
+
+    # Execute
+    plain, flagged = render_html(results), render_html(policed)
+
+    # Assert
+    assert "Positive control" not in plain
+    assert "adds +2.5 to the default logit of the group journalist" in flagged
