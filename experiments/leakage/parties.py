@@ -9,6 +9,7 @@ the score (cross-context inference: a national score may reveal which services a
 from __future__ import annotations
 
 import itertools
+from dataclasses import fields
 from typing import Any
 
 import numpy as np
@@ -43,23 +44,22 @@ def _named(names: list[str], computed: list[InferenceFigure]) -> dict[str, dict[
 
 def _over_pairs(per_pair: list[list[InferenceFigure]]) -> tuple[list[Any], list[Any]]:
     """Per target: the pair with the highest AUC (its whole figure), and the median over pairs
-    of every field."""
+    of every field (null where no pair has it)."""
     best, median = [], []
     for target in zip(*per_pair, strict=True):
         aucs = np.array([f.auc for f in target])
         best.append(target[int(np.argmax(np.nan_to_num(aucs, nan=-1.0)))].to_json())
-        fields = target[0].to_json()
+        values = {key: np.array([float(getattr(f, key)) for f in target]) for key in _FIELDS}
         median.append(
             {
-                key: None
-                if all(f.to_json()[key] is None for f in target)
-                else float(
-                    np.nanmedian([np.nan if (v := f.to_json()[key]) is None else v for f in target])
-                )
-                for key in fields
+                key: None if np.isnan(column).all() else float(np.nanmedian(column))
+                for key, column in values.items()
             }
         )
     return best, median
+
+
+_FIELDS = tuple(f.name for f in fields(InferenceFigure))
 
 
 def party_figures(world: World, seed: int, settings: InferenceSection) -> Named:
