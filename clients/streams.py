@@ -46,6 +46,9 @@ class Stream(IntEnum):
     VALIDATION = 0x7A11
     """experiments: the validation citizens inside the training rows (tuning, early stopping,
     calibration); drawn after the held-out citizens, so it never moves them."""
+    INFERENCE_ROWS = 0x1DF3
+    """experiments: the citizens each party's inference is measured on (`[inference] rows`),
+    and the sample of colluding pairs."""
 
 
 def generator(stream: Stream, seed: int, *path: int) -> np.random.Generator:

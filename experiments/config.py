@@ -31,6 +31,7 @@ from pydantic_core import ErrorDetails
 
 from clients.scorecard import SCORE_MAX, SCORE_MIN
 from clients.settings import ModelSettings, TrainSettings
+from experiments.world.policy import PolicySettings
 from server.settings import FederationSettings
 
 CONFIG_DIR = Path(__file__).parent / "configs"
@@ -65,6 +66,11 @@ class ExperimentSection(_Section):
 class SyntheticData(_Section):
     source: Literal["synthetic"]
     citizens: PositiveInt = Field(default=50_000, description="Population size.")
+    policy: PolicySettings = Field(
+        default_factory=PolicySettings,
+        description="The positive control: a policy that moves a group's default (strength 0:"
+        " none).",
+    )
 
 
 class LendingClubData(_Section):
@@ -218,6 +224,24 @@ class MembershipSection(_Section):
         return shadows
 
 
+class InferenceSection(_Section):
+    """`[inference]`: what each party infers about sensitive attributes and professions
+    (`experiments/leakage/inference.py`), on a subsample so the cost stays small."""
+
+    enabled: bool = Field(default=True, description="Measure inference by party and consumer.")
+    rows: int = Field(
+        default=5000,
+        ge=100,
+        description="Citizens per party (and per regime for the score consumer) attacked.",
+    )
+    folds: int = Field(default=5, ge=2, le=20, description="Cross-validation folds.")
+    max_pairs: int = Field(
+        default=28,
+        ge=0,
+        description="Colluding pairs of firms evaluated (a seeded sample when there are more).",
+    )
+
+
 class FederationSection(FederationSettings):
     """`[federation]`: the ServerApp's settings (`server.settings.FederationSettings`) and the
     experiment's own federated regimes."""
@@ -279,6 +303,7 @@ class ExperimentConfig(_Section):
     federation: FederationSection = FederationSection()
     membership: MembershipSection = MembershipSection()
     tuning: TuningSection = TuningSection()
+    inference: InferenceSection = InferenceSection()
 
 
 _SOURCE_TAGS = {"synthetic", "lending_club", "german_credit", "file"}

@@ -23,6 +23,7 @@ from experiments.config import DataSection, ExperimentConfig
 from experiments.leakage.attacks import attribute_figures, membership_figures, membership_surface
 from experiments.leakage.decisions import decision_metrics, protected_groups
 from experiments.leakage.exposure import world_exposure
+from experiments.leakage.parties import consumer_figures, party_figures
 from experiments.leakage.server_view import (
     disaggregation_attack,
     participation_schedule,
@@ -59,7 +60,7 @@ def build_world(data: DataSection, seed: int, test_fraction: float | None = None
     if data.source == "synthetic":
         from experiments.world.synthetic import generate_world
 
-        return generate_world(data.citizens, seed=seed)
+        return generate_world(data.citizens, seed=seed, policy=data.policy)
     from experiments.world import datasets
 
     if data.source == "lending_club":
@@ -343,6 +344,8 @@ def run_experiment(
     curves: dict[str, dict[str, list[dict[str, Any]]]] = {name: {} for name in regimes}
     exposure_per_seed: list[dict[str, Any]] = []
     server_view_per_seed: list[dict[str, Any]] = []
+    inference_per_seed: list[dict[str, Any]] = []
+    inferring = config.inference.enabled
     firms_per_seed: list[dict[str, Any]] = []
     fallbacks: list[dict[str, Any]] = []
     tuning: dict[str, list[Any]] = {name: [] for name in regimes}
@@ -373,6 +376,8 @@ def run_experiment(
             exposure_per_seed.append({p: e.to_json() for p, e in world_exposure(world).items()})
             groups = protected_groups(world, holdout.pairs[ID].to_numpy())
             server_view_per_seed.append(server_view_figures(world, holdout, seed))
+            if inferring:
+                inference_per_seed.append(party_figures(world, seed, config.inference))
             progress.advance(task)
             reference: RegimeOutput | None = None
             shadows: dict[str, np.ndarray] = {}  # recipe -> shadow predictions, for one seed
@@ -396,6 +401,9 @@ def run_experiment(
                     curves[name].setdefault(attack, []).append(result.pop("roc"))
                 figures["membership"] = membership
                 figures["attribute_inference"] = attribute_figures(world, holdout, output, seed)
+                if inferring:
+                    scores = output.probabilities
+                    figures |= consumer_figures(world, holdout, scores, seed, config.inference)
                 if "dp" in output.info:
                     dp = output.info["dp"]  # info holds objects; a DP regime's accounting is a dict
                     assert isinstance(dp, dict)
@@ -419,6 +427,8 @@ def run_experiment(
         "server_view": _summarise_tree(server_view_per_seed),
         "curves": curves,
     }
+    if inference_per_seed:
+        raw["inference"] = _summarise_tree(inference_per_seed)
     if config.data.source != "synthetic":  # a table: its provenance, split and firm sizes
         raw["data"] = {
             **data_record.describe_data(world),

@@ -104,7 +104,7 @@ def _quasi_identifier_text(quasi_identifiers: pd.DataFrame) -> npt.NDArray[np.st
     return np.asarray(quasi_identifiers.astype(str).to_numpy(), dtype=np.str_)
 
 
-def _score_design(scores: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+def score_design(scores: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
     """Normal scores (a linear term resolving both tails) plus a spline basis on the CDF scale."""
     n_quantiles = min(_SCORE_QUANTILES, len(scores))
     as_column = scores[:, None]
@@ -135,7 +135,7 @@ def _designs(
     splits on categories natively, which is far faster than splitting dozens of one-hot columns.
     """
     text = _quasi_identifier_text(quasi_identifiers)
-    score_columns = _score_design(scores)
+    score_columns = score_design(scores)
     if learner == "boosting":
         codes = OrdinalEncoder(dtype=np.float64).fit_transform(text)
         levels = codes.max(axis=0) + 1

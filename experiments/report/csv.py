@@ -26,7 +26,7 @@ def write_csv(results: dict[str, Any], path: Path) -> None:
         writer = csv.writer(handle)
         writer.writerow(["scope", "metric", "seed", "value"])
         scopes = dict(results["regimes"])
-        for section in ("exposure", "server_view", "data"):
+        for section in ("exposure", "server_view", "inference", "data"):
             if section in results:
                 scopes[section] = results[section]
         for scope, tree in scopes.items():

@@ -17,6 +17,12 @@ from matplotlib.figure import Figure
 
 from experiments.report.csv import write_csv
 from experiments.report.data import data_section
+from experiments.report.inference_tables import (
+    cross_context_table,
+    inference_sentence,
+    knowledge_table,
+    party_table,
+)
 from experiments.report.plots import (
     attribute_figure,
     convergence_figure,
@@ -75,6 +81,21 @@ def reproducible_noise_notice(results: dict[str, Any]) -> str:
     )
 
 
+def policy_notice(results: dict[str, Any]) -> str:
+    """A notice when the world is the policy positive control (`[data.policy]`), so no reader
+    takes its attribute advantages and gaps for the default world's."""
+    policy = results["config"]["data"].get("policy") or {}
+    if not policy.get("strength"):
+        return ""
+    target = html.escape(str(policy["target"]).replace("_", " "))
+    return (
+        f'<p class="warning">Positive control: in this world a policy adds '
+        f"{policy['strength']:+g} to the default logit of the group {target} "
+        f"(<code>[data.policy]</code>), so the scores should reveal it: the attribute "
+        f"advantages and group gaps below measure whether the harness detects that.</p>"
+    )
+
+
 def _data_section(results: dict[str, Any]) -> str:
     section = data_section(results)
     return f"<h2>Data</h2>{section}" if section else ""
@@ -124,6 +145,9 @@ def summary_paragraphs(results: dict[str, Any]) -> list[str]:
             + (": " + ", and ".join(clauses) if clauses else "")
             + ". The coordinating server holds no raw data."
         )
+    inferred = inference_sentence(results)
+    if inferred:
+        out.append(inferred)
     view = results.get("server_view")
     if view:
         out.append(
@@ -165,6 +189,7 @@ def render_html(results: dict[str, Any]) -> str:
         f"<h1>fedscore: {name}</h1>",
         f"<p>Source: {html.escape(config['data']['source'])}; seeds {seeds}; results schema v{results['schema_version']}.</p>",
         reproducible_noise_notice(results),
+        policy_notice(results),
         _data_section(results),
         '<section class="summary"><h2>What each regime reveals to whom</h2>'
         + "".join(f"<p>{html.escape(p)}</p>" for p in summary_paragraphs(results))
@@ -203,6 +228,13 @@ def render_html(results: dict[str, Any]) -> str:
             "<h2>Attribute inference</h2>"
             + _figure("Sensitive attributes from the released score", attribute_figure(results))
             + attribute_table(results)
+        )
+    if results.get("inference"):
+        sections.append(
+            "<h2>Inference by party</h2>"
+            + party_table(results)
+            + knowledge_table(results)
+            + cross_context_table(results)
         )
     frontier = frontier_figure(results)
     if frontier is not None:

@@ -66,6 +66,11 @@ def leakage_rows(results: dict[str, Any]) -> list[tuple[str, list[str]]]:
             if g["mean"] is not None
         ]
         cells = trainer_cells.get(name, firm_cells if name.startswith("federated") else None)
+        cross_context = [
+            f["advantage"]["mean"]
+            for f in (regime.get("cross_context") or {}).values()
+            if f["advantage"]["mean"] is not None
+        ]
         rows.append(
             (
                 name,
@@ -79,6 +84,7 @@ def leakage_rows(results: dict[str, Any]) -> list[tuple[str, list[str]]]:
                     number(max(gaps, default=None)),
                     number(regime["decisions"].get("tier_changed_vs_unified", {}).get("mean")),
                     number(regime.get("privacy", {}).get("epsilon", {}).get("mean"), 2),
+                    number(max(cross_context, default=None)),
                 ],
             )
         )
@@ -95,6 +101,7 @@ LEAKAGE_HEADER = [
     "max parity gap",
     "tier differs from unified",
     "ε spent",
+    "max cross-context advantage",
 ]
 
 
@@ -108,6 +115,7 @@ LEAKAGE_SHORT = [
     "gap",
     "tier Δ",
     "ε",
+    "x-ctx",
 ]
 """LEAKAGE_HEADER for a terminal: the report's captions say what each means."""
 

@@ -25,8 +25,8 @@ CSV_SECTION = """\
 ## results.csv
 
 Long form, one row per figure and seed: `scope,metric,seed,value`, where `scope` is a regime,
-`exposure` or `server_view`, and `metric` the dotted key path below it (`utility.auc`); an empty
-`value` is a null."""
+`exposure`, `server_view` or `inference`, and `metric` the dotted key path below it
+(`utility.auc`); an empty `value` is a null."""
 
 
 def _is_model(annotation: object) -> bool:

@@ -23,7 +23,7 @@ from pydantic import (
 
 from experiments.config import ExperimentConfig
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 """Bumped when a key of results.json is added, removed or changes meaning."""
 
 
@@ -49,6 +49,17 @@ PartyName = Annotated[
     StringConstraints(pattern=r"^(central_operator|coordinating_server|firm:.+)$"),
 ]
 ColumnName = Annotated[str, Keys("column"), StringConstraints(min_length=1)]
+TargetName = Annotated[str, Keys("target"), StringConstraints(min_length=1)]
+InferencePartyName = Annotated[
+    str,
+    Keys("party"),
+    StringConstraints(
+        pattern=r"^(central_operator|coordinating_server|firm:.+|colluding_pair:(max|median))$"
+    ),
+]
+KnowledgeLevel = Annotated[
+    Literal["kyc", "quasi_identifiers", "quasi_identifiers_and_memberships"], Keys("knowledge")
+]
 BucketName = Annotated[str, Keys("bucket"), StringConstraints(pattern=r"^k(=\d+(-\d+)?|>=\d+)$")]
 
 
@@ -222,6 +233,37 @@ class AttributeInference(_Block):
     """The same from the quasi-identifiers alone, in [−1, 1]."""
 
 
+class Inference(_Block):
+    """One party (or a score consumer) inferring one target about citizens, against a
+    baseline learner on the same citizens (`experiments/leakage/inference.py`).
+
+    A target is a sensitive attribute, the scrutinized professions together
+    (`scrutinized_profession`), one of them (`occupation=<profession>`), or for cross-context
+    inference a firm's customership. The learner is ridge regression on all targets at once
+    (penalty per target by generalised cross-validation; a linear attacker, so a lower bound),
+    scored out of fold over `[inference] folds` folds on up to `[inference] rows` citizens.
+    A profession is inferred without the occupation quasi-identifier. Rare targets (a
+    profession is 0.2-1 % of citizens): read the watch-list precision, not the AUC.
+    """
+
+    n_rows: Summary
+    """Citizens scored (count)."""
+    prevalence: Summary
+    """Share of them in the target group, in [0, 1]: a random watch list's precision."""
+    auc: Summary
+    """Out-of-fold AUC from what the party holds plus the baseline knowledge, in [0, 1]."""
+    auc_baseline: Summary
+    """Out-of-fold AUC from the baseline knowledge alone, in [0, 1]: the quasi-identifiers for
+    a party; the knowledge level for a score consumer."""
+    advantage: Summary
+    """auc − auc_baseline, in [−1, 1]: what the party's data (or the score) adds."""
+    watch_list_precision: Summary
+    """Share of the target group among the party's top 1 % of citizens by inferred score, in
+    [0, 1] (ties at the cut count by their mean)."""
+    watch_list_precision_baseline: Summary
+    """The same from the baseline knowledge alone, in [0, 1]."""
+
+
 class Privacy(_Block):
     """The differential-privacy guarantee of a DP regime (DP-SGD at each firm, Opacus)."""
 
@@ -284,6 +326,17 @@ class Regime(_Block):
     attribute_inference: dict[AttributeName, AttributeInference]
     """What the released score adds to guessing each sensitive attribute (`<attribute>` or
     `<attribute>=<level>`)."""
+    score_consumer: dict[KnowledgeLevel, dict[TargetName, Inference]] | None = _optional()
+    """What a consumer of the released scores infers about each sensitive attribute and
+    scrutinized profession, by what it knows beside the score (one held-out row per citizen):
+    `kyc`, the quasi-identifiers every firm's know-your-customer record holds (age, sex,
+    region); `quasi_identifiers`, all of them; `quasi_identifiers_and_memberships`, also which
+    firms the citizen is a customer of. auc_baseline is the same knowledge without the score.
+    Absent when `[inference] enabled` is false."""
+    cross_context: dict[FirmName, Inference] | None = _optional()
+    """Cross-context inference: whether the citizen is a customer of each firm, inferred from
+    the released score plus all quasi-identifiers, against the quasi-identifiers alone. A
+    national score built from every firm's data may reveal which services a citizen uses."""
     privacy: Privacy | None = _optional()
     """The DP guarantee; DP regimes only."""
     calibration: Calibration | None = _optional()
@@ -593,7 +646,7 @@ class Results(_Block):
     `[federation] reproducible = true` (see `privacy.noise`).
     """
 
-    schema_version: Literal[2]
+    schema_version: Literal[3]
     """The schema of this file; bumped when a key is added, removed or changes meaning."""
     config: ExperimentConfig
     """The validated experiment config with every default filled in (`experiments/config.py`
@@ -610,6 +663,19 @@ class Results(_Block):
     """What the coordinating server infers from what it receives."""
     curves: dict[RegimeName, MembershipCurves]
     """Each regime's membership ROC curves."""
+    inference: dict[InferencePartyName, dict[TargetName, Inference]] | None = _optional()
+    """Inference by party, the same under every regime (it needs no score): party -> target
+    -> figure. `central_operator`: the national database (every firm's columns for each
+    citizen, the government records, the register), over the population; `firm:<name>`: its
+    own table, over its customers; `colluding_pair:max`: two firms joining their tables on
+    the national ID, over the union of their customers, the pair with the highest AUC for the
+    target (`[inference] max_pairs` pairs, a seeded sample when there are more);
+    `colluding_pair:median`: the median over those pairs of each figure;
+    `coordinating_server`: the federated server, which receives only the aggregate of the
+    firms' updates (the global model) and holds no row about any citizen, so its inference is
+    the population prior, AUC 0.5. Every party holding national IDs also gets the
+    quasi-identifiers; auc_baseline is them alone. Absent when `[inference] enabled` is
+    false."""
     data: DataRecord | None = _optional()
     """The table behind the figures: provenance, split and firm sizes (absent for the synthetic
     world)."""
@@ -645,6 +711,8 @@ class Results(_Block):
             "exposure": self.exposure,
             "server_view": self.server_view,
         }
+        if self.inference is not None:
+            tree["inference"] = self.inference
         if self.data is not None:
             tree["data.firms"] = self.data.firms
         if self.paired is not None:

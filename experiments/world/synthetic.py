@@ -54,6 +54,7 @@ from experiments.world.causal_model import (
     FirmLens,
     Measure,
 )
+from experiments.world.policy import PolicySettings, policy_group
 from experiments.world.tables import ID, LABEL, ColumnInfo, World
 
 GENERATOR_VERSION = "1.0.0"
@@ -152,8 +153,10 @@ class _Population:
     default_intercept: float
 
 
-def _population(n: int, seed: int) -> _Population:
-    """Citizens: quasi-identifiers, sensitive attributes, latent traits and the default label."""
+def _population(n: int, seed: int, policy: PolicySettings | None = None) -> _Population:
+    """Citizens: quasi-identifiers, sensitive attributes, latent traits and the default label.
+
+    An active `policy` adds its strength to its group's default logit (no draw changes)."""
     ids = _national_ids(n, _rng(seed, "population", "national_id"))
     age = AGE_MIN + np.floor(AGE_SPAN * _rng(seed, "population", "age").beta(*AGE_BETA, size=n))
     age_z = (age - AGE_CENTRE) / AGE_SCALE
@@ -200,6 +203,9 @@ def _population(n: int, seed: int) -> _Population:
         drivers[latent] = value
 
     linear_predictor = _linear(DEFAULT_COEFFICIENTS, drivers, None)
+    if policy is not None and policy.active:  # strength 0 leaves the world untouched
+        group = policy_group(policy.target, drivers, occupation)
+        linear_predictor = linear_predictor + policy.strength * group
     intercept = _calibrate_intercept(linear_predictor, TARGET_BASE_RATE)
     probability = _sigmoid(intercept + linear_predictor)
     default = (_rng(seed, "label", LABEL).random(n) < probability).astype(np.int8)
@@ -383,13 +389,16 @@ def world_summary(world: World) -> dict[str, Any]:
     }
 
 
-def generate_world(n_citizens: int = 50_000, seed: int = 0) -> World:
-    """A seeded synthetic population and the eight pilot firms' views of it (see WORLD.md)."""
+def generate_world(
+    n_citizens: int = 50_000, seed: int = 0, policy: PolicySettings | None = None
+) -> World:
+    """A seeded synthetic population and the eight pilot firms' views of it (see WORLD.md);
+    `policy` is the positive control of `experiments/world/policy.py`."""
     if isinstance(n_citizens, bool) or not isinstance(n_citizens, int) or n_citizens < 100:
         raise ValueError(f"n_citizens must be an int >= 100, got {n_citizens!r}")
     if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
         raise ValueError(f"seed must be a non-negative int, got {seed!r}")
-    population = _population(n_citizens, seed)
+    population = _population(n_citizens, seed, policy)
     memberships: dict[str, npt.NDArray[np.bool_]] = {}
     for firm in FIRMS:
         p_member = _sigmoid(_linear(COVERAGE_LOGIT[firm], population.drivers, None))
@@ -420,6 +429,8 @@ def generate_world(n_citizens: int = 50_000, seed: int = 0) -> World:
             "edges": causal_edges(),
         },
     }
+    if policy is not None and policy.active:
+        meta["policy"] = policy.model_dump()
     return World(
         truth=population.truth,
         government=_government_table(population, seed),

@@ -30,6 +30,7 @@ def test_stream_constants_are_the_ones_every_earlier_result_used() -> None:
         "MEMBERSHIP_SPLIT": 1,
         "SHADOW_MEMBERSHIP": 2,
         "VALIDATION": 0x7A11,
+        "INFERENCE_ROWS": 0x1DF3,
     }
 
 

@@ -37,7 +37,26 @@ def test_shipped_configs_are_valid(path: Path) -> None:
         ),
         (
             {"experiment": {"name": "x"}, "data": {"source": "synthetic", "citizenz": 5}},
-            r"unknown key 'citizenz' in \[data\]; allowed keys: citizens, source",
+            r"unknown key 'citizenz' in \[data\]; allowed keys: citizens, policy, source",
+        ),
+        (
+            {
+                "experiment": {"name": "x"},
+                "data": {"source": "synthetic", "policy": {"target": "politics"}},
+            },
+            r"data.policy.target: must be one of ethnic_minority, .*political_expression, "
+            r"scrutinized_profession, teacher, .* \(got 'politics'\)",
+        ),
+        (
+            {
+                "experiment": {"name": "x"},
+                "data": {"source": "synthetic", "policy": {"strength": 11}},
+            },
+            r"data.policy.strength: Input should be less than or equal to 10 \(got 11\)",
+        ),
+        (
+            {"experiment": {"name": "x"}, "inference": {"rows": 10}},
+            r"inference.rows: Input should be greater than or equal to 100 \(got 10\)",
         ),
         (
             {"experiment": {"name": "x", "test_fraction": 1.5}},

@@ -1,6 +1,7 @@
 """The HTML report opens in a real headless Chromium with no console errors."""
 
 import csv
+import json
 import os
 import shutil
 from pathlib import Path
@@ -9,7 +10,7 @@ import pytest
 
 from experiments.config import parse_config
 from experiments.harness import run_experiment
-from experiments.report.html import write_report
+from experiments.report.html import render_html, write_report
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 CHROMIUM_FLAGS = [
@@ -45,7 +46,29 @@ def test_results_csv_is_long_form_with_one_row_per_seed(run_dir: Path) -> None:
     assert set(rows[0]) == {"scope", "metric", "seed", "value"}
     auc = [r for r in rows if r["scope"] == "unified" and r["metric"] == "utility.auc"]
     assert [r["seed"] for r in auc] == ["0", "1"]
-    assert {r["scope"] for r in rows} >= {"unified", "local_only", "exposure", "server_view"}
+    assert {r["scope"] for r in rows} >= {
+        "unified",
+        "local_only",
+        "exposure",
+        "server_view",
+        "inference",
+    }
+    operator = [r for r in rows if r["metric"] == "central_operator.political_expression.auc"]
+    assert [r["scope"] for r in operator] == ["inference", "inference"]
+
+
+def test_the_report_shows_inference_by_party_knowledge_and_cross_context(run_dir: Path) -> None:
+    # Execute
+    page = (run_dir / "report.html").read_text()
+
+    # Assert: the section, its three tables, and the summary sentence built from them
+    assert "<h2>Inference by party</h2>" in page
+    assert "Central operator (national database)" in page
+    assert "Federated coordinating server" in page
+    assert "Score consumer: Unified national score + QIs" in page
+    assert "KYC (age, sex, region)" in page
+    assert "Cross-context inference" in page
+    assert "From the joined national table its operator infers political expression" in page
 
 
 def test_report_renders_in_headless_chromium_without_console_errors(run_dir: Path) -> None:
@@ -77,5 +100,21 @@ def test_report_renders_in_headless_chromium_without_console_errors(run_dir: Pat
     assert errors == []
     assert tables >= 5 and images >= 3 and all_drawn
     assert {"Side by side", "Utility", "Exposure", "Server view", "Decisions"} <= set(headings)
-    assert {"Membership inference", "Attribute inference"} <= set(headings)
+    assert {"Membership inference", "Attribute inference", "Inference by party"} <= set(headings)
     assert (run_dir / "report.png").stat().st_size > 10_000
+
+
+def test_a_policy_world_is_flagged_at_the_top_and_the_default_world_is_not(
+    run_dir: Path,
+) -> None:
+    # Prepare: the run's results with a policy switched on in its config
+    results = json.loads((run_dir / "results.json").read_text())
+    policed = json.loads(json.dumps(results))
+    policed["config"]["data"]["policy"] = {"target": "journalist", "strength": 2.5}
+
+    # Execute
+    plain, flagged = render_html(results), render_html(policed)
+
+    # Assert
+    assert "Positive control" not in plain
+    assert "adds +2.5 to the default logit of the group journalist" in flagged
