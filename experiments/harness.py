@@ -21,11 +21,16 @@ from experiments import data_record
 from experiments.config import DataSection, ExperimentConfig
 from experiments.leakage.attacks import attribute_figures, membership_figures, membership_surface
 from experiments.leakage.decisions import decision_metrics, protected_groups
-from experiments.leakage.exposure import world_exposure
+from experiments.leakage.exposure import release_exposure, world_exposure
 from experiments.leakage.server_view import (
+    FirmFigures,
     disaggregation_attack,
+    first_round_view,
+    heterogeneity_baseline,
+    mean_over_firms,
     participation_schedule,
-    server_view,
+    read_received,
+    real_disaggregation,
 )
 from experiments.metrics import summarise, utility
 from experiments.paired import PAIRED_METRICS, paired_differences
@@ -35,7 +40,6 @@ from experiments.regimes.standalone import (
     UNIFIED,
     Holdout,
     RegimeOutput,
-    common_features,
     run_local_only,
     run_unified,
 )
@@ -43,7 +47,7 @@ from experiments.results import SCHEMA_VERSION, Results, Summary, parse_results
 from experiments.world.tables import ID, LABEL, World
 
 DISAGGREGATION_ROUNDS = 20
-"""Rounds the server observes in the disaggregation experiment."""
+"""Rounds the server observes in the simulated participation policies."""
 DISAGGREGATION_AVAILABILITY = 0.75
 """Chance that a firm is online in a round (its dropouts change the participant set)."""
 
@@ -218,6 +222,14 @@ def true_default_probabilities(world: World, holdout: Holdout) -> np.ndarray | N
     return by_id.reindex(holdout.pairs[ID].to_numpy()).to_numpy()
 
 
+def score_points(probabilities: np.ndarray, config: ExperimentConfig) -> np.ndarray:
+    """The released score: each PD on the experiment's scorecard."""
+    from clients.scorecard import score_from_default_probability
+
+    card = config.scorecard
+    return score_from_default_probability(probabilities, card.base_score, card.base_odds, card.pdo)
+
+
 def calibrated(
     holdout: Holdout, output: RegimeOutput
 ) -> tuple[np.ndarray, dict[str, float] | None]:
@@ -234,39 +246,70 @@ def calibrated(
     return decided, calibration_figures(calibrator, labels, output.probabilities, decided)
 
 
-def server_view_figures(world: World, holdout: Holdout, seed: int) -> dict[str, Any]:
-    """What the coordinating server infers about each firm, with and without secure aggregation.
-
-    Firms contribute their training rows (never held-out citizens) through the real protocol;
-    the disaggregation attack then targets the same per-firm vectors across rounds of changing
-    participation, and the two defences say what stopping it costs.
-    """
-    firm_data = {}
+def firm_truth(world: World, holdout: Holdout) -> dict[str, FirmFigures]:
+    """Each firm's training rows (what a federated firm trains on) and their default rate."""
+    truth = {}
     for firm, table in world.firms.items():
-        train = ~holdout.is_test(table[ID].to_numpy())
-        firm_data[firm] = (
-            common_features(world, firm, table)[train],
-            table[LABEL].to_numpy()[train],
-        )
-    view = server_view(firm_data, public_bound=len(world.truth), seed=seed)
+        labels = table[LABEL].to_numpy()[holdout.is_fit(table[ID].to_numpy())]
+        truth[firm] = FirmFigures(rows=float(len(labels)), default_rate=float(labels.mean()))
+    return truth
 
-    def mean_over_firms(errors: dict[str, dict[str, float]]) -> dict[str, float]:
-        return {
-            m: float(np.mean([e[m] for e in errors.values()])) for m in next(iter(errors.values()))
-        }
 
-    vectors = view.vectors  # the same per-firm vectors, across rounds
-    rng = generator(Stream.DISAGGREGATION, seed)
-    disaggregation = {}
-    for policy in ("any", "fixed", "groups"):
-        participation, share = participation_schedule(
-            DISAGGREGATION_ROUNDS, len(vectors), DISAGGREGATION_AVAILABILITY, policy, rng
-        )
-        disaggregation[policy] = disaggregation_attack(vectors, participation, share).to_json()
+SERVER_VIEW_RUNS = {"plain": "federated_plain", "secagg": "federated_secagg"}
+"""The federated regimes whose runs the server view reads: in the clear, and through ours
+(`experiments.regimes.federated`'s names; that module imports Flower, so not from there)."""
+
+
+def server_view_figures(
+    world: World,
+    holdout: Holdout,
+    config: ExperimentConfig,
+    seed: int,
+    runs: dict[str, dict[str, Any]],
+) -> dict[str, Any] | None:
+    """What the coordinating server inferred about each firm in this seed's federated runs.
+
+    `runs`: regime -> its output's info (run directory, history). From round 1 as received, in
+    the clear and through secure aggregation, beside the heterogeneity baseline; the
+    disaggregation attack on the secure run's own sums (the plain run's when there is none);
+    and the participation policies on the plain run's real round-1 vectors. None when neither
+    regime ran.
+    """
+    from server.rounds import RECEIVED_FILE
+
+    received = {
+        view: read_received(Path(runs[regime]["run_dir"]) / RECEIVED_FILE)
+        for view, regime in SERVER_VIEW_RUNS.items()
+        if regime in runs
+    }
+    if not received:
+        return None
+    truth = firm_truth(world, holdout)
+    scale = config.federation.weight_scale
+    per_firm = {"baseline": heterogeneity_baseline(truth)}
+    for view, rounds in received.items():
+        per_firm[view] = first_round_view(rounds[0], truth, scale)
+    attacked = "secagg" if "secagg" in received else "plain"
+    planned = len(runs[SERVER_VIEW_RUNS[attacked]]["history"])
+    disaggregation: dict[str, Any] = {
+        "run": real_disaggregation(received[attacked], truth, scale, planned)
+    }
+    if "plain" in received:
+        first = received["plain"][0].individual
+        vectors = np.stack([first[node] for node in sorted(first)])
+        rng = generator(Stream.DISAGGREGATION, seed)
+        disaggregation["policies"] = {}
+        for policy in ("any", "fixed", "groups"):
+            participation, share = participation_schedule(
+                DISAGGREGATION_ROUNDS, len(vectors), DISAGGREGATION_AVAILABILITY, policy, rng
+            )
+            attack = disaggregation_attack(vectors, participation, share)
+            disaggregation["policies"][policy] = attack.to_json()
     return {
-        "plain": mean_over_firms(view.plain),
-        "secagg": mean_over_firms(view.secagg),
-        "per_firm": {"plain": view.plain, "secagg": view.secagg},
+        "first_round": {
+            **{view: mean_over_firms(errors) for view, errors in per_firm.items()},
+            "per_firm": per_firm,
+        },
         "disaggregation": disaggregation,
     }
 
@@ -344,8 +387,8 @@ def run_experiment(
             firms_per_seed.append(data_record.firm_figures(world, holdout))
             exposure_per_seed.append({p: e.to_json() for p, e in world_exposure(world).items()})
             groups = protected_groups(world, holdout.pairs[ID].to_numpy())
-            server_view_per_seed.append(server_view_figures(world, holdout, seed))
             progress.advance(task)
+            federated_runs: dict[str, dict[str, Any]] = {}
             reference: RegimeOutput | None = None
             shadows: dict[str, np.ndarray] = {}  # recipe -> shadow predictions, for one seed
             for name, regime in regimes.items():
@@ -367,12 +410,19 @@ def run_experiment(
                     curves[name].setdefault(attack, []).append(result.pop("roc"))
                 figures["membership"] = membership
                 figures["attribute_inference"] = attribute_figures(world, holdout, output, seed)
+                released = score_points(calibrated(holdout, output)[0], config)
+                figures["release"] = release_exposure(world, holdout.pairs, released).to_json()
+                if "run_dir" in output.info:
+                    federated_runs[name] = output.info
                 if "dp" in output.info:
                     dp = output.info["dp"]  # info holds objects; a DP regime's accounting is a dict
                     assert isinstance(dp, dict)
                     figures["privacy"] = privacy_spent(dp)
                 per_seed[name].append(figures)
                 progress.advance(task)
+            view = server_view_figures(world, holdout, config, seed, federated_runs)
+            if view is not None:
+                server_view_per_seed.append(view)
     raw: dict[str, Any] = {
         "schema_version": SCHEMA_VERSION,
         "config": config,
@@ -380,9 +430,10 @@ def run_experiment(
         "holdout": holdout_sizes,
         "regimes": {name: _summarise_regime(values) for name, values in per_seed.items()},
         "exposure": _summarise_tree(exposure_per_seed),
-        "server_view": _summarise_tree(server_view_per_seed),
         "curves": curves,
     }
+    if server_view_per_seed:
+        raw["server_view"] = _summarise_tree(server_view_per_seed)
     if config.data.source != "synthetic":  # a table: its provenance, split and firm sizes
         raw["data"] = {
             **data_record.describe_data(world),

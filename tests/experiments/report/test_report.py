@@ -45,7 +45,8 @@ def test_results_csv_is_long_form_with_one_row_per_seed(run_dir: Path) -> None:
     assert set(rows[0]) == {"scope", "metric", "seed", "value"}
     auc = [r for r in rows if r["scope"] == "unified" and r["metric"] == "utility.auc"]
     assert [r["seed"] for r in auc] == ["0", "1"]
-    assert {r["scope"] for r in rows} >= {"unified", "local_only", "exposure", "server_view"}
+    assert {r["scope"] for r in rows} >= {"unified", "local_only", "exposure"}
+    assert "server_view" not in {r["scope"] for r in rows}  # no federated regime ran
 
 
 def test_report_renders_in_headless_chromium_without_console_errors(run_dir: Path) -> None:
@@ -76,6 +77,7 @@ def test_report_renders_in_headless_chromium_without_console_errors(run_dir: Pat
 
     assert errors == []
     assert tables >= 5 and images >= 3 and all_drawn
-    assert {"Side by side", "Utility", "Exposure", "Server view", "Decisions"} <= set(headings)
+    assert {"Side by side", "Utility", "Exposure", "Decisions"} <= set(headings)
+    assert "Server view" not in headings  # no federated run: tests/experiments/test_server_view_run
     assert {"Membership inference", "Attribute inference"} <= set(headings)
     assert (run_dir / "report.png").stat().st_size > 10_000
