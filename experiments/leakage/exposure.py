@@ -149,6 +149,15 @@ def register_quasi_identifiers(world: World) -> list[str]:
     return [c.name for c in world.columns_of("truth", {"quasi-identifier"})]
 
 
+def release_quasi_identifiers(world: World) -> list[str]:
+    """What a score consumer sees beside a released score: the register's quasi-identifiers
+    that firms also hold (KYC: what an applicant shows every firm, e.g. age, sex, region), or
+    all of the register's when no firm holds one (a table whose firms hold none)."""
+    register = register_quasi_identifiers(world)
+    held = {c.name for f in world.firms for c in world.columns_of(f, {"quasi-identifier"})}
+    return [q for q in register if q in held] or register
+
+
 SCORE_BAND_POINTS = 10.0
 """A released score is read in bands of this many scorecard points (a bureau's report)."""
 
@@ -171,8 +180,8 @@ def _class_sizes(frame: pd.DataFrame, columns: list[str]) -> np.ndarray:
 class ReleaseExposure:
     """How identifiable a regime's released scores are, beside the quasi-identifiers.
 
-    The release: one record per held-out (firm, citizen) pair, the citizen's register
-    quasi-identifiers and the score band, without the id (a score consumer's view).
+    The release: one record per held-out (firm, citizen) pair, the citizen's quasi-identifiers
+    as a consumer sees them (`release_quasi_identifiers`) and the score band, without the id.
     unique_share / unique_share_qi_only: share of records unique in their firm's release on QIs
     and band / on QIs alone (singling out; the difference is what the score adds).
     register_linkage: share of records a consumer holding the population register (identities
@@ -181,9 +190,9 @@ class ReleaseExposure:
     is the same for every regime: what releasing the QIs costs).
     cross_release_linkage / cross_release_linkage_qi_only: over every citizen released by two
     firms and each ordered pair of them, the share whose record at the first firm is linked to
-    their record at the second as its only match on QIs and band / on QIs alone. A score that
-    is the same at every firm (a national score) links a citizen's contexts; per-firm scores
-    differ and link less.
+    their record at the second: its only match on QIs, or where several share them, its only
+    match on QIs and band / on QIs alone. A score that is the same at every firm (a national
+    score) links a citizen's contexts; per-firm scores differ and add little.
     """
 
     unique_share: float
@@ -205,21 +214,39 @@ class ReleaseExposure:
 BAND = "score_band"
 
 
-def _cross_release_linkage(release: pd.DataFrame, key: list[str]) -> float:
-    """Share of (citizen, firm a, firm b ≠ a) with the citizen at both whose record at a has
-    exactly one match at b on `key`, and it is theirs (NaN when no citizen is at two firms)."""
-    codes = release.groupby(key, observed=True, dropna=False).ngroup().to_numpy()
+def _codes(release: pd.DataFrame, key: list[str]) -> np.ndarray:
+    codes: np.ndarray = release.groupby(key, observed=True, dropna=False).ngroup().to_numpy()
+    return codes
+
+
+def _cross_release_linkage(release: pd.DataFrame, qis: list[str]) -> tuple[float, float]:
+    """Over every (citizen, firm a, firm b ≠ a) with the citizen at both: the share whose record
+    at a is linked to theirs at b, (with the score, on QIs alone); NaN when no citizen is at two
+    firms.
+
+    The linker takes the only record at b with the same QIs; where several share them, the only
+    one that also shares the score band. A citizen's QIs are the same at every firm, so a
+    unique QI match is always right; the band can only help where the scores agree.
+    """
     firms = pd.factorize(release["firm"])[0]
-    matches_at = np.zeros((firms.max() + 1, codes.max() + 1), dtype=np.int64)
-    np.add.at(matches_at, (firms, codes), 1)
-    records = pd.DataFrame({ID: release[ID].to_numpy(), "firm": firms, "code": codes})
+    by_qis, by_band = _codes(release, qis), _codes(release, [*qis, BAND])
+    at_firm = {}
+    for name, codes in (("qis", by_qis), ("band", by_band)):
+        counts = np.zeros((firms.max() + 1, codes.max() + 1), dtype=np.int64)
+        np.add.at(counts, (firms, codes), 1)
+        at_firm[name] = counts
+    records = pd.DataFrame(
+        {ID: release[ID].to_numpy(), "firm": firms, "qis": by_qis, "band": by_band}
+    )
     pairs = records.merge(records, on=ID, suffixes=("_a", "_b"))
     pairs = pairs[pairs["firm_a"] != pairs["firm_b"]]
     if pairs.empty:
-        return float("nan")
-    code_a, code_b = pairs["code_a"].to_numpy(), pairs["code_b"].to_numpy()
-    only = matches_at[pairs["firm_b"].to_numpy(), code_a] == 1
-    return float(np.mean((code_a == code_b) & only))
+        return float("nan"), float("nan")
+    firm_b = pairs["firm_b"].to_numpy()
+    band_a, band_b = pairs["band_a"].to_numpy(), pairs["band_b"].to_numpy()
+    by_qis_alone = at_firm["qis"][firm_b, pairs["qis_a"].to_numpy()] == 1
+    by_band_too = (band_a == band_b) & (at_firm["band"][firm_b, band_a] == 1)
+    return float(np.mean(by_qis_alone | by_band_too)), float(np.mean(by_qis_alone))
 
 
 def release_exposure(world: World, pairs: pd.DataFrame, points: np.ndarray) -> ReleaseExposure:
@@ -228,17 +255,18 @@ def release_exposure(world: World, pairs: pd.DataFrame, points: np.ndarray) -> R
     The register's quasi-identifiers are joined to every pair by id; the id then plays no part
     but to check that a link is right.
     """
-    qis = register_quasi_identifiers(world)
+    qis = release_quasi_identifiers(world)
     register = world.truth[[ID, *qis]]
     release = pairs[["firm", ID]].merge(register, on=ID, how="left")
     release[BAND] = score_bands(points)
     with_band = [*qis, BAND]
     register_sizes = _class_sizes(register, qis)
     size_of = pd.Series(register_sizes, index=register[ID].to_numpy())
+    linkage, linkage_qi_only = _cross_release_linkage(release, qis)
     return ReleaseExposure(
         unique_share=float(np.mean(_class_sizes(release, ["firm", *with_band]) == 1)),
         unique_share_qi_only=float(np.mean(_class_sizes(release, ["firm", *qis]) == 1)),
         register_linkage=float(np.mean(1.0 / size_of.reindex(release[ID].to_numpy()).to_numpy())),
-        cross_release_linkage=_cross_release_linkage(release, with_band),
-        cross_release_linkage_qi_only=_cross_release_linkage(release, qis),
+        cross_release_linkage=linkage,
+        cross_release_linkage_qi_only=linkage_qi_only,
     )

@@ -261,8 +261,9 @@ class Calibration(_Block):
 
 class ReleaseExposure(_Block):
     """How identifiable a regime's release is: one record per held-out (firm, citizen) pair, the
-    citizen's register quasi-identifiers (age, sex, region, ...) beside the released score in
-    bands of 10 scorecard points, without the id: what a score consumer sees.
+    citizen's quasi-identifiers as a score consumer sees them (the register's that firms also
+    hold, e.g. age, sex, region; all of the register's when firms hold none) beside the
+    released score in bands of 10 scorecard points, without the id.
 
     This replaces quasi-identifier uniqueness per party: every party that holds a table holds
     national ids and has identified its citizens already."""
@@ -280,11 +281,13 @@ class ReleaseExposure(_Block):
     quasi-identifiers."""
     cross_release_linkage: Summary
     """Over every citizen released by two firms and each ordered pair of them: the share whose
-    record at the first firm has exactly one match at the second on quasi-identifiers and score
-    band, and it is theirs, in [0, 1]. A score that is the same at every firm (a national
-    score) links a citizen's contexts; firm-level scores differ from firm to firm."""
+    record at the first firm is linked to theirs at the second, in [0, 1]: the only record there
+    with the same quasi-identifiers or, where several share them, the only one that also shares
+    the score band. A score that is the same at every firm (a national score) links a
+    citizen's contexts; firm-level scores differ from firm to firm and add little."""
     cross_release_linkage_qi_only: Summary
-    """The same on the quasi-identifiers alone (null when no citizen is at two firms)."""
+    """The same on the quasi-identifiers alone, in [0, 1] (both are null when no citizen is at
+    two firms)."""
 
 
 class Regime(_Block):

@@ -101,10 +101,11 @@ def test_a_score_shared_by_every_firm_links_a_citizens_contexts(world: World) ->
     firms = release_exposure(world, pairs, per_firm)
 
     # Assert: the shared score links nearly every pair of a citizen's firms; a firm-level score
-    # only where the bands agree by chance (1 in 50) and the QIs alone single them out
-    assert unified.cross_release_linkage > 0.95
-    assert firms.cross_release_linkage < 0.05
-    assert unified.cross_release_linkage_qi_only == firms.cross_release_linkage_qi_only
+    # adds only where the bands agree by chance (1 in 50) to what the QIs alone link
+    assert unified.cross_release_linkage > 0.9
+    qi_only = firms.cross_release_linkage_qi_only
+    assert qi_only <= firms.cross_release_linkage < qi_only + 0.05
+    assert unified.cross_release_linkage_qi_only == qi_only
     assert unified.cross_release_linkage > unified.cross_release_linkage_qi_only
     assert unified.unique_share >= unified.unique_share_qi_only
     assert unified.register_linkage == firms.register_linkage  # the score is not in the register
