@@ -348,8 +348,9 @@ class ServerInference(_Block):
 
     Read from the contribution vectors the run's server received (`received.jsonl` in its run
     directory): a firm's size from the vector's weight entry (n / weight_scale), its default rate
-    from its training Brier score B read as ȳ (1 − ȳ) = B. From a sum over k firms, the same
-    readings give the mean size and the pooled rate, the server's guess for every firm.
+    from its training Brier score B read as ȳ (1 − ȳ) = B (ȳ ≤ 1/2; a model that ranks lowers B,
+    so the reading is low by its resolution, alike for every firm). From a sum over k firms, the
+    same readings give the mean size and the pooled rate, the server's guess for every firm.
     """
 
     default_rate_error: Summary

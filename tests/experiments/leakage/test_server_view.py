@@ -15,6 +15,7 @@ from clients.app import build_client_app
 from clients.participant import CONTRIBUTION_TAIL, load_firm_data
 from experiments.leakage.server_view import (
     FirmFigures,
+    ReceivedRound,
     disaggregate,
     disaggregation_attack,
     first_round_view,
@@ -67,6 +68,66 @@ def test_the_baseline_is_the_best_guess_shared_by_every_firm() -> None:
     # median weighted by 1 / rows)
     assert baseline["default_rate_error"] == pytest.approx((0.1 + 0.4) / 3)
     assert baseline["size_error"] == pytest.approx((0.0 + 0.5 + 2 / 3) / 3)
+
+
+def _calibrated_vector(truth: FirmFigures, scale: float) -> np.ndarray:
+    """A firm's contribution whose model has no resolution: Brier per row = ȳ (1 − ȳ)."""
+    weight = truth.rows / scale
+    tail = np.zeros(len(CONTRIBUTION_TAIL))
+    tail[0] = weight
+    tail[2] = weight * truth.default_rate * (1 - truth.default_rate)
+    return np.concatenate([np.full(3, weight), tail])
+
+
+firm_figures = st.builds(
+    FirmFigures, rows=st.integers(10, 5000).map(float), default_rate=st.floats(0.0, 0.5)
+)
+
+
+@settings(max_examples=50, deadline=None)
+@given(st.lists(firm_figures, min_size=2, max_size=8, unique_by=lambda f: f.rows))
+def test_a_sum_over_every_firm_never_beats_the_baseline_and_vectors_read_exactly(
+    figures: list[FirmFigures],
+) -> None:
+    # Prepare: one round every firm joins, node i being firm i
+    truth = {f"firm{i}": f for i, f in enumerate(figures)}
+    vectors = {100 + i: _calibrated_vector(f, SCALE) for i, f in enumerate(figures)}
+    total = np.sum(list(vectors.values()), axis=0)
+    nodes = sorted(vectors)
+    plain_round = ReceivedRound(1, nodes, total, vectors)
+    secure_round = ReceivedRound(1, nodes, total, {})
+    # Execute
+    plain = mean_over_firms(first_round_view(plain_round, truth, SCALE))
+    secure = mean_over_firms(first_round_view(secure_round, truth, SCALE))
+    baseline = mean_over_firms(heterogeneity_baseline(truth))
+    # Assert
+    assert plain["size_error"] == pytest.approx(0.0, abs=1e-9)
+    assert plain["default_rate_error"] == pytest.approx(0.0, abs=1e-6)
+    for metric in ("default_rate_error", "size_error"):
+        assert secure[metric] >= baseline[metric] - 1e-9
+
+
+def test_disaggregation_of_constant_vectors_needs_full_rank() -> None:
+    # Prepare: four firms, pairs of them per round, then every firm every round
+    truth = {f"firm{i}": FirmFigures(100.0 * (i + 1), 0.05 * (i + 1)) for i in range(4)}
+    vectors = [_calibrated_vector(f, SCALE) for f in truth.values()]
+    sets = [(0, 1), (1, 2), (0, 2), (2, 3), (0, 3)]  # a triangle: the pair system has rank 4
+
+    def rounds(participants: list[tuple[int, ...]]) -> list[ReceivedRound]:
+        return [
+            ReceivedRound(r + 1, list(p), np.sum([vectors[i] for i in p], axis=0), {})
+            for r, p in enumerate(participants)
+        ]
+
+    # Execute
+    changing = real_disaggregation(rounds(sets), truth, SCALE, planned_rounds=5)
+    fixed = real_disaggregation(rounds([(0, 1, 2, 3)] * 5), truth, SCALE, planned_rounds=5)
+    # Assert
+    assert changing["rank"] == 4 and changing["mean_participants"] == 2
+    assert changing["size_error"] == pytest.approx(0.0, abs=1e-9)
+    assert changing["default_rate_error"] == pytest.approx(0.0, abs=1e-6)
+    assert fixed["rank"] == 1
+    assert fixed["size_error"] >= mean_over_firms(heterogeneity_baseline(truth))["size_error"]
 
 
 @pytest.fixture(scope="module")
