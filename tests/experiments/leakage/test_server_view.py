@@ -171,7 +171,7 @@ def _run(
     return run_dir / RECEIVED_FILE
 
 
-@pytest.mark.slow  # two real 8-firm rounds in process: about 45 s on a shared 2-core machine
+@pytest.mark.slow  # two real 8-firm rounds in process: 25-45 s on a shared 2-core machine
 def test_the_plain_server_reads_each_firm_and_the_secure_one_no_better_than_the_baseline(
     world_dir: Path, tmp_path: Path
 ) -> None:
@@ -197,7 +197,7 @@ def test_the_plain_server_reads_each_firm_and_the_secure_one_no_better_than_the_
     assert secure_mean["default_rate_error"] > 3 * plain_mean["default_rate_error"]
 
 
-@pytest.mark.slow  # 13 real secure 8-firm rounds in process: about 2 minutes
+@pytest.mark.slow  # 13 real secure 8-firm rounds in process: 1-2 minutes
 def test_disaggregation_of_a_runs_own_sums_needs_changing_participation(
     world_dir: Path, tmp_path: Path
 ) -> None:
