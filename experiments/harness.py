@@ -16,22 +16,12 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from clients.streams import Stream, generator
 from experiments import data_record
 from experiments.config import DataSection, ExperimentConfig
 from experiments.leakage.attacks import attribute_figures, membership_figures, membership_surface
 from experiments.leakage.decisions import decision_metrics, protected_groups
 from experiments.leakage.exposure import release_exposure, world_exposure
-from experiments.leakage.server_view import (
-    FirmFigures,
-    disaggregation_attack,
-    first_round_view,
-    heterogeneity_baseline,
-    mean_over_firms,
-    participation_schedule,
-    read_received,
-    real_disaggregation,
-)
+from experiments.leakage.server_view import server_view_figures
 from experiments.metrics import summarise, utility
 from experiments.paired import PAIRED_METRICS, paired_differences
 from experiments.regimes.retrain import retrained
@@ -45,11 +35,6 @@ from experiments.regimes.standalone import (
 )
 from experiments.results import SCHEMA_VERSION, Results, Summary, parse_results
 from experiments.world.tables import ID, LABEL, World
-
-DISAGGREGATION_ROUNDS = 20
-"""Rounds the server observes in the simulated participation policies."""
-DISAGGREGATION_AVAILABILITY = 0.75
-"""Chance that a firm is online in a round (its dropouts change the participant set)."""
 
 Regime = Callable[[World, Holdout, ExperimentConfig, int], RegimeOutput]
 
@@ -246,74 +231,6 @@ def calibrated(
     return decided, calibration_figures(calibrator, labels, output.probabilities, decided)
 
 
-def firm_truth(world: World, holdout: Holdout) -> dict[str, FirmFigures]:
-    """Each firm's training rows (what a federated firm trains on) and their default rate."""
-    truth = {}
-    for firm, table in world.firms.items():
-        labels = table[LABEL].to_numpy()[holdout.is_fit(table[ID].to_numpy())]
-        truth[firm] = FirmFigures(rows=float(len(labels)), default_rate=float(labels.mean()))
-    return truth
-
-
-SERVER_VIEW_RUNS = {"plain": "federated_plain", "secagg": "federated_secagg"}
-"""The federated regimes whose runs the server view reads: in the clear, and through ours
-(`experiments.regimes.federated`'s names; that module imports Flower, so not from there)."""
-
-
-def server_view_figures(
-    world: World,
-    holdout: Holdout,
-    config: ExperimentConfig,
-    seed: int,
-    runs: dict[str, dict[str, Any]],
-) -> dict[str, Any] | None:
-    """What the coordinating server inferred about each firm in this seed's federated runs.
-
-    `runs`: regime -> its output's info (run directory, history). From round 1 as received, in
-    the clear and through secure aggregation, beside the heterogeneity baseline; the
-    disaggregation attack on the secure run's own sums (the plain run's when there is none);
-    and the participation policies on the plain run's real round-1 vectors. None when neither
-    regime ran.
-    """
-    from server.rounds import RECEIVED_FILE
-
-    received = {
-        view: read_received(Path(runs[regime]["run_dir"]) / RECEIVED_FILE)
-        for view, regime in SERVER_VIEW_RUNS.items()
-        if regime in runs
-    }
-    if not received:
-        return None
-    truth = firm_truth(world, holdout)
-    scale = config.federation.weight_scale
-    per_firm = {"baseline": heterogeneity_baseline(truth)}
-    for view, rounds in received.items():
-        per_firm[view] = first_round_view(rounds[0], truth, scale)
-    attacked = "secagg" if "secagg" in received else "plain"
-    planned = len(runs[SERVER_VIEW_RUNS[attacked]]["history"])
-    disaggregation: dict[str, Any] = {
-        "run": real_disaggregation(received[attacked], truth, scale, planned)
-    }
-    if "plain" in received:
-        first = received["plain"][0].individual
-        vectors = np.stack([first[node] for node in sorted(first)])
-        rng = generator(Stream.DISAGGREGATION, seed)
-        disaggregation["policies"] = {}
-        for policy in ("any", "fixed", "groups"):
-            participation, share = participation_schedule(
-                DISAGGREGATION_ROUNDS, len(vectors), DISAGGREGATION_AVAILABILITY, policy, rng
-            )
-            attack = disaggregation_attack(vectors, participation, share)
-            disaggregation["policies"][policy] = attack.to_json()
-    return {
-        "first_round": {
-            **{view: mean_over_firms(errors) for view, errors in per_firm.items()},
-            "per_firm": per_firm,
-        },
-        "disaggregation": disaggregation,
-    }
-
-
 def _summarise_tree(
     per_seed: list[dict[str, Any]], bounds: tuple[float, float] | None = None
 ) -> dict[str, Any]:
@@ -420,7 +337,8 @@ def run_experiment(
                     figures["privacy"] = privacy_spent(dp)
                 per_seed[name].append(figures)
                 progress.advance(task)
-            view = server_view_figures(world, holdout, config, seed, federated_runs)
+            scale = config.federation.weight_scale
+            view = server_view_figures(world, holdout, scale, seed, federated_runs)
             if view is not None:
                 server_view_per_seed.append(view)
     raw: dict[str, Any] = {

@@ -33,11 +33,17 @@ import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
 from clients.participant import CONTRIBUTION_TAIL
+from clients.streams import Stream, generator
+from experiments.world.tables import ID, LABEL, World
+
+if TYPE_CHECKING:  # the regimes import torch; the server view needs only the split's methods
+    from experiments.regimes.standalone import Holdout
 
 WEIGHT_AT = -len(CONTRIBUTION_TAIL)
 """Index of the weight entry (n / S) in a contribution vector."""
@@ -269,3 +275,76 @@ def disaggregation_attack(
         completed_round_share=completed_share,
         mean_participants=float(participation.sum(1).mean()) if len(participation) else 0.0,
     )
+
+
+DISAGGREGATION_ROUNDS = 20
+"""Rounds the server observes in the simulated participation policies."""
+DISAGGREGATION_AVAILABILITY = 0.75
+"""Chance that a firm is online in a round (its dropouts change the participant set)."""
+
+
+def firm_truth(world: World, holdout: Holdout) -> dict[str, FirmFigures]:
+    """Each firm's training rows (what a federated firm trains on) and their default rate."""
+    truth = {}
+    for firm, table in world.firms.items():
+        labels = table[LABEL].to_numpy()[holdout.is_fit(table[ID].to_numpy())]
+        truth[firm] = FirmFigures(rows=float(len(labels)), default_rate=float(labels.mean()))
+    return truth
+
+
+SERVER_VIEW_RUNS = {"plain": "federated_plain", "secagg": "federated_secagg"}
+"""The federated regimes whose runs the server view reads: in the clear, and through ours
+(`experiments.regimes.federated`'s names; that module imports Flower, so not from there)."""
+
+
+def server_view_figures(
+    world: World,
+    holdout: Holdout,
+    weight_scale: float,
+    seed: int,
+    runs: Mapping[str, Mapping[str, Any]],
+) -> dict[str, Any] | None:
+    """What the coordinating server inferred about each firm in this seed's federated runs.
+
+    `runs`: regime -> its output's info (run directory, history). From round 1 as received, in
+    the clear and through secure aggregation, beside the heterogeneity baseline; the
+    disaggregation attack on the secure run's own sums (the plain run's when there is none);
+    and the participation policies on the plain run's real round-1 vectors. None when neither
+    regime ran.
+    """
+    from server.rounds import RECEIVED_FILE  # Flower loads only when a federated regime ran
+
+    received = {
+        view: read_received(Path(runs[regime]["run_dir"]) / RECEIVED_FILE)
+        for view, regime in SERVER_VIEW_RUNS.items()
+        if regime in runs
+    }
+    if not received:
+        return None
+    truth, scale = firm_truth(world, holdout), weight_scale
+    per_firm = {"baseline": heterogeneity_baseline(truth)}
+    for view, rounds in received.items():
+        per_firm[view] = first_round_view(rounds[0], truth, scale)
+    attacked = "secagg" if "secagg" in received else "plain"
+    planned = len(runs[SERVER_VIEW_RUNS[attacked]]["history"])
+    disaggregation: dict[str, Any] = {
+        "run": real_disaggregation(received[attacked], truth, scale, planned)
+    }
+    if "plain" in received:
+        first = received["plain"][0].individual
+        vectors = np.stack([first[node] for node in sorted(first)])
+        rng = generator(Stream.DISAGGREGATION, seed)
+        disaggregation["policies"] = {}
+        for policy in ("any", "fixed", "groups"):
+            participation, share = participation_schedule(
+                DISAGGREGATION_ROUNDS, len(vectors), DISAGGREGATION_AVAILABILITY, policy, rng
+            )
+            attack = disaggregation_attack(vectors, participation, share)
+            disaggregation["policies"][policy] = attack.to_json()
+    return {
+        "first_round": {
+            **{view: mean_over_firms(errors) for view, errors in per_firm.items()},
+            "per_firm": per_firm,
+        },
+        "disaggregation": disaggregation,
+    }
