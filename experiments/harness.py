@@ -17,18 +17,13 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from clients.streams import Stream, generator
 from experiments import data_record
 from experiments.config import DataSection, ExperimentConfig
 from experiments.leakage.attacks import attribute_figures, membership_figures, membership_surface
 from experiments.leakage.decisions import decision_metrics, protected_groups
-from experiments.leakage.exposure import world_exposure
+from experiments.leakage.exposure import release_exposure, world_exposure
 from experiments.leakage.parties import consumer_figures, party_figures
-from experiments.leakage.server_view import (
-    disaggregation_attack,
-    participation_schedule,
-    server_view,
-)
+from experiments.leakage.server_view import server_view_figures
 from experiments.metrics import summarise, utility
 from experiments.paired import FEDERATED_LIMIT, PAIRED_METRICS, paired_differences
 from experiments.regimes.limit import run_federated_limit
@@ -38,17 +33,11 @@ from experiments.regimes.standalone import (
     UNIFIED,
     Holdout,
     RegimeOutput,
-    common_features,
     run_local_only,
     run_unified,
 )
 from experiments.results import SCHEMA_VERSION, Results, Summary, parse_results
 from experiments.world.tables import ID, LABEL, World
-
-DISAGGREGATION_ROUNDS = 20
-"""Rounds the server observes in the disaggregation experiment."""
-DISAGGREGATION_AVAILABILITY = 0.75
-"""Chance that a firm is online in a round (its dropouts change the participant set)."""
 
 Regime = Callable[[World, Holdout, ExperimentConfig, int], RegimeOutput]
 
@@ -231,6 +220,14 @@ def true_default_probabilities(world: World, holdout: Holdout) -> np.ndarray | N
     return by_id.reindex(holdout.pairs[ID].to_numpy()).to_numpy()
 
 
+def score_points(probabilities: np.ndarray, config: ExperimentConfig) -> np.ndarray:
+    """The released score: each PD on the experiment's scorecard."""
+    from clients.scorecard import score_from_default_probability
+
+    card = config.scorecard
+    return score_from_default_probability(probabilities, card.base_score, card.base_odds, card.pdo)
+
+
 def calibrated(
     holdout: Holdout, output: RegimeOutput
 ) -> tuple[np.ndarray, dict[str, float] | None]:
@@ -245,43 +242,6 @@ def calibrated(
     decided = calibrator(output.probabilities)
     labels = holdout.pairs[LABEL].to_numpy()
     return decided, calibration_figures(calibrator, labels, output.probabilities, decided)
-
-
-def server_view_figures(world: World, holdout: Holdout, seed: int) -> dict[str, Any]:
-    """What the coordinating server infers about each firm, with and without secure aggregation.
-
-    Firms contribute their training rows (never held-out citizens) through the real protocol;
-    the disaggregation attack then targets the same per-firm vectors across rounds of changing
-    participation, and the two defences say what stopping it costs.
-    """
-    firm_data = {}
-    for firm, table in world.firms.items():
-        train = ~holdout.is_test(table[ID].to_numpy())
-        firm_data[firm] = (
-            common_features(world, firm, table)[train],
-            table[LABEL].to_numpy()[train],
-        )
-    view = server_view(firm_data, public_bound=len(world.truth), seed=seed)
-
-    def mean_over_firms(errors: dict[str, dict[str, float]]) -> dict[str, float]:
-        return {
-            m: float(np.mean([e[m] for e in errors.values()])) for m in next(iter(errors.values()))
-        }
-
-    vectors = view.vectors  # the same per-firm vectors, across rounds
-    rng = generator(Stream.DISAGGREGATION, seed)
-    disaggregation = {}
-    for policy in ("any", "fixed", "groups"):
-        participation, share = participation_schedule(
-            DISAGGREGATION_ROUNDS, len(vectors), DISAGGREGATION_AVAILABILITY, policy, rng
-        )
-        disaggregation[policy] = disaggregation_attack(vectors, participation, share).to_json()
-    return {
-        "plain": mean_over_firms(view.plain),
-        "secagg": mean_over_firms(view.secagg),
-        "per_firm": {"plain": view.plain, "secagg": view.secagg},
-        "disaggregation": disaggregation,
-    }
 
 
 def _summarise_tree(
@@ -375,10 +335,10 @@ def run_experiment(
             firms_per_seed.append(data_record.firm_figures(world, holdout))
             exposure_per_seed.append({p: e.to_json() for p, e in world_exposure(world).items()})
             groups = protected_groups(world, holdout.pairs[ID].to_numpy())
-            server_view_per_seed.append(server_view_figures(world, holdout, seed))
             if inferring:
                 inference_per_seed.append(party_figures(world, seed, config.inference))
             progress.advance(task)
+            federated_runs: dict[str, dict[str, Any]] = {}
             reference: RegimeOutput | None = None
             shadows: dict[str, np.ndarray] = {}  # recipe -> shadow predictions, for one seed
             floors: FederatedFloors = {}  # the non-DP federated regimes share one floor
@@ -404,6 +364,10 @@ def run_experiment(
                 if inferring:
                     scores = output.probabilities
                     figures |= consumer_figures(world, holdout, scores, seed, config.inference)
+                released = score_points(calibrated(holdout, output)[0], config)
+                figures["release"] = release_exposure(world, holdout.pairs, released).to_json()
+                if "run_dir" in output.info:
+                    federated_runs[name] = output.info
                 if "dp" in output.info:
                     dp = output.info["dp"]  # info holds objects; a DP regime's accounting is a dict
                     assert isinstance(dp, dict)
@@ -417,6 +381,10 @@ def run_experiment(
                 if "tuning" in limit.info:
                     tuning.setdefault(FEDERATED_LIMIT, []).append(limit.info["tuning"])
                 progress.advance(task)
+            scale = config.federation.weight_scale
+            view = server_view_figures(world, holdout, scale, seed, federated_runs)
+            if view is not None:
+                server_view_per_seed.append(view)
     raw: dict[str, Any] = {
         "schema_version": SCHEMA_VERSION,
         "config": config,
@@ -424,11 +392,12 @@ def run_experiment(
         "holdout": holdout_sizes,
         "regimes": {name: _summarise_regime(values) for name, values in per_seed.items()},
         "exposure": _summarise_tree(exposure_per_seed),
-        "server_view": _summarise_tree(server_view_per_seed),
         "curves": curves,
     }
     if inference_per_seed:
         raw["inference"] = _summarise_tree(inference_per_seed)
+    if server_view_per_seed:
+        raw["server_view"] = _summarise_tree(server_view_per_seed)
     if config.data.source != "synthetic":  # a table: its provenance, split and firm sizes
         raw["data"] = {
             **data_record.describe_data(world),

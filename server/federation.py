@@ -38,6 +38,7 @@ from server.identities import read_manifest
 from server.messaging import TooFewNodes, exchange, wait_for_nodes
 from server.optimiser import server_optimiser
 from server.rounds import (
+    RECEIVED_FILE,
     RESULT_FILE,
     TRANSCRIPT_FILE,
     WEIGHTS_FILE,
@@ -46,6 +47,7 @@ from server.rounds import (
     RoundAggregate,
     dp_budget,
     evaluate_final_model,
+    received_line,
     record_evaluation,
 )
 from server.secagg_workflow import SecureAggregator
@@ -104,6 +106,7 @@ def aggregate_in_the_clear(
     contributors: list[int] = []
     dropped = dict(stage.dropped)
     transcript: list[dict[str, Any]] = []
+    individual: dict[int, np.ndarray] = {}
     for node, reply in sorted(stage.replies.items()):
         vector = np.asarray(
             reply.content.array_records[R.CONTRIBUTION_RECORD][R.VECTOR].numpy(), dtype=np.float64
@@ -113,6 +116,7 @@ def aggregate_in_the_clear(
             continue
         total += vector
         contributors.append(node)
+        individual[node] = vector
         payload = vector.tobytes()
         transcript.append(
             {
@@ -125,17 +129,22 @@ def aggregate_in_the_clear(
                 "sha256": _digest(payload),
             }
         )
-    return RoundAggregate(total, contributors, dropped, {}, transcript)
+    return RoundAggregate(total, contributors, dropped, {}, transcript, individual=individual)
 
 
 def sample_nodes(nodes: list[int], run: FederationRun, round_number: int) -> list[int]:
-    """A seeded sample per round, so a resumed run samples exactly as an uninterrupted one."""
+    """A seeded sample per round, so a resumed run samples exactly as an uninterrupted one.
+
+    The draw picks positions in `nodes`, not the ids themselves: node ids are unsigned 64-bit,
+    and numpy turns a list holding ids on both sides of 2**63 into float64, which rounds them to
+    ids no node has. (`Generator.choice` on a list draws these same positions, so a sample
+    between ids below 2**63 is unchanged.)"""
     federation = run.federation
     wanted = max(federation.min_clients, int(np.ceil(federation.fraction * len(nodes))))
     if wanted >= len(nodes):
         return sorted(nodes)
     rng = generator(Stream.NODE_SAMPLING, run.seed, round_number)
-    return sorted(int(n) for n in rng.choice(nodes, size=wanted, replace=False))
+    return sorted(nodes[int(i)] for i in rng.choice(len(nodes), size=wanted, replace=False))
 
 
 def _aggregator(run: FederationRun) -> Aggregate:
@@ -202,6 +211,7 @@ def run_federation(
         run_dir.mkdir(parents=True, exist_ok=True)
         if first_round == 1:  # a fresh run starts a fresh transcript, and no stale result
             (run_dir / TRANSCRIPT_FILE).write_text("")
+            (run_dir / RECEIVED_FILE).write_text("")
             (run_dir / RESULT_FILE).unlink(missing_ok=True)
             (run_dir / WEIGHTS_FILE).unlink(missing_ok=True)
     aggregate = _aggregator(run)
@@ -285,6 +295,9 @@ def run_federation(
                 handle.writelines(
                     json.dumps(e, sort_keys=True) + "\n" for e in [*result.transcript, *events]
                 )
+            if result.contributors:
+                with open(run_dir / RECEIVED_FILE, "a") as handle:
+                    handle.write(json.dumps(received_line(round_number, result)) + "\n")
             save_checkpoint(
                 checkpoints,
                 Checkpoint(

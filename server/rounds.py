@@ -41,6 +41,11 @@ from server.settings import FederationRun, FederationSettings
 TRANSCRIPT_FILE = "transcript.jsonl"
 RESULT_FILE = "federation.json"
 WEIGHTS_FILE = "final_weights.npy"
+RECEIVED_FILE = "received.jsonl"
+"""What the server received in each training round, one JSON line per round (`received_line`):
+the sum it obtained and, in the clear only, every firm's own vector. The transcript keeps the
+size and hash of every message; this file keeps the numbers the server could read, so what it
+can infer from them is measured on the run itself (experiments/leakage/server_view.py)."""
 
 
 @dataclass
@@ -53,6 +58,22 @@ class RoundAggregate:
     public_metrics: dict[int, dict[str, float]] = field(default_factory=dict)
     transcript: list[dict[str, Any]] = field(default_factory=list)
     info: dict[str, Any] = field(default_factory=dict)
+    individual: dict[int, np.ndarray] = field(default_factory=dict)
+    """Each contributor's own vector where the server saw it (`secagg = "none"`); else empty."""
+
+
+def received_line(round_number: int, result: RoundAggregate) -> dict[str, Any]:
+    """One line of `RECEIVED_FILE`: the round, its contributors, the sum and, in the clear, each
+    node's vector (floats as JSON numbers, which round-trip float64 exactly)."""
+    return {
+        "round": round_number,
+        "contributors": sorted(result.contributors),
+        "aggregate": [float(v) for v in result.total],
+        "individual": {
+            str(node): [float(v) for v in vector]
+            for node, vector in sorted(result.individual.items())
+        },
+    }
 
 
 class Aggregate(Protocol):

@@ -49,7 +49,10 @@ class FederationSettings(SettingsModel):
     local_epochs: PositiveInt = 1
     """Epochs each firm trains per round (in place of `training.epochs`)."""
     fraction: float = Field(default=1.0, gt=0.0, le=1.0)
-    """Share of the connected firms invited to each round."""
+    """Share of the connected firms invited to each round (at least `min_clients`). 1: every
+    firm every round; below 1 the invited firms change from round to round, drawn from the run
+    seed and the round number (so a resumed run invites as an uninterrupted one would): partial
+    participation, whose changing sums a server can disaggregate."""
     min_clients: int = Field(default=2, ge=2)
     """Fewest firms a round may run with (and waits for)."""
     threshold: NonNegativeInt = 0

@@ -1,135 +1,195 @@
-"""Server view: what the coordinating server infers about one firm from what it receives.
+"""Server view: what the coordinating server infers about each firm from what a run sent it.
 
-The probe is the round a semi-honest server learns most from in closed form: the first FedAvg
-round from zero weights, in which each firm sends one full-batch logistic-regression gradient
-step (FedSGD), packed like the federation's masked vector: [w·g_weights, w·g_bias, w], with
-w = n_firm / n_public_bound so every coordinate fits the clipping bound.
+Measured on the federation's own run, from `server/rounds.py`'s `received.jsonl`: per round the
+sum the server obtained and, in the clear (`secagg = "none"`), each firm's own contribution
+vector (layout in `clients/participant.py`). The inference is the one the vector offers in
+closed form, stated so that it can be checked:
 
-At zero weights every prediction is 1/2, so for a firm's gradient g:
-- g_bias = 1/2 − ȳ                      → its default rate, exactly;
-- g_weights / g_bias = Σ(1/2 − y_i)x_i / Σ(1/2 − y_i), a mean of its feature rows that
-  weights non-defaulters +1 and defaulters −1: close to its feature means;
-- from one record, g_weights / g_bias = x exactly (gradient inversion).
-Without secure aggregation the server applies these to each firm's vector; with it, only to
-the sum that `protocol.run_round` hands the server, and the error against each firm's truth is
-what the firm kept private. Across rounds, the disaggregation attack (Lam et al., ICML 2021)
-solves for individual vectors from sums over changing participant sets.
+- a firm's size: the vector's weight entry is n / S with S the public `weight_scale`, so
+  n = weight · S, exactly for one firm's vector; from a sum of k firms, the mean size;
+- a firm's default rate: its training Brier score B = brier / weight (after its local
+  training), read as a rate through B = ȳ (1 − ȳ), i.e. ȳ = (1 − √(1 − 4B)) / 2 (the root below
+  1/2: defaulters are the minority in a credit book). A model that ranks makes B smaller than
+  ȳ (1 − ȳ) by its resolution, so the reading is low (by about 15 % at pilot8 scale, the same
+  for every firm, so it still ranks them); one barely trained makes B larger. It is the same
+  reading for a firm's vector and for a sum.
+
+Round 1 is read: the update every firm trains from the same agreed weights, before the server
+has averaged anything. With secure aggregation the server has only the sum, so every firm gets
+the same guess; the heterogeneity baseline is the best such shared guess (the one that minimises
+the mean error over the firms, which the server cannot know), so a server that only sees sums
+cannot beat it in a round every firm joins. Without secure aggregation it reads each firm.
+
+Across rounds, the disaggregation attack (Lam et al., ICML 2021) solves for individual vectors
+from sums over changing participant sets: on the run's own sums and participant sets
+(`real_disaggregation`; a run where every firm joins every round gives a rank-1 system and
+nothing back), and on the plain run's real first-round vectors under simulated participation
+policies that say what a defence costs (`participation_schedule`, `disaggregation_attack`).
 """
 
 from __future__ import annotations
 
+import json
+from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+from scipy.optimize import linear_sum_assignment
 
-from protocol import SecAggConfig, run_round
+from clients.participant import CONTRIBUTION_TAIL
+from clients.streams import Stream, generator
+from experiments.world.tables import ID, LABEL, World
 
+if TYPE_CHECKING:  # the regimes import torch; the server view needs only the split's methods
+    from experiments.regimes.standalone import Holdout
 
-def probe_gradient(features: np.ndarray, labels: np.ndarray) -> np.ndarray:
-    """Full-batch logistic-loss gradient at zero weights: shape (d + 1,), the bias last.
-
-    features: (rows, d) scaled to [0, 1]; labels: (rows,) in {0, 1}.
-    """
-    residual = 0.5 - labels.astype(np.float64)  # sigmoid(0) − y
-    return np.append(features.T.astype(np.float64) @ residual, residual.sum()) / len(labels)
-
-
-def pack(gradient: np.ndarray, rows: int, public_bound: int) -> np.ndarray:
-    """The vector a firm contributes: its gradient weighted by its share, then the share."""
-    weight = rows / public_bound
-    return np.append(weight * gradient, weight)
+WEIGHT_AT = -len(CONTRIBUTION_TAIL)
+"""Index of the weight entry (n / S) in a contribution vector."""
+BRIER_AT = WEIGHT_AT + CONTRIBUTION_TAIL.index("brier")
+"""Index of the training Brier sum (/ S)."""
 
 
 @dataclass(frozen=True)
-class Inference:
-    """What the server concludes from one received vector (one firm's, or a sum)."""
+class ReceivedRound:
+    """What the server received in one training round."""
 
+    round_number: int
+    contributors: list[int]
+    aggregate: np.ndarray
+    individual: dict[int, np.ndarray]  # node -> its vector; empty under secure aggregation
+
+
+def read_received(path: Path) -> list[ReceivedRound]:
+    """The rounds of a run's `received.jsonl`, in order; a round written twice (a crash between
+    the file and the checkpoint, then a resume) keeps its last line."""
+    rounds: dict[int, ReceivedRound] = {}
+    for line in Path(path).read_text().splitlines():
+        if not line.strip():
+            continue
+        entry = json.loads(line)
+        rounds[int(entry["round"])] = ReceivedRound(
+            round_number=int(entry["round"]),
+            contributors=[int(n) for n in entry["contributors"]],
+            aggregate=np.asarray(entry["aggregate"], dtype=np.float64),
+            individual={
+                int(n): np.asarray(v, dtype=np.float64) for n, v in entry["individual"].items()
+            },
+        )
+    return [rounds[r] for r in sorted(rounds)]
+
+
+@dataclass(frozen=True)
+class FirmFigures:
+    """A firm's training rows and their default rate: the truth, or the server's reading."""
+
+    rows: float
     default_rate: float
-    feature_means: np.ndarray  # (d,)
 
 
-def infer(vector: np.ndarray) -> Inference:
-    """Invert `pack` ∘ `probe_gradient`: weighted mean gradient, then the closed forms above."""
-    gradient = vector[:-1] / vector[-1]
-    g_weights, g_bias = gradient[:-1], gradient[-1]
-    return Inference(default_rate=0.5 - g_bias, feature_means=g_weights / g_bias)
+def rate_from_brier(brier_per_row: float) -> float:
+    """ȳ from B = ȳ (1 − ȳ), the root below 1/2 (B above 1/4 reads as 1/2)."""
+    return float((1.0 - np.sqrt(max(0.0, 1.0 - 4.0 * brier_per_row))) / 2.0)
 
 
-def invert_single_record(gradient: np.ndarray) -> np.ndarray:
-    """A record's features from its own logistic gradient: x = g_weights / g_bias (exact)."""
-    features: np.ndarray = gradient[:-1] / gradient[-1]
-    return features
-
-
-@dataclass(frozen=True)
-class ServerViewResult:
-    """Per firm, the server's inference error with individual updates and with the sum only.
-
-    Errors: |default-rate estimate − truth|; mean |feature-mean estimate − truth| over the
-    scaled features; max |reconstructed − true| of a single record. Lower = more revealed.
-    """
-
-    plain: dict[str, dict[str, float]]
-    secagg: dict[str, dict[str, float]]
-    survivors: int
-    aggregate_exact: bool
-    vectors: np.ndarray  # (firms, d + 2): each firm's packed probe, what a plain server receives
-
-    def to_json(self) -> dict[str, object]:
-        return {
-            "plain": self.plain,
-            "secagg": self.secagg,
-            "survivors": self.survivors,
-            "aggregate_exact": self.aggregate_exact,
-        }
-
-
-def _errors(
-    inference: Inference, features: np.ndarray, labels: np.ndarray, single: np.ndarray
-) -> dict[str, float]:
-    return {
-        "default_rate_error": float(abs(inference.default_rate - labels.mean())),
-        "feature_mean_error": float(np.mean(np.abs(inference.feature_means - features.mean(0)))),
-        "single_record_error": float(np.max(np.abs(single - features[0]))),
-    }
-
-
-def server_view(
-    firm_data: dict[str, tuple[np.ndarray, np.ndarray]], public_bound: int, seed: int
-) -> ServerViewResult:
-    """Run the probe round both ways and measure what the server learns about each firm.
-
-    firm_data: firm -> (features (rows, d) in [0, 1], labels (rows,)). For the single-record
-    measure, the firm's probe is replaced by the gradient of its first record alone (a round in
-    which one customer's data moved its update), the other firms sending full batches.
-    """
-    firms = list(firm_data)
-    vectors = {
-        f: pack(probe_gradient(x, y), len(y), public_bound) for f, (x, y) in firm_data.items()
-    }
-    config = SecAggConfig(num_clients=len(firms), clip=1.0, scale=2.0**20, modulus_bits=32)
-    round_ = run_round(config, [vectors[f] for f in firms], rounding_seed=seed, round_number=0)
-    summed = infer(round_.aggregate.float_sum)
-    plain: dict[str, dict[str, float]] = {}
-    secagg: dict[str, dict[str, float]] = {}
-    for index, firm in enumerate(firms):
-        x, y = firm_data[firm]
-        one = probe_gradient(x[:1], y[:1])
-        plain[firm] = _errors(infer(vectors[firm]), x, y, invert_single_record(one))
-        single_sum = run_round(
-            config,
-            [pack(one, 1, public_bound) if f == firm else vectors[f] for f in firms],
-            rounding_seed=seed + index + 1,
-            round_number=index + 1,
-        ).aggregate.float_sum
-        secagg[firm] = _errors(summed, x, y, invert_single_record(single_sum[:-1] / single_sum[-1]))
-    return ServerViewResult(
-        plain=plain,
-        secagg=secagg,
-        survivors=len(round_.survivors),
-        aggregate_exact=round_.exact,
-        vectors=np.stack([vectors[f] for f in firms]),
+def read_vector(vector: np.ndarray, weight_scale: float, firms: int = 1) -> FirmFigures:
+    """The server's reading of one firm's vector (`firms` = 1) or of a sum over `firms`."""
+    weight = float(vector[WEIGHT_AT])
+    if not weight > 0:
+        return FirmFigures(rows=0.0, default_rate=float("nan"))
+    return FirmFigures(
+        rows=weight * weight_scale / firms,
+        default_rate=rate_from_brier(float(vector[BRIER_AT]) / weight),
     )
+
+
+METRICS = ("default_rate_error", "size_error")
+
+
+def errors(guess: FirmFigures, truth: FirmFigures) -> dict[str, float]:
+    """|inferred − true default rate|, and |inferred − true rows| / true rows."""
+    return {
+        "default_rate_error": abs(guess.default_rate - truth.default_rate),
+        "size_error": abs(guess.rows - truth.rows) / truth.rows,
+    }
+
+
+def match_nodes(sizes: Mapping[int, float], truth: Mapping[str, FirmFigures]) -> dict[int, str]:
+    """Node -> firm, pairing the sizes the nodes reveal with the firms' sizes one to one.
+
+    The evaluator needs it, not the server (which knows each node's firm from its registration):
+    simulated nodes carry random ids, and a firm's vector in the clear gives its size to the row.
+    """
+    nodes, firms = list(sizes), list(truth)
+    cost = np.abs(
+        np.array([sizes[n] for n in nodes])[:, None] - np.array([truth[f].rows for f in firms])
+    )
+    rows, columns = linear_sum_assignment(cost)
+    return {nodes[r]: firms[c] for r, c in zip(rows, columns, strict=True)}
+
+
+def heterogeneity_baseline(truth: Mapping[str, FirmFigures]) -> dict[str, dict[str, float]]:
+    """Per firm, the errors of the best guess shared by every firm (per metric, the firm value
+    that minimises the mean error: the mean absolute error is smallest at a data point)."""
+    firms = list(truth)
+    best: dict[str, FirmFigures] = {}
+    for metric in METRICS:
+        candidates = [truth[f] for f in firms]
+        best[metric] = min(
+            candidates,
+            key=lambda c: float(np.mean([errors(c, truth[f])[metric] for f in firms])),
+        )
+    return {f: {m: errors(best[m], truth[f])[m] for m in METRICS} for f in firms}
+
+
+def first_round_view(
+    received: ReceivedRound, truth: Mapping[str, FirmFigures], weight_scale: float
+) -> dict[str, dict[str, float]]:
+    """Per firm, the server's errors from round 1 as received: each firm's own vector where it
+    has one, else the round's sum (a firm that sat the round out gets the sum's reading too)."""
+    pooled = read_vector(received.aggregate, weight_scale, len(received.contributors))
+    readings = {n: read_vector(v, weight_scale) for n, v in received.individual.items()}
+    firm_of = match_nodes({n: r.rows for n, r in readings.items()}, truth) if readings else {}
+    guess = {f: pooled for f in truth} | {firm_of[n]: r for n, r in readings.items()}
+    return {f: errors(guess[f], truth[f]) for f in truth}
+
+
+def mean_over_firms(per_firm: Mapping[str, Mapping[str, float]]) -> dict[str, float]:
+    """Each metric's mean over the firms."""
+    return {m: float(np.mean([e[m] for e in per_firm.values()])) for m in METRICS}
+
+
+def real_disaggregation(
+    rounds: list[ReceivedRound],
+    truth: Mapping[str, FirmFigures],
+    weight_scale: float,
+    planned_rounds: int,
+) -> dict[str, float]:
+    """The disaggregation attack on a run's own sums and participant sets.
+
+    Least squares per node over the rounds' sums; each node's estimate is read as a vector
+    (`read_vector`). Reported: the rank of the participation matrix (at the number of firms,
+    every constant entry, such as a firm's size, comes back up to quantisation), the size and
+    default-rate errors of the estimates, the rounds the server saw over those planned, and the
+    mean firms per round. Nodes are paired with firms one to one by size (`match_nodes`), which
+    flatters the attack only where its estimates are poor: the server itself knows which node
+    is which firm.
+    """
+    nodes = sorted({n for r in rounds for n in r.contributors})
+    participation = np.array([[n in r.contributors for n in nodes] for r in rounds], dtype=bool)
+    sums = np.stack([r.aggregate for r in rounds])
+    estimates, rank = disaggregate(participation, sums)
+    readings = {n: read_vector(estimates[i], weight_scale) for i, n in enumerate(nodes)}
+    firm_of = match_nodes({n: r.rows for n, r in readings.items()}, truth)
+    per_firm = {firm_of[n]: errors(r, truth[firm_of[n]]) for n, r in readings.items()}
+    return {
+        "rank": float(rank),
+        "firms": float(len(truth)),
+        **mean_over_firms(per_firm),
+        "completed_round_share": len(rounds) / planned_rounds,
+        "mean_participants": float(participation.sum(1).mean()),
+    }
 
 
 @dataclass(frozen=True)
@@ -215,3 +275,76 @@ def disaggregation_attack(
         completed_round_share=completed_share,
         mean_participants=float(participation.sum(1).mean()) if len(participation) else 0.0,
     )
+
+
+DISAGGREGATION_ROUNDS = 20
+"""Rounds the server observes in the simulated participation policies."""
+DISAGGREGATION_AVAILABILITY = 0.75
+"""Chance that a firm is online in a round (its dropouts change the participant set)."""
+
+
+def firm_truth(world: World, holdout: Holdout) -> dict[str, FirmFigures]:
+    """Each firm's training rows (what a federated firm trains on) and their default rate."""
+    truth = {}
+    for firm, table in world.firms.items():
+        labels = table[LABEL].to_numpy()[holdout.is_fit(table[ID].to_numpy())]
+        truth[firm] = FirmFigures(rows=float(len(labels)), default_rate=float(labels.mean()))
+    return truth
+
+
+SERVER_VIEW_RUNS = {"plain": "federated_plain", "secagg": "federated_secagg"}
+"""The federated regimes whose runs the server view reads: in the clear, and through ours
+(`experiments.regimes.federated`'s names; that module imports Flower, so not from there)."""
+
+
+def server_view_figures(
+    world: World,
+    holdout: Holdout,
+    weight_scale: float,
+    seed: int,
+    runs: Mapping[str, Mapping[str, Any]],
+) -> dict[str, Any] | None:
+    """What the coordinating server inferred about each firm in this seed's federated runs.
+
+    `runs`: regime -> its output's info (run directory, history). From round 1 as received, in
+    the clear and through secure aggregation, beside the heterogeneity baseline; the
+    disaggregation attack on the secure run's own sums (the plain run's when there is none);
+    and the participation policies on the plain run's real round-1 vectors. None when neither
+    regime ran.
+    """
+    from server.rounds import RECEIVED_FILE  # Flower loads only when a federated regime ran
+
+    received = {
+        view: read_received(Path(runs[regime]["run_dir"]) / RECEIVED_FILE)
+        for view, regime in SERVER_VIEW_RUNS.items()
+        if regime in runs
+    }
+    if not received:
+        return None
+    truth, scale = firm_truth(world, holdout), weight_scale
+    per_firm = {"baseline": heterogeneity_baseline(truth)}
+    for view, rounds in received.items():
+        per_firm[view] = first_round_view(rounds[0], truth, scale)
+    attacked = "secagg" if "secagg" in received else "plain"
+    planned = len(runs[SERVER_VIEW_RUNS[attacked]]["history"])
+    disaggregation: dict[str, Any] = {
+        "run": real_disaggregation(received[attacked], truth, scale, planned)
+    }
+    if "plain" in received:
+        first = received["plain"][0].individual
+        vectors = np.stack([first[node] for node in sorted(first)])
+        rng = generator(Stream.DISAGGREGATION, seed)
+        disaggregation["policies"] = {}
+        for policy in ("any", "fixed", "groups"):
+            participation, share = participation_schedule(
+                DISAGGREGATION_ROUNDS, len(vectors), DISAGGREGATION_AVAILABILITY, policy, rng
+            )
+            attack = disaggregation_attack(vectors, participation, share)
+            disaggregation["policies"][policy] = attack.to_json()
+    return {
+        "first_round": {
+            **{view: mean_over_firms(errors) for view, errors in per_firm.items()},
+            "per_firm": per_firm,
+        },
+        "disaggregation": disaggregation,
+    }

@@ -32,7 +32,7 @@ from experiments.report.plots import (
     tiers_figure,
     utility_figure,
 )
-from experiments.report.reading import ordered_regimes, regime_label
+from experiments.report.reading import mean_and_error, ordered_regimes, regime_label
 from experiments.report.tables import (
     attribute_table,
     calibration_table,
@@ -42,6 +42,7 @@ from experiments.report.tables import (
     membership_table,
     paired_table,
     privacy_table,
+    release_table,
     reproducible_noise_regimes,
     server_view_table,
     tuning_table,
@@ -101,6 +102,16 @@ def _data_section(results: dict[str, Any]) -> str:
     return f"<h2>Data</h2>{section}" if section else ""
 
 
+def _percent(summary: dict[str, Any]) -> str:
+    mean, half = mean_and_error(summary)
+    return f"{100 * mean:.1f} % (± {100 * half:.1f})"
+
+
+def _rate(summary: dict[str, Any]) -> str:
+    mean, half = mean_and_error(summary)
+    return f"{mean:.4f} (± {half:.4f})"
+
+
 def summary_paragraphs(results: dict[str, Any]) -> list[str]:
     """Plain-language sentences, each built from the figures in `results`."""
     out = []
@@ -119,27 +130,16 @@ def summary_paragraphs(results: dict[str, Any]) -> list[str]:
             clauses.append(
                 f"links {operator['linked_citizens']['mean']:,.0f} citizens across domains"
             )
-        if has_qis:
-            clauses.append(
-                f"can single out {100 * operator['unique_share']['mean']:.1f} % of citizens by "
-                "quasi-identifiers alone"
-            )
         out.append(
             f"The unified national score requires a central operator holding about "
             f"{operator['cells']['mean']:,.0f} raw data cells, {operator['sensitive_proxy_cells']['mean']:,.0f} "
-            f"of them proxies of sensitive attributes"
+            f"of them proxies of sensitive attributes, every one keyed by national id"
             + ("; it " + " and ".join(clauses) if clauses else "")
             + "."
         )
     firms = [e for p, e in exposure.items() if p.startswith("firm:")]
     if firms:
-        worst = max(e["unique_share"]["mean"] or 0.0 for e in firms)
         clauses = ["no firm links anyone across domains"] if links else []
-        if worst > 0:
-            clauses.append(
-                f"at most {100 * worst:.1f} % of a firm's customers are unique on the "
-                "quasi-identifiers it holds"
-            )
         out.append(
             "Under federated or local-only scoring no party holds more than its own customers"
             + (": " + ", and ".join(clauses) if clauses else "")
@@ -148,17 +148,42 @@ def summary_paragraphs(results: dict[str, Any]) -> list[str]:
     inferred = inference_sentence(results)
     if inferred:
         out.append(inferred)
+    release = {n: r["release"] for n, r in results["regimes"].items() if "release" in r}
+    if has_qis and release:
+        linkage = "; ".join(
+            f"{regime_label(n)} {_percent(r['cross_release_linkage'])}"
+            for n, r in release.items()
+            if r["cross_release_linkage"]["mean"] is not None
+        )
+        qi_only = next(iter(release.values()))["cross_release_linkage_qi_only"]
+        if linkage and qi_only["mean"] is not None:
+            out.append(
+                "Released scores beside the quasi-identifiers link a citizen's records at two"
+                f" firms to each other (share of pairs of firms): {linkage}; the"
+                f" quasi-identifiers alone link {_percent(qi_only)}."
+            )
     view = results.get("server_view")
     if view:
+        first = view["first_round"]
+        sides = []
+        if "plain" in first:
+            sides.append(
+                "without secure aggregation it reads each firm's default rate from round 1 with"
+                f" error {_rate(first['plain']['default_rate_error'])} and its size exactly"
+            )
+        if "secagg" in first:
+            sides.append(
+                f"with secure aggregation its error is {_rate(first['secagg']['default_rate_error'])}"
+            )
+        run = view["disaggregation"]["run"]
         out.append(
-            f"Without secure aggregation the server learns each firm's default rate with error "
-            f"{view['plain']['default_rate_error']['mean']:.4f} and rebuilds a single record from a "
-            f"one-record update with error {view['plain']['single_record_error']['mean']:.4f}; with secure "
-            f"aggregation it sees only the sum, and its errors rise to "
-            f"{view['secagg']['default_rate_error']['mean']:.4f} and "
-            f"{view['secagg']['single_record_error']['mean']:.3f}. Changing participation across rounds "
-            f"undoes that (recovery error {view['disaggregation']['any']['relative_error']['mean']:.1e}) unless "
-            f"participation is fixed or grouped."
+            "From what the federation actually sent it, "
+            + "; ".join(sides)
+            + f", against {_rate(first['baseline']['default_rate_error'])} for the best guess"
+            " shared by every firm (the firms' heterogeneity). Solving its sums across rounds for"
+            f" each firm (participation matrix of rank {run['rank']['mean']:.1f} for"
+            f" {run['firms']['mean']:.0f} firms) reads firm sizes with relative error"
+            f" {_rate(run['size_error'])}."
         )
     regimes = results["regimes"]
     if "unified" in regimes:
@@ -213,6 +238,7 @@ def render_html(results: dict[str, Any]) -> str:
             "<h2>Exposure</h2>"
             + exposure_table(results)
             + _figure("Exposure per party", exposure_figure(results))
+            + release_table(results)
         )
     if "server_view" in results:
         sections.append("<h2>Server view</h2>" + server_view_table(results))

@@ -156,19 +156,19 @@ def utility_figure(results: dict[str, Any]) -> Figure:
 
 
 def exposure_figure(results: dict[str, Any]) -> Figure:
-    """Raw cells each party holds (log scale) and the share of its citizens unique on QIs."""
+    """Raw cells each party holds (log scale), and the citizens it links across domains."""
     exposure = results["exposure"]
     parties = list(exposure)
-    unique = [exposure[p]["unique_share"]["mean"] or 0 for p in parties]
+    linked = [exposure[p]["linked_citizens"]["mean"] or 0 for p in parties]
     figure = new_figure(10, 0.35 * len(parties) + 1.5)
-    axes = figure.subplots(1, 2 if any(unique) else 1, sharey=True, squeeze=False)[0]
+    axes = figure.subplots(1, 2 if any(linked) else 1, sharey=True, squeeze=False)[0]
     cells = [max(exposure[p]["cells"]["mean"] or 0, 1) for p in parties]
     axes[0].barh(parties, cells, color="#c44e52")
     axes[0].set_xscale("log")
     axes[0].set_xlabel("raw (citizen × attribute) cells held")
-    if any(unique):  # no party unique on anything (no quasi-identifiers): no empty panel
-        axes[1].barh(parties, unique, color="#8172b2")
-        axes[1].set_xlabel("share of its citizens unique on quasi-identifiers (k = 1)")
+    if any(linked):  # a table's firms link no one: no empty panel
+        axes[1].barh(parties, linked, color="#8172b2")
+        axes[1].set_xlabel("citizens it links across domains")
     axes[0].invert_yaxis()
     return figure
 

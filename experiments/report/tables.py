@@ -45,10 +45,11 @@ def leakage_rows(results: dict[str, Any]) -> list[tuple[str, list[str]]]:
         return "–" if value is None else f"{value:,.{digits}f}"
 
     def server_error(name: str) -> str:
-        if not name.startswith("federated") or not view:
+        first = (view or {}).get("first_round", {})
+        side = {"federated_plain": "plain", "federated_secagg": "secagg"}.get(name)
+        if side is None or side not in first:
             return "–"
-        side = "plain" if name == "federated_plain" else "secagg"
-        return number(view[side]["default_rate_error"]["mean"], 4)
+        return number(first[side]["default_rate_error"]["mean"], 4)
 
     rows = []
     for name in ordered_regimes(results):
@@ -158,6 +159,9 @@ def utility_table(results: dict[str, Any]) -> str:
 
 
 def exposure_table(results: dict[str, Any]) -> str:
+    """What each party holds. No uniqueness column: every party that holds a table holds
+    national ids, so it has identified its citizens already (`release_table` measures what is
+    released)."""
     # On a table each row is one person at one firm: no links across domains to show.
     links = "data" not in results
     rows = [
@@ -166,7 +170,6 @@ def exposure_table(results: dict[str, Any]) -> str:
             _cell(e["cells"], 0),
             _cell(e["sensitive_proxy_cells"], 0),
             *([_cell(e["linked_citizens"], 0)] if links else []),
-            _cell(e["unique_share"]),
         ]
         for party, e in results["exposure"].items()
     ]
@@ -176,30 +179,102 @@ def exposure_table(results: dict[str, Any]) -> str:
             "raw cells",
             "sensitive-proxy cells",
             *(["citizens linked across domains"] if links else []),
-            "unique on QIs",
         ],
         rows,
-        "Exposure: what each party holds in raw form",
+        "Exposure: what each party holds in raw form (all of them by national id)",
+    )
+
+
+def release_table(results: dict[str, Any]) -> str:
+    """How identifiable each regime's release (scores beside quasi-identifiers) is."""
+    rows = []
+    for name in ordered_regimes(results):
+        release = results["regimes"][name].get("release")
+        if release is None:
+            continue
+        rows.append(
+            [
+                html.escape(regime_label(name)),
+                _cell(release["unique_share"]),
+                _cell(release["unique_share_qi_only"]),
+                _cell(release["cross_release_linkage"]),
+                _cell(release["cross_release_linkage_qi_only"]),
+                _cell(release["register_linkage"]),
+            ]
+        )
+    return _table(
+        [
+            "regime",
+            "unique on QIs + score band",
+            "unique on QIs alone",
+            "contexts linked by QIs + score band",
+            "by QIs alone",
+            "linked to identity via the register",
+        ],
+        rows,
+        "What is released: one record per held-out (firm, citizen) pair, quasi-identifiers"
+        " beside the score in 10-point bands, without id (share of records; linkage: share of"
+        " a citizen's pairs of firms whose records match each other uniquely)",
     )
 
 
 def server_view_table(results: dict[str, Any]) -> str:
     view = results["server_view"]
+    first = view["first_round"]
     labels = {
-        "default_rate_error": "a firm's default rate",
-        "feature_mean_error": "a firm's feature means",
-        "single_record_error": "a single record (from a one-record update)",
+        "default_rate_error": "a firm's default rate (from its training Brier score)",
+        "size_error": "a firm's training rows (relative error)",
+    }
+    sides = [s for s in ("plain", "secagg") if s in first]
+    headers = {
+        "plain": "without secure aggregation (each firm's vector)",
+        "secagg": "with it (the sum only)",
     }
     rows = [
-        [html.escape(text), _cell(view["plain"][m], 4), _cell(view["secagg"][m], 4)]
+        [
+            html.escape(text),
+            *(_cell(first[s][m], 4) for s in sides),
+            _cell(first["baseline"][m], 4),
+        ]
         for m, text in labels.items()
     ]
-    first = _table(
-        ["what the server infers", "error without secure aggregation", "error with it (sum only)"],
+    tables = _table(
+        [
+            "what the server infers from round 1",
+            *(headers[s] for s in sides),
+            "heterogeneity baseline (best guess shared by all firms)",
+        ],
         rows,
-        "Server view: inference error about one firm, mean over firms (0 = learnt exactly)",
+        "Server view from the run itself: inference error about one firm, mean over firms"
+        " (0 = learnt exactly)",
     )
-    policies = {
+    run = view["disaggregation"]["run"]
+    tables += _table(
+        [
+            "rank",
+            "firms",
+            "size error (relative)",
+            "default-rate error",
+            "rounds with a sum",
+            "firms per round",
+        ],
+        [
+            [
+                _cell(run["rank"], 1),
+                _cell(run["firms"], 0),
+                _cell(run["size_error"], 4),
+                _cell(run["default_rate_error"], 4),
+                _cell(run["completed_round_share"], 2),
+                _cell(run["mean_participants"], 1),
+            ]
+        ],
+        "Disaggregation on the run's own sums and participants ([federation] fraction < 1"
+        " changes who joins each round; with every firm in every round the rank is 1)",
+    )
+    policies = view["disaggregation"].get("policies")
+    if policies is None:
+        return tables
+    texts = {
         "any": "every online firm joins (participation changes)",
         "fixed": "defence: fixed participation (all firms or no round)",
         "groups": "defence: minimum participant set (firms tied in pairs)",
@@ -207,19 +282,19 @@ def server_view_table(results: dict[str, Any]) -> str:
     rows = [
         [
             html.escape(text),
-            _cell(view["disaggregation"][p]["rank"], 1),
-            _cell(view["disaggregation"][p]["relative_error"], 3),
-            _cell(view["disaggregation"][p]["completed_round_share"], 2),
-            _cell(view["disaggregation"][p]["mean_participants"], 1),
+            _cell(policies[p]["rank"], 1),
+            _cell(policies[p]["relative_error"], 3),
+            _cell(policies[p]["completed_round_share"], 2),
+            _cell(policies[p]["mean_participants"], 1),
         ]
-        for p, text in policies.items()
+        for p, text in texts.items()
     ]
-    second = _table(
+    return tables + _table(
         ["participation", "rank", "recovery error", "rounds completed", "firms per round"],
         rows,
-        "Disaggregation across rounds (Lam et al. 2021): individual vectors from sums",
+        "Disaggregation of the firms' real round-1 vectors under simulated participation"
+        " (Lam et al. 2021): what each defence costs",
     )
-    return first + second
 
 
 def membership_table(results: dict[str, Any]) -> str:

@@ -60,7 +60,6 @@ InferencePartyName = Annotated[
 KnowledgeLevel = Annotated[
     Literal["kyc", "quasi_identifiers", "quasi_identifiers_and_memberships"], Keys("knowledge")
 ]
-BucketName = Annotated[str, Keys("bucket"), StringConstraints(pattern=r"^k(=\d+(-\d+)?|>=\d+)$")]
 
 
 class _Block(BaseModel):
@@ -302,6 +301,37 @@ class Calibration(_Block):
     """Platt intercept."""
 
 
+class ReleaseExposure(_Block):
+    """How identifiable a regime's release is: one record per held-out (firm, citizen) pair, the
+    citizen's quasi-identifiers as a score consumer sees them (the register's that firms also
+    hold, e.g. age, sex, region; all of the register's when firms hold none) beside the
+    released score in bands of 10 scorecard points, without the id.
+
+    This replaces quasi-identifier uniqueness per party: every party that holds a table holds
+    national ids and has identified its citizens already."""
+
+    unique_share: Summary
+    """Share of released records unique in their firm's release on quasi-identifiers and score
+    band (singled out, k = 1), in [0, 1]."""
+    unique_share_qi_only: Summary
+    """The same on the quasi-identifiers alone: the difference is what the score adds."""
+    register_linkage: Summary
+    """Share of released records a consumer holding the population register (identities and
+    quasi-identifiers) links to the right identity (expected success of picking one of the
+    register's citizens with the record's quasi-identifiers), in [0, 1]. The score is not in
+    the register, so this is the same for every regime: the cost of releasing the
+    quasi-identifiers."""
+    cross_release_linkage: Summary
+    """Over every citizen released by two firms and each ordered pair of them: the share whose
+    record at the first firm is linked to theirs at the second, in [0, 1]: the only record there
+    with the same quasi-identifiers or, where several share them, the only one that also shares
+    the score band. A score that is the same at every firm (a national score) links a
+    citizen's contexts; firm-level scores differ from firm to firm and add little."""
+    cross_release_linkage_qi_only: Summary
+    """The same on the quasi-identifiers alone, in [0, 1] (both are null when no citizen is at
+    two firms)."""
+
+
 class Regime(_Block):
     """One scoring regime's figures, over the seeds.
 
@@ -341,6 +371,8 @@ class Regime(_Block):
     """The DP guarantee; DP regimes only."""
     calibration: Calibration | None = _optional()
     """Platt scaling on the validation pairs, before decisions (absent without `[tuning]`)."""
+    release: ReleaseExposure
+    """How identifiable the released scores are beside the quasi-identifiers."""
 
 
 class Reference(_Block):
@@ -355,11 +387,13 @@ class Reference(_Block):
 
 
 class PartyExposure(_Block):
-    """What one party holds in raw form, and how identifiable the people in it are.
+    """What one party holds in raw form.
 
     Parties: `central_operator` (the national database: every firm's table, the government
     records and the population register), `coordinating_server` (the federated server: no raw
-    table) and `firm:<name>` (its own customers).
+    table) and `firm:<name>` (its own customers). Every party that holds a table holds national
+    ids, so how unique its citizens are on quasi-identifiers says nothing: identifiability is
+    measured on what is released (`regimes.<regime>.release`).
     """
 
     cells: Summary
@@ -370,41 +404,79 @@ class PartyExposure(_Block):
     """Distinct citizens in any of its tables (count)."""
     linked_citizens: Summary
     """Citizens it links across two or more domains (count)."""
-    unique_share: Summary
-    """Share of its citizens unique on the quasi-identifiers it holds (k = 1), in [0, 1]."""
-    k_anonymity: dict[BucketName, Summary]
-    """Share of its citizens per equivalence-class size on those quasi-identifiers (`k=1`,
-    `k=2-4`, `k=5-9`, `k>=10`), in [0, 1]."""
 
 
 class ServerInference(_Block):
-    """The coordinating server's inference errors about a firm; 0 means learnt exactly.
+    """The coordinating server's errors about the firms from round 1 of a federated run; 0
+    means learnt exactly.
 
-    From the first FedAvg round at zero weights, where a firm's update gives away its default
-    rate and its feature means in closed form. Features are scaled to [0, 1].
+    Read from the contribution vectors the run's server received (`received.jsonl` in its run
+    directory): a firm's size from the vector's weight entry (n / weight_scale), its default rate
+    from its training Brier score B read as ȳ (1 − ȳ) = B (ȳ ≤ 1/2; a model that ranks lowers B,
+    so the reading is low by its resolution, alike for every firm). From a sum over k firms, the
+    same readings give the mean size and the pooled rate, the server's guess for every firm.
     """
 
     default_rate_error: Summary
     """|inferred − true default rate of the firm's training rows|, in [0, 1]."""
-    feature_mean_error: Summary
-    """Mean over features of |inferred − true feature mean|, ≥ 0."""
-    single_record_error: Summary
-    """Max over features of |reconstructed − true| value of one record sent as a firm's
-    update in a round of its own (gradient inversion), ≥ 0."""
+    size_error: Summary
+    """|inferred − true training rows| / true training rows, ≥ 0."""
 
 
 class ServerViewPerFirm(_Block):
-    """The server's inference errors about each firm separately."""
+    """The server's errors about each firm separately."""
 
-    plain: dict[FirmName, ServerInference]
-    """From that firm's own update (no secure aggregation)."""
-    secagg: dict[FirmName, ServerInference]
-    """From the sum secure aggregation returns."""
+    baseline: dict[FirmName, ServerInference]
+    """The heterogeneity baseline: the best guess shared by every firm."""
+    plain: dict[FirmName, ServerInference] | None = _optional()
+    """From that firm's own vector (federated_plain; absent when it did not run)."""
+    secagg: dict[FirmName, ServerInference] | None = _optional()
+    """From the sum secure aggregation returned (federated_secagg; absent when it did not run)."""
+
+
+class FirstRound(_Block):
+    """What the server infers about the firms from round 1 of the run, beside the baseline."""
+
+    baseline: ServerInference
+    """Heterogeneity baseline: per metric, the error of the best single guess for every firm
+    (the firm value minimising the mean error, which only an oracle knows). A server that sees
+    only the sum of a round all firms join gives every firm one guess, so cannot beat it."""
+    plain: ServerInference | None = _optional()
+    """From each firm's own vector (federated_plain), averaged over firms."""
+    secagg: ServerInference | None = _optional()
+    """From the sum our secure aggregation returned (federated_secagg), averaged over firms."""
+    per_firm: ServerViewPerFirm
+    """The same errors for each firm."""
+
+
+class RunDisaggregation(_Block):
+    """The disaggregation attack (Lam et al., ICML 2021) on the run's own round sums and
+    participant sets: least squares per node. With every firm in every round
+    (`federation.fraction = 1`, the default) the system has rank 1 and gives nothing back."""
+
+    rank: Summary
+    """Rank of the participation matrix over the rounds the server saw (count); at `firms`,
+    every constant entry of each firm's vector (its size) comes back, up to quantisation."""
+    firms: Summary
+    """Firms in the federation (count)."""
+    default_rate_error: Summary
+    """Mean over firms of |inferred − true default rate| from the attack's per-node vector,
+    read as in round 1 (it averages the Brier scores of the rounds a firm joined)."""
+    size_error: Summary
+    """Mean over firms of |inferred − true training rows| / true rows; near 0 at full rank
+    (quantisation aside), the error of guessing the mean size at rank 1. Nodes are paired with
+    firms one to one by size, which flatters the attack only where its estimates are poor (the
+    server knows which node is which firm)."""
+    completed_round_share: Summary
+    """Share of the run's rounds that gave the server a sum, in [0, 1]."""
+    mean_participants: Summary
+    """Firms per round that gave a sum (count)."""
 
 
 class Disaggregation(_Block):
-    """Recovering each firm's vector from round sums over changing participant sets (Lam et
-    al., ICML 2021), 20 rounds, each firm online with probability 0.75."""
+    """Recovering each firm's vector from round sums over changing participant sets, on the
+    firms' real round-1 vectors (from the federated_plain run), 20 simulated rounds, each firm
+    online with probability 0.75."""
 
     rank: Summary
     """Rank of the participation matrix over the rounds that ran (count); at `firms`, every
@@ -430,18 +502,24 @@ class DisaggregationPolicies(_Block):
     """Firms are tied in fixed pairs that join only together: a defence for individuals."""
 
 
-class ServerView(_Block):
-    """What the coordinating server infers about the firms, with and without secure
-    aggregation, from their real training rows sent through the protocol."""
+class ServerDisaggregation(_Block):
+    """Disaggregation across rounds: on the run itself, and under simulated policies."""
 
-    plain: ServerInference
-    """From each firm's individual update, averaged over firms."""
-    secagg: ServerInference
-    """From the sum the secure-aggregation protocol returns, averaged over firms."""
-    per_firm: ServerViewPerFirm
-    """The same errors for each firm."""
-    disaggregation: DisaggregationPolicies
-    """Disaggregation across rounds, per participation policy."""
+    run: RunDisaggregation
+    """On the federated_secagg run's sums (federated_plain's when it alone ran)."""
+    policies: DisaggregationPolicies | None = _optional()
+    """Simulated participation policies on the plain run's real round-1 vectors, with what each
+    defence costs (absent without federated_plain)."""
+
+
+class ServerView(_Block):
+    """What the coordinating server infers about the firms from what the federated runs
+    actually sent it (absent when neither federated_plain nor federated_secagg ran)."""
+
+    first_round: FirstRound
+    """From round 1's vectors (plain) or sum (secure aggregation)."""
+    disaggregation: ServerDisaggregation
+    """Across rounds."""
 
 
 class RocCurve(_Block):
@@ -659,8 +737,9 @@ class Results(_Block):
     """Each regime's figures."""
     exposure: dict[PartyName, PartyExposure]
     """What each party holds in raw form (the same under every regime)."""
-    server_view: ServerView
-    """What the coordinating server infers from what it receives."""
+    server_view: ServerView | None = _optional()
+    """What the coordinating server infers from what the federated runs sent it (absent when
+    neither federated_plain nor federated_secagg ran)."""
     curves: dict[RegimeName, MembershipCurves]
     """Each regime's membership ROC curves."""
     inference: dict[InferencePartyName, dict[TargetName, Inference]] | None = _optional()
@@ -706,11 +785,9 @@ class Results(_Block):
             for attack in (curves.loss, curves.lira):
                 if attack is not None and len(attack) != seeds:
                     raise ValueError(f"curves.{name} has {len(attack)} curves, one per seed")
-        tree: dict[str, object] = {
-            "regimes": self.regimes,
-            "exposure": self.exposure,
-            "server_view": self.server_view,
-        }
+        tree: dict[str, object] = {"regimes": self.regimes, "exposure": self.exposure}
+        if self.server_view is not None:
+            tree["server_view"] = self.server_view
         if self.inference is not None:
             tree["inference"] = self.inference
         if self.data is not None:

@@ -119,16 +119,14 @@ def test_a_base_rate_fallback_is_listed_in_results_and_report(tmp_path: Path) ->
     assert f"Fallbacks ({len(fallbacks)})" in render_html(results)
 
 
-def _exposure(unique: float) -> dict[str, Any]:
-    summary = {"mean": unique, "ci95": [unique, unique], "per_seed": [unique]}
-    party = {"cells": {"mean": 10.0}, "unique_share": summary}
+def _exposure(linked: float) -> dict[str, Any]:
+    summary = {"mean": linked, "ci95": [linked, linked], "per_seed": [linked]}
+    party = {"cells": {"mean": 10.0}, "linked_citizens": summary}
     return {"exposure": {"central_operator": party, "firm:a": party}}
 
 
-@pytest.mark.parametrize(("unique", "panels"), [(0.0, 1), (0.25, 2)])
-def test_the_uniqueness_panel_is_drawn_only_when_someone_is_unique(
-    unique: float, panels: int
-) -> None:
-    figure = exposure_figure(_exposure(unique))
+@pytest.mark.parametrize(("linked", "panels"), [(0.0, 1), (25.0, 2)])
+def test_the_links_panel_is_drawn_only_when_someone_is_linked(linked: float, panels: int) -> None:
+    figure = exposure_figure(_exposure(linked))
 
     assert len(figure.axes) == panels

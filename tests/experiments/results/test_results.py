@@ -89,11 +89,11 @@ def test_a_misspelt_key_is_refused_naming_both_spellings(raw: dict[str, Any]) ->
 
 
 def test_a_value_of_the_wrong_type_is_named_with_what_was_given(raw: dict[str, Any]) -> None:
-    raw["server_view"]["secagg"]["default_rate_error"]["per_seed"][1] = "high"
+    raw["regimes"]["unified"]["release"]["unique_share"]["per_seed"][1] = "high"
 
     message = refusal(raw)
 
-    assert "server_view.secagg.default_rate_error.per_seed.1" in message
+    assert "regimes.unified.release.unique_share.per_seed.1" in message
     assert "'high'" in message
 
 
