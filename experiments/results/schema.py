@@ -608,7 +608,7 @@ class Results(_Block):
     `[federation] reproducible = true` (see `privacy.noise`).
     """
 
-    schema_version: Literal[2]
+    schema_version: Literal[3]
     """The schema of this file; bumped when a key is added, removed or changes meaning."""
     config: ExperimentConfig
     """The validated experiment config with every default filled in (`experiments/config.py`

@@ -10,8 +10,8 @@ from clients.streams import (
     firm_round_seed,
     generator,
     local_model_seed,
-    retrain_seed,
     reproducible_noise_seeds,
+    retrain_seed,
     shadow_init_seed,
     shadow_round_seed,
 )

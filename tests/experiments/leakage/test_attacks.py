@@ -89,3 +89,36 @@ def test_attribute_figures_cover_every_sensitive_attribute_once_per_citizen(worl
     }
     n = figures["ethnic_minority"]["n_rows"]
     assert n == len(holdout.pairs["national_id"].unique())
+
+
+def test_a_dp_regime_is_attacked_with_shadows_trained_with_its_own_dp(world, holdout) -> None:
+    # Prepare: a DP regime whose firms' ledgers hold their noise multipliers
+    from clients.participant import ModelSpec
+
+    spec = ModelSpec("logistic", len(world.columns_of("ecommerce", {"common"})), 8, 0)
+    noise = {firm: 0.8 + 0.1 * i for i, firm in enumerate(world.firms)}
+    dp = {"per_firm": {firm: {"noise_multiplier": sigma} for firm, sigma in noise.items()}}
+    plain = RegimeOutput("federated_plain", np.zeros(1), models={"global": spec.build()})
+    private = RegimeOutput(
+        "federated_dp_eps1", np.zeros(1), models={"global": spec.build()}, info={"dp": dp}
+    )
+    config = CONFIG.model_copy(
+        update={"federation": CONFIG.federation.model_copy(update={"rounds": 2})}
+    )
+    cache: dict = {}
+
+    # Execute
+    plain_surface = membership_surface(world, holdout, config, 0, plain)
+    dp_surface = membership_surface(world, holdout, config, 0, private)
+    membership_figures(plain_surface, config, 0, cache)
+    result = membership_figures(dp_surface, config, 0, cache)
+
+    # Assert: its own recipe, DP-SGD with each firm's noise and the federation's clipping norm
+    assert plain_surface.shadow_dp is None
+    assert dp_surface.recipe == "federated_dp_eps1"
+    assert dp_surface.shadow_dp is not None
+    assert [d.noise_multiplier for d in dp_surface.shadow_dp] == list(noise.values())
+    assert {d.max_grad_norm for d in dp_surface.shadow_dp} == {CONFIG.federation.dp_max_grad_norm}
+    assert set(cache) == {"federated", "federated_dp_eps1"}
+    assert np.abs(cache["federated_dp_eps1"] - cache["federated"]).max() > 1e-3
+    assert 0.0 <= result["citizen_lira"]["auc"] <= 1.0
