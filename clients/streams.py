@@ -43,6 +43,8 @@ class Stream(IntEnum):
     `SHADOW_MEMBERSHIP` for the same seed)."""
     SHADOW_MEMBERSHIP = 2
     """experiments: which half of the pool each LiRA shadow trains on."""
+    SHADOW_DP_NOISE = 0xD9A0
+    """experiments: the DP-SGD noise of a DP regime's LiRA shadows (per round and firm)."""
     VALIDATION = 0x7A11
     """experiments: the validation citizens inside the training rows (tuning, early stopping,
     calibration); drawn after the held-out citizens, so it never moves them."""

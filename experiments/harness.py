@@ -20,6 +20,7 @@ from rich.table import Table
 from experiments import data_record
 from experiments.config import DataSection, ExperimentConfig
 from experiments.leakage.attacks import attribute_figures, membership_figures, membership_surface
+from experiments.leakage.citizens import citizen_privacy
 from experiments.leakage.decisions import decision_metrics, protected_groups
 from experiments.leakage.exposure import release_exposure, world_exposure
 from experiments.leakage.parties import consumer_figures, party_figures
@@ -269,13 +270,27 @@ def _summarise_regime(per_seed: list[dict[str, Any]]) -> dict[str, Any]:
     return summary
 
 
-def privacy_spent(dp: dict[str, Any]) -> dict[str, float | str]:
+def privacy_spent(
+    dp: dict[str, Any], world: World, holdout: Holdout, config: ExperimentConfig
+) -> dict[str, float | str]:
     """The largest ε any firm spent (its guarantee is the weakest), with the target, δ and where
-    the noise came from."""
+    the noise came from; then ε per citizen, composed over the firms each one is in."""
     spent = [float(firm["epsilon"]) for firm in dp["per_firm"].values() if firm.get("epsilon")]
+    firm_ids = {
+        firm: table[ID].to_numpy()[holdout.is_fit(table[ID].to_numpy())]
+        for firm, table in world.firms.items()
+    }
+    citizens = citizen_privacy(
+        firm_ids,
+        dp["per_firm"],
+        config.training.batch_size,
+        config.federation.local_epochs,
+        float(dp["delta"]),
+    )
     return {
         "target_epsilon": float(dp["target_epsilon"]),
         "epsilon": max(spent) if spent else float("nan"),
+        **citizens,
         "delta": float(dp["delta"]),
         "noise": str(dp["noise"]),
     }
@@ -371,7 +386,7 @@ def run_experiment(
                 if "dp" in output.info:
                     dp = output.info["dp"]  # info holds objects; a DP regime's accounting is a dict
                     assert isinstance(dp, dict)
-                    figures["privacy"] = privacy_spent(dp)
+                    figures["privacy"] = privacy_spent(dp, world, holdout, config)
                 per_seed[name].append(figures)
                 progress.advance(task)
             if config.regimes.federated_limit:

@@ -1,11 +1,14 @@
 """The attacks on each regime's released score: membership inference and attribute inference.
 
-Membership: the candidates are training rows (members) and held-out rows (non-members) of the
-regime; the loss attack reads the released model's loss, online LiRA compares it with shadow
-models trained by the same recipe on the rows outside the pool plus a random half of it.
-The k shadows of a recipe train side by side (`experiments.leakage.shadows`), and regimes
-whose recipes coincide (every federated regime: see `federated_surface`) share them, so the
-costly part runs once per seed.
+Membership: the candidates are citizens (`experiments.leakage.citizens`): training citizens
+(members, every row at every firm trained on) and held-out citizens (non-members, none), matched
+on their row profile so both sides default equally often. The loss attack reads the released
+model's loss, online LiRA compares it with shadow models trained by the same recipe on the rows
+of the citizens outside the pool plus every row of a random half of the pool's citizens. Each
+attack is scored per row (the candidates' rows, each on its own) and per citizen (a citizen's
+rows together). The k shadows of a recipe train side by side (`experiments.leakage.shadows`),
+and regimes whose recipes coincide (every non-DP federated regime: see `federated_surface`)
+share them, so the costly part runs once per seed; a DP regime's shadows train with its DP.
 
 Attribute: one held-out row per citizen, the released score plus the quasi-identifiers an
 outsider knows, against the quasi-identifiers alone.
@@ -27,16 +30,18 @@ from clients.streams import Stream, generator
 from clients.training import predict_default
 from experiments.config import ExperimentConfig
 from experiments.leakage.attribute import attribute_inference
+from experiments.leakage.citizens import CitizenPool, citizen_pool, per_citizen, per_citizen_mean
 from experiments.leakage.decisions import inside_and_outside, protected_groups
 from experiments.leakage.membership import (
     attack_scores_loss,
     binary_cross_entropy,
-    lira_online,
+    lira_from_shadows,
     roc_summary,
     shadow_membership,
 )
 from experiments.leakage.shadows import (
     FirmShard,
+    StackedDP,
     fedavg_stacked,
     predict_stacked,
     shadow_models,
@@ -55,16 +60,18 @@ from experiments.regimes.tuning import tuned_training
 from experiments.world.tables import ID, LABEL, World
 
 ShadowBatch = Callable[[np.ndarray], np.ndarray]
-"""`train_all(membership (pool, k) bool) -> (pool, k)`: k shadows of the recipe, model j on the
-rows outside the pool plus the pool rows where membership[:, j], each predicting the pool."""
+"""`train_all(membership (pool rows, k) bool) -> (pool rows, k)`: k shadows of the recipe, model
+j on the rest rows plus the pool rows where membership[:, j], each predicting the pool rows."""
 
 
 @dataclass
 class MembershipSurface:
-    """A released model laid open for membership inference on a pool of candidate rows.
+    """A released model laid open for membership inference on a pool of candidate citizens.
 
-    labels, is_member, target_probabilities: (pool,). `recipe` names the training procedure:
-    surfaces with the same recipe draw the same pool and share their shadow models.
+    labels, is_member, target_probabilities: (pool rows,), the rows of the pool's citizens
+    (`citizens.rows`, in that order). `recipe` names the training procedure: surfaces with the
+    same recipe draw the same pool and share their shadow models. `shadow_dp` is the DP-SGD the
+    shadows train with, one per firm in world order (None: no DP).
     """
 
     labels: np.ndarray
@@ -72,18 +79,8 @@ class MembershipSurface:
     target_probabilities: np.ndarray
     train_all: ShadowBatch
     recipe: str
-
-
-def _pool(is_member_universe: np.ndarray, size: int, rng: np.random.Generator) -> np.ndarray:
-    """Sorted indices of a balanced pool: up to size/2 members and as many non-members."""
-    members = np.flatnonzero(is_member_universe)
-    others = np.flatnonzero(~is_member_universe)
-    half = min(size // 2, len(members), len(others))
-    return np.sort(
-        np.concatenate(
-            [rng.choice(members, half, replace=False), rng.choice(others, half, replace=False)]
-        )
-    )
+    citizens: CitizenPool
+    shadow_dp: tuple[StackedDP, ...] | None = None
 
 
 def _include(rest: np.ndarray, membership: np.ndarray) -> np.ndarray:
@@ -106,9 +103,12 @@ def unified_surface(
     """Candidates are citizens of the national database; the recipe is one central fit."""
     table, features = unified_features(world, design)
     labels = table[LABEL].to_numpy().astype(np.float32)
-    train = holdout.is_fit(table[ID].to_numpy())
-    pool = _pool(train, config.membership.pool, generator(Stream.POOL_UNIFIED, seed))
-    rest = np.setdiff1d(np.flatnonzero(train), pool)
+    ids = table[ID].to_numpy()
+    train = holdout.is_fit(ids)
+    citizens = citizen_pool(
+        ids, labels, train, config.membership.pool, generator(Stream.POOL_UNIFIED, seed)
+    )
+    pool, rest = citizens.rows, citizens.rest
 
     def train_all(membership: np.ndarray) -> np.ndarray:
         rows = np.concatenate([rest, pool])
@@ -129,6 +129,7 @@ def unified_surface(
         target_probabilities=predict_default(model, features[pool]),
         train_all=train_all,
         recipe=UNIFIED,
+        citizens=citizens,
     )
 
 
@@ -137,6 +138,7 @@ class _FirmRows:
     """All rows of all firms, flattened firm after firm: features, labels, member or not."""
 
     firm: np.ndarray  # (rows,) firm index
+    ids: np.ndarray  # (rows,) national id
     features: list[np.ndarray]  # per firm (firm rows, d)
     offsets: np.ndarray  # first flat row of each firm
     labels: np.ndarray  # (rows,)
@@ -155,6 +157,7 @@ def _firm_rows(
     sizes = np.array([len(t) for t in world.firms.values()])
     return _FirmRows(
         firm=np.repeat(np.arange(len(sizes)), sizes),
+        ids=np.concatenate([t[ID].to_numpy() for t in world.firms.values()]),
         features=features,
         offsets=np.concatenate([[0], np.cumsum(sizes)[:-1]]),
         labels=np.concatenate([t[LABEL].to_numpy() for t in world.firms.values()]).astype(
@@ -162,6 +165,10 @@ def _firm_rows(
         ),
         train=np.concatenate([holdout.is_fit(t[ID].to_numpy()) for t in world.firms.values()]),
     )
+
+
+def _citizen_pool(rows: _FirmRows, size: int, stream: Stream, seed: int) -> CitizenPool:
+    return citizen_pool(rows.ids, rows.labels, rows.train, size, generator(stream, seed))
 
 
 def _firm_shards(
@@ -194,8 +201,8 @@ def local_surface(
 
     `per_firm` holds a firm's tuned recipe where it differs from `[training]`."""
     rows = _firm_rows(world, holdout, firm_features)
-    pool = _pool(rows.train, config.membership.pool, generator(Stream.POOL_LOCAL, seed))
-    rest = np.setdiff1d(np.flatnonzero(rows.train), pool)
+    citizens = _citizen_pool(rows, config.membership.pool, Stream.POOL_LOCAL, seed)
+    pool, rest = citizens.rows, citizens.rest
     firms = list(world.firms)
     in_firm = [rows.firm[pool] == index for index in range(len(firms))]
 
@@ -231,22 +238,29 @@ def local_surface(
         target_probabilities=target,
         train_all=train_all,
         recipe=LOCAL_ONLY,
+        citizens=citizens,
     )
 
 
 def federated_surface(
-    world: World, holdout: Holdout, config: ExperimentConfig, seed: int, model: nn.Module
+    world: World,
+    holdout: Holdout,
+    config: ExperimentConfig,
+    seed: int,
+    model: nn.Module,
+    dp: tuple[StackedDP, ...] | None = None,
+    recipe: str = "federated",
 ) -> MembershipSurface:
-    """Candidates are (firm, citizen) rows; the recipe is FedAvg over the firms' common columns.
+    """Candidates are citizens with their (firm, citizen) rows; the recipe is FedAvg over the
+    firms' common columns.
 
-    Every federated regime shares this recipe's shadows: secure aggregation returns the same
-    sum, and a DP regime is attacked with non-private shadows (the attacker cannot replay the
-    noise; DP bounds every attack, this one included), so its figures are a lower bound on
-    what the best attack learns.
+    Every non-DP federated regime shares this recipe's shadows (secure aggregation returns the
+    same sum). A DP regime's shadows train as its firms did, with `dp` (one per firm: the noise
+    multiplier its own accountant chose, and the clipping norm), under a recipe of their own.
     """
     rows = _firm_rows(world, holdout, common_features)
-    pool = _pool(rows.train, config.membership.pool, generator(Stream.POOL_FEDERATED, seed))
-    rest = np.setdiff1d(np.flatnonzero(rows.train), pool)
+    citizens = _citizen_pool(rows, config.membership.pool, Stream.POOL_FEDERATED, seed)
+    pool, rest = citizens.rows, citizens.rest
     # Flat rows are grouped by firm in firm order, so a sorted pool concatenates per firm.
     pool_x = np.concatenate([rows.features[i][rows.of(pool, i)] for i in range(len(world.firms))])
     f = config.federation
@@ -259,6 +273,7 @@ def federated_surface(
             settings=f.local_training(config.training),
             federation=f,
             seed=seed,
+            dp=dp,
         )
         return predict_stacked(shadows, pool_x)
 
@@ -267,7 +282,9 @@ def federated_surface(
         is_member=rows.train[pool],
         target_probabilities=predict_default(model, pool_x),
         train_all=train_all,
-        recipe="federated",
+        recipe=recipe,
+        citizens=citizens,
+        shadow_dp=dp,
     )
 
 
@@ -277,32 +294,39 @@ def membership_figures(
     seed: int,
     cache: dict[str, np.ndarray],
 ) -> dict[str, Any]:
-    """The loss attack and online LiRA on one surface, scored against the known membership.
+    """The loss attack and online LiRA on one surface, scored against the known membership,
+    per row (`loss`, `lira`) and per citizen (`citizen_loss`: a citizen's mean row loss;
+    `citizen_lira`: the sum of their rows' log-likelihood ratios).
 
-    `cache` lives for one seed and maps a recipe to its shadows' (pool, k) predictions, so a
-    second surface of the same recipe trains none.
+    `cache` lives for one seed and maps a recipe to its shadows' (pool rows, k) predictions, so
+    a second surface of the same recipe trains none.
     """
+    citizens = surface.citizens
+    n = len(citizens.citizens)
     losses = binary_cross_entropy(surface.labels, surface.target_probabilities)
     results = {"loss": roc_summary(attack_scores_loss(losses), surface.is_member).to_json()}
+    citizen_loss = per_citizen_mean(losses, citizens.citizen_of_row, n)
+    citizen_results = {
+        "citizen_loss": roc_summary(attack_scores_loss(citizen_loss), citizens.is_member).to_json()
+    }
     k = config.membership.shadows
     if k:
-        membership = shadow_membership(len(surface.labels), k, seed)
+        membership = citizens.row_membership(shadow_membership(n, k, seed))
         if surface.recipe not in cache:
             cache[surface.recipe] = surface.train_all(membership)
         predictions = cache[surface.recipe]
-
-        def shadow(mask: np.ndarray, index: int) -> np.ndarray:
-            if not np.array_equal(mask, membership[:, index]):
-                raise RuntimeError(
-                    "LiRA asked for a shadow split the stacked shadows were not trained on"
-                )
-            return predictions[:, index]
-
-        lira = lira_online(
-            surface.labels, surface.target_probabilities, shadow, n_shadows=k, seed=seed
+        if predictions.shape != membership.shape:
+            raise RuntimeError(
+                f"the shadows of recipe {surface.recipe!r} predict {predictions.shape}, "
+                f"not this pool's {membership.shape}"
+            )
+        lira = lira_from_shadows(
+            surface.labels, surface.target_probabilities, predictions, membership
         )
         results["lira"] = roc_summary(lira.scores, surface.is_member).to_json()
-    return results
+        citizen_lira = per_citizen(lira.scores, citizens.citizen_of_row, n)
+        citizen_results["citizen_lira"] = roc_summary(citizen_lira, citizens.is_member).to_json()
+    return results | citizen_results
 
 
 def membership_surface(
@@ -328,6 +352,19 @@ def membership_surface(
                 "training": tuned_training(config.training, tuning),
                 "federation": config.federation.model_copy(update={"rounds": tuning["passes"]}),
             }
+        )
+    dp = output.info.get("dp")
+    if isinstance(dp, dict):  # its firms' noise, from their own accountants (ledgers)
+        ledgers = dp["per_firm"]
+        missing = [firm for firm in world.firms if firm not in ledgers]
+        if missing:
+            raise RuntimeError(f"{output.name}: no DP ledger for firms {missing}")
+        clip = config.federation.dp_max_grad_norm
+        firm_dp = tuple(
+            StackedDP(float(ledgers[firm]["noise_multiplier"]), clip) for firm in world.firms
+        )
+        return federated_surface(
+            world, holdout, config, seed, output.models["global"], firm_dp, output.name
         )
     return federated_surface(world, holdout, config, seed, output.models["global"])
 

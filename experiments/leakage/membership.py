@@ -371,16 +371,49 @@ def lira_online(
     """
     if variance not in ("global", "per_example"):
         raise ValueError(f"variance must be 'global' or 'per_example', got {variance!r}")
-    target_confidence = logit_confidence(labels, target_probabilities)
-    n = len(target_confidence)
+    n = len(logit_confidence(labels, target_probabilities))  # bad input fails before training
     membership = shadow_membership(n, n_shadows, seed)
-    shadow_confidence = np.empty((n, n_shadows), dtype=np.float64)
+    predictions = np.empty((n, n_shadows), dtype=np.float64)
     for shadow in _shadow_indices(n_shadows, progress):
-        predictions = np.asarray(train_and_score(membership[:, shadow].copy(), shadow))
+        scored = np.asarray(train_and_score(membership[:, shadow].copy(), shadow))
         try:
-            shadow_confidence[:, shadow] = logit_confidence(labels, predictions)
+            _labels_and_probabilities(labels, scored)
         except ValueError as error:
             raise ValueError(f"train_and_score for shadow {shadow}: {error}") from error
+        predictions[:, shadow] = scored
+    return lira_from_shadows(labels, target_probabilities, predictions, membership, variance)
+
+
+def lira_from_shadows(
+    labels: npt.ArrayLike,
+    target_probabilities: npt.ArrayLike,
+    shadow_probabilities: npt.ArrayLike,
+    membership: BoolArray,
+    variance: Variance = "global",
+) -> LiraScores:
+    """Online LiRA from shadows already trained: `lira_online` without the training loop.
+
+    shadow_probabilities: (n, s) each shadow's predicted default probability on the pool;
+    membership: (n, s) True where the candidate was in shadow j's data. The membership need
+    not come from `shadow_membership` over the candidates: a citizen-level pool gives every row
+    of one citizen the same column (`experiments.leakage.citizens`); each candidate must still
+    be IN for some shadows and OUT for others.
+    """
+    if variance not in ("global", "per_example"):
+        raise ValueError(f"variance must be 'global' or 'per_example', got {variance!r}")
+    target_confidence = logit_confidence(labels, target_probabilities)
+    n = len(target_confidence)
+    predictions = np.asarray(shadow_probabilities, dtype=np.float64)
+    if predictions.ndim != 2 or predictions.shape[0] != n or membership.shape != predictions.shape:
+        raise ValueError(
+            f"shadow_probabilities and membership must both be (n, s) with n = {n}, got "
+            f"{predictions.shape} and {membership.shape}"
+        )
+    if membership.dtype != np.bool_ or not (membership.any(1) & ~membership.all(1)).all():
+        raise ValueError("membership must be bool with every candidate both IN and OUT somewhere")
+    shadow_confidence = np.column_stack(
+        [logit_confidence(labels, predictions[:, j]) for j in range(predictions.shape[1])]
+    )
     mean_in, std_in = _gaussian_fit(shadow_confidence, membership, variance)
     mean_out, std_out = _gaussian_fit(shadow_confidence, ~membership, variance)
     scores = _gaussian_log_density(target_confidence, mean_in, std_in) - _gaussian_log_density(

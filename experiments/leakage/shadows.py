@@ -5,7 +5,8 @@ pool. Their training sets differ only in the pool rows, so the k models can walk
 shuffled rows together: a row outside model j's set is masked out of model j's loss. Stacked
 with `torch.func` and updated by one Adam whose state is per parameter, each model follows
 exactly the recipe of `clients.training.train_model` (same loss, optimiser, batch walk), while
-the cost is that of one model with k heads.
+the cost is that of one model with k heads. A DP regime's shadows run DP-SGD the same way
+(`StackedDP`): per-example gradients of every model at once, clipped, summed, noised.
 """
 
 from __future__ import annotations
@@ -16,14 +17,67 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 from torch import nn
-from torch.func import functional_call, stack_module_state, vmap
+from torch.func import functional_call, grad, stack_module_state, vmap
 
 from clients.model import flatten_weights, get_weights, set_weights, unflatten_weights
 from clients.participant import ModelSpec
-from clients.streams import shadow_init_seed, shadow_round_seed
+from clients.streams import Stream, generator, shadow_init_seed, shadow_round_seed
 from clients.training import TrainSettings, predict_default
 from server.optimiser import server_optimiser
 from server.settings import FederationSettings
+
+
+@dataclass(frozen=True)
+class StackedDP:
+    """DP-SGD of one firm's shadows, as `clients.training.train_model_dp` runs it with Opacus.
+
+    `noise_multiplier` is the one the firm's own Opacus accountant calibrated (its ledger), so
+    the shadows get the real regime's noise. Per-example clipping to `max_grad_norm` and
+    Gaussian noise of std noise_multiplier × max_grad_norm on the clipped sum, divided by the
+    expected batch size (Opacus's mean reduction). Opacus samples batches by Poisson; the
+    stacked shadows walk fixed-size shuffled batches, whose expected size is the same.
+    """
+
+    noise_multiplier: float
+    max_grad_norm: float
+
+
+def _dp_gradients(
+    template: nn.Module,
+    params: dict[str, torch.Tensor],
+    buffers: dict[str, torch.Tensor],
+    x: torch.Tensor,
+    y: torch.Tensor,
+    mask: torch.Tensor,
+    expected_batch: torch.Tensor,
+    dp: StackedDP,
+    noise: torch.Generator,
+) -> dict[str, torch.Tensor]:
+    """Each model's noisy mean of clipped per-example gradients. mask: (k, batch);
+    expected_batch: (k,); returns one (k, *shape) gradient per parameter."""
+
+    def example_loss(
+        p: dict[str, torch.Tensor], b: dict[str, torch.Tensor], xi: torch.Tensor, yi: torch.Tensor
+    ) -> torch.Tensor:
+        logit = functional_call(template, (p, b), (xi.unsqueeze(0),)).reshape(())
+        return nn.functional.binary_cross_entropy_with_logits(logit, yi)
+
+    per_example = vmap(
+        vmap(grad(example_loss), in_dims=(None, None, 0, 0)), in_dims=(0, 0, None, None)
+    )
+    detached = {name: value.detach() for name, value in params.items()}
+    grads: dict[str, torch.Tensor] = per_example(detached, buffers, x, y)  # (k, batch, *shape)
+    squares = torch.stack([g.flatten(2).pow(2).sum(-1) for g in grads.values()])
+    norms = squares.sum(0).sqrt()  # (k, batch)
+    factor = (dp.max_grad_norm / (norms + 1e-6)).clamp(max=1.0) * mask  # Opacus's clip factor
+    noisy = {}
+    for name, g in grads.items():
+        summed = torch.einsum("kb,kb...->k...", factor, g)
+        summed += (
+            dp.noise_multiplier * dp.max_grad_norm * torch.randn(summed.shape, generator=noise)
+        )
+        noisy[name] = summed / expected_batch.view(-1, *([1] * (summed.dim() - 1)))
+    return noisy
 
 
 def train_stacked(
@@ -33,10 +87,12 @@ def train_stacked(
     include: np.ndarray,
     settings: TrainSettings,
     seed: int,
+    dp: StackedDP | None = None,
 ) -> None:
     """Train k models of one architecture, model j on the rows where include[:, j]; in place.
 
-    features: (rows, d) float32; labels: (rows,) in {0, 1}; include: (rows, k) bool.
+    features: (rows, d) float32; labels: (rows,) in {0, 1}; include: (rows, k) bool. With `dp`
+    every step is DP-SGD (`StackedDP`), its noise drawn from `seed`'s own stream.
     """
     if include.shape != (len(labels), len(models)):
         raise ValueError(
@@ -58,12 +114,26 @@ def train_stacked(
     x = torch.as_tensor(features, dtype=torch.float32)
     y = torch.as_tensor(labels, dtype=torch.float32)
     weight = torch.as_tensor(include.T, dtype=torch.float32)  # (k, rows)
-    generator = torch.Generator().manual_seed(seed)
+    batches = torch.Generator().manual_seed(seed)
+    if dp is not None:
+        noise = torch.Generator().manual_seed(
+            int(generator(Stream.SHADOW_DP_NOISE, seed).integers(2**62))
+        )
+        steps_per_epoch = -(-len(y) // min(settings.batch_size, len(y)))
+        expected_batch = (weight.sum(1) / steps_per_epoch).clamp(min=1.0)  # (k,)
     for _ in range(settings.epochs):
-        order = torch.randperm(len(y), generator=generator)
+        order = torch.randperm(len(y), generator=batches)
         for start in range(0, len(y), settings.batch_size):
             batch = order[start : start + settings.batch_size]
             mask = weight[:, batch]
+            if dp is not None:
+                noisy = _dp_gradients(
+                    template, params, buffers, x[batch], y[batch], mask, expected_batch, dp, noise
+                )
+                for name, value in params.items():
+                    value.grad = noisy[name]
+                optimiser.step()
+                continue
             logits = batched(params, buffers, x[batch])  # (k, batch)
             losses = nn.functional.binary_cross_entropy_with_logits(
                 logits, y[batch].expand_as(logits), reduction="none"
@@ -106,6 +176,7 @@ def fedavg_stacked(
     settings: TrainSettings,
     federation: FederationSettings,
     seed: int,
+    dp: tuple[StackedDP, ...] | None = None,
 ) -> list[nn.Module]:
     """k FedAvg runs side by side: each round every firm trains the k globals on its rows.
 
@@ -114,8 +185,11 @@ def fedavg_stacked(
     of shadow j weights firm f by its rows in shadow j's data, as the federation's contributions
     do, but is summed here in rows rather than through contribution vectors: the same mean,
     without the federation's division by `weight_scale` (whose rounding would move the shadows'
-    figures). FedAdam keeps one state per shadow.
+    figures). FedAdam keeps one state per shadow. `dp`, one per shard, makes each firm's
+    local training DP-SGD with that firm's noise.
     """
+    if dp is not None and len(dp) != len(shards):
+        raise ValueError(f"dp must hold one StackedDP per shard ({len(shards)}), got {len(dp)}")
     models = shadow_models(spec, k, seed)
     globals_ = [flatten_weights(get_weights(m)) for m in models]
     template = get_weights(models[0])
@@ -137,6 +211,7 @@ def fedavg_stacked(
                 shard.include,
                 settings,
                 shadow_round_seed(seed, round_number, index),
+                None if dp is None else dp[index],
             )
             for j, model in enumerate(local):
                 totals[j] += rows[j] * (flatten_weights(get_weights(model)) - globals_[j])

@@ -248,6 +248,10 @@ def render_html(results: dict[str, Any]) -> str:
             + membership_table(results)
             + _figure("Loss-threshold attack, log-scale ROC", membership_figure(results, "loss"))
             + _figure("LiRA (online), log-scale ROC", membership_figure(results, "lira"))
+            + _figure(
+                "LiRA per citizen (all of a citizen's rows IN or OUT together), log-scale ROC",
+                membership_figure(results, "citizen_lira"),
+            )
         )
     if any(r.get("attribute_inference") for r in results["regimes"].values()):
         sections.append(

@@ -56,6 +56,7 @@ def leakage_rows(results: dict[str, Any]) -> list[tuple[str, list[str]]]:
         regime = results["regimes"][name]
         membership = regime.get("membership", {})
         lira = membership.get("lira") or membership.get("loss") or {}
+        citizen = membership.get("citizen_lira") or membership.get("citizen_loss") or {}
         advantages = [
             f["advantage"]["mean"]
             for f in regime.get("attribute_inference", {}).values()
@@ -81,10 +82,11 @@ def leakage_rows(results: dict[str, Any]) -> list[tuple[str, list[str]]]:
                     server_error(name),
                     number(lira.get("auc", {}).get("mean")),
                     number(lira.get("tpr_at_1_percent_fpr", {}).get("mean"), 4),
+                    number(citizen.get("auc", {}).get("mean")),
                     number(max(advantages, default=None), 4),
                     number(max(gaps, default=None)),
                     number(regime["decisions"].get("tier_changed_vs_unified", {}).get("mean")),
-                    number(regime.get("privacy", {}).get("epsilon", {}).get("mean"), 2),
+                    epsilon_cell(regime.get("privacy")),
                     number(max(cross_context, default=None)),
                 ],
             )
@@ -92,16 +94,32 @@ def leakage_rows(results: dict[str, Any]) -> list[tuple[str, list[str]]]:
     return rows
 
 
+def epsilon_cell(privacy: dict[str, Any] | None) -> str:
+    """`firm 1.00 / citizen median 1.90, max 2.80`: the worst firm's per-record ε, then ε per
+    citizen composed over their firms (`–` without DP)."""
+    if not privacy:
+        return "–"
+    firm = privacy.get("epsilon", {}).get("mean")
+    median = (privacy.get("citizen_epsilon_median") or {}).get("mean")
+    largest = (privacy.get("citizen_epsilon_max") or {}).get("mean")
+    if firm is None:
+        return "–"
+    if median is None or largest is None:
+        return f"{firm:.2f}"
+    return f"firm {firm:.2f} / citizen median {median:.2f}, max {largest:.2f}"
+
+
 LEAKAGE_HEADER = [
     "AUC",
     "most raw cells one party holds",
     "server's error on a firm's default rate",
-    "membership AUC (LiRA)",
+    "membership AUC (LiRA, per row)",
     "TPR at 1 % FPR",
+    "membership AUC per citizen (LiRA)",
     "max attribute advantage",
     "max parity gap",
     "tier differs from unified",
-    "ε spent",
+    "ε spent (per record, worst firm / per citizen over their firms)",
     "max cross-context advantage",
 ]
 
@@ -112,6 +130,7 @@ LEAKAGE_SHORT = [
     "srv err",
     "MIA AUC",
     "TPR@1%",
+    "cit. MIA",
     "attr adv",
     "gap",
     "tier Δ",
@@ -361,6 +380,8 @@ def privacy_table(results: dict[str, Any]) -> str:
             html.escape(regime_label(n)),
             _cell(results["regimes"][n]["privacy"]["target_epsilon"], 2),
             _cell(results["regimes"][n]["privacy"]["epsilon"], 2),
+            _cell(results["regimes"][n]["privacy"].get("citizen_epsilon_median"), 2),
+            _cell(results["regimes"][n]["privacy"].get("citizen_epsilon_max"), 2),
             f"{results['regimes'][n]['privacy']['delta']['mean']:.0e}",
             html.escape(NOISE_SOURCES[results["regimes"][n]["privacy"]["noise"]]),
             _cell(results["regimes"][n]["utility"]["auc"]),
@@ -369,9 +390,19 @@ def privacy_table(results: dict[str, Any]) -> str:
         if "privacy" in results["regimes"][n]
     ]
     return _table(
-        ["regime", "target ε", "ε spent (worst firm)", "δ", "DP noise from", "AUC"],
+        [
+            "regime",
+            "target ε",
+            "ε spent (worst firm)",
+            "ε per citizen (median)",
+            "ε per citizen (max)",
+            "δ",
+            "DP noise from",
+            "AUC",
+        ],
         rows,
-        "Privacy budget of the DP regimes (Opacus RDP accountant, over all rounds)",
+        "Privacy budget of the DP regimes (Opacus RDP accountant, over all rounds); a citizen's "
+        "ε composes the RDP of every firm they are a customer of",
     )
 
 

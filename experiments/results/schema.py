@@ -167,9 +167,12 @@ class Decisions(_Block):
 
 
 class MembershipAttack(_Block):
-    """One membership attack on the released model, scored on a pool of candidate rows.
+    """One membership attack on the released model, scored on a pool of candidate citizens.
 
-    Half of the pool are training rows of the regime (members), half held out.
+    Half of the pool's citizens are training citizens of the regime (members: every row at
+    every firm trained on), half held out (none), matched on their rows held and rows in
+    default, so both halves default equally often, per citizen and per row. A per-row attack
+    scores each of the pool citizens' rows on its own; a citizen attack scores each citizen.
     """
 
     auc: Summary
@@ -180,19 +183,29 @@ class MembershipAttack(_Block):
     tpr_at_1_percent_fpr: Summary
     """True-positive rate at 1 % false-positive rate, in [0, 1]; chance is 0.01."""
     n_members: Summary
-    """Candidates that are training rows (count)."""
+    """Candidates that are members (count): rows for a per-row attack, citizens for a citizen
+    attack."""
     n_nonmembers: Summary
-    """Candidates that are held-out rows (count)."""
+    """Candidates that are held out (count): rows, or citizens for a citizen attack."""
 
 
 class Membership(_Block):
-    """Membership inference on the released model(s), up to `membership.pool` candidates."""
+    """Membership inference on the released model(s), up to `membership.pool` candidate
+    citizens (each with all their rows)."""
 
     loss: MembershipAttack
-    """The loss-threshold attack: the lower a candidate's loss, the likelier a member."""
+    """The loss-threshold attack per row: the lower a row's loss, the likelier a member."""
     lira: MembershipAttack | None = _optional()
-    """Online LiRA (Carlini et al., S&P 2022) with `membership.shadows` shadow models trained
-    by the regime's recipe; absent when `membership.shadows` is 0."""
+    """Online LiRA (Carlini et al., S&P 2022) per row, with `membership.shadows` shadow models
+    trained by the regime's recipe, each on every row of a random half of the pool's citizens
+    (a DP regime's shadows with its DP-SGD and its firms' noise multipliers); absent when
+    `membership.shadows` is 0."""
+    citizen_loss: MembershipAttack | None = _optional()
+    """The loss attack per citizen: the mean loss over the citizen's rows (absent in results
+    written before schema 3)."""
+    citizen_lira: MembershipAttack | None = _optional()
+    """LiRA per citizen: the sum of the log-likelihood ratios of the citizen's rows, from the
+    same shadows as `lira`; absent when `membership.shadows` is 0."""
 
 
 class AttributeInference(_Block):
@@ -272,6 +285,15 @@ class Privacy(_Block):
     """The largest ε any firm spent over all rounds (the weakest guarantee), read from the
     firms' own ledgers (no firm reports it to the server: it would reveal the firm's size);
     null in a seed where no ledger has one."""
+    citizen_epsilon_median: Summary | None = _optional()
+    """The median over training citizens of their ε: a citizen's rows at several firms are
+    protected by the composition of those firms' DP-SGD, so each firm's RDP curve (Opacus
+    `compute_rdp`, from the noise multiplier in its ledger, its sample rate and steps) is added
+    over the firms the citizen is a customer of, and converted to ε at `delta` (absent in
+    results written before schema 3)."""
+    citizen_epsilon_max: Summary | None = _optional()
+    """The largest such ε over training citizens: the citizen in the most (or the noisiest
+    composition of) firms."""
     delta: Summary
     """The δ of the (ε, δ) guarantee, per record."""
     noise: Literal["os-generator", "run-seed"]
@@ -539,6 +561,10 @@ class MembershipCurves(_Block):
     """The loss-threshold attack."""
     lira: list[RocCurve] | None = _optional()
     """Online LiRA; absent when `membership.shadows` is 0."""
+    citizen_loss: list[RocCurve] | None = _optional()
+    """The loss attack per citizen (absent before schema 3)."""
+    citizen_lira: list[RocCurve] | None = _optional()
+    """LiRA per citizen; absent when `membership.shadows` is 0."""
 
 
 class LabelMeaning(_Block):
@@ -782,7 +808,7 @@ class Results(_Block):
                 f"curves has regimes {sorted(self.curves)}, not {sorted(self.regimes)}"
             )
         for name, curves in self.curves.items():
-            for attack in (curves.loss, curves.lira):
+            for attack in (curves.loss, curves.lira, curves.citizen_loss, curves.citizen_lira):
                 if attack is not None and len(attack) != seeds:
                     raise ValueError(f"curves.{name} has {len(attack)} curves, one per seed")
         tree: dict[str, object] = {"regimes": self.regimes, "exposure": self.exposure}

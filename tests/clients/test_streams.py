@@ -29,6 +29,7 @@ def test_stream_constants_are_the_ones_every_earlier_result_used() -> None:
         "ATTRIBUTE_ROWS": 0xA771,
         "MEMBERSHIP_SPLIT": 1,
         "SHADOW_MEMBERSHIP": 2,
+        "SHADOW_DP_NOISE": 0xD9A0,
         "VALIDATION": 0x7A11,
         "INFERENCE_ROWS": 0x1DF3,
     }
