@@ -54,6 +54,13 @@ class ExperimentSection(_Section):
     test_fraction: float = Field(
         default=0.2, gt=0.0, lt=1.0, description="Share of citizens held out for evaluation."
     )
+    workers: int = Field(
+        default=1,
+        ge=1,
+        le=64,
+        description="Seeds run side by side, each in its own process (at most one per core);"
+        " the results are the same for any number.",
+    )
 
     @field_validator("seeds")
     @classmethod

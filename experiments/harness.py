@@ -6,27 +6,37 @@ in the report can be cited with its spread.
 
 from __future__ import annotations
 
+import multiprocessing
 from collections.abc import Callable
-from contextlib import AbstractContextManager, nullcontext
+from concurrent.futures import ProcessPoolExecutor
+from contextlib import AbstractContextManager, nullcontext, suppress
+from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
+from queue import Empty, Queue
 from typing import Any
 
 import numpy as np
 import torch
 from rich.console import Console
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
-from rich.table import Table
+from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 
 from experiments import data_record
 from experiments.config import DataSection, ExperimentConfig
+from experiments.evaluation import (
+    calibrated,
+    evaluate,
+    privacy_spent,
+    reference_figures,
+    score_points,
+)
 from experiments.leakage.attacks import attribute_figures, membership_figures, membership_surface
-from experiments.leakage.citizens import citizen_privacy
-from experiments.leakage.decisions import decision_metrics, protected_groups
+from experiments.leakage.decisions import protected_groups
 from experiments.leakage.exposure import release_exposure, world_exposure
 from experiments.leakage.parties import consumer_figures, party_figures
 from experiments.leakage.server_view import server_view_figures
-from experiments.metrics import summarise, utility
-from experiments.paired import FEDERATED_LIMIT, PAIRED_METRICS, paired_differences
+from experiments.metrics import summarise
+from experiments.paired import FEDERATED_LIMIT, paired_differences
 from experiments.regimes.limit import run_federated_limit
 from experiments.regimes.retrain import FederatedFloors, retrained
 from experiments.regimes.standalone import (
@@ -37,8 +47,11 @@ from experiments.regimes.standalone import (
     run_local_only,
     run_unified,
 )
-from experiments.results import SCHEMA_VERSION, Results, Summary, parse_results
+from experiments.report.terminal import results_tables
+from experiments.results import SCHEMA_VERSION, Results, parse_results
 from experiments.world.tables import ID, LABEL, World
+
+__all__ = ["build_world", "check_data", "enabled_regimes", "results_tables", "run_experiment"]
 
 Regime = Callable[[World, Holdout, ExperimentConfig, int], RegimeOutput]
 
@@ -143,108 +156,6 @@ def enabled_regimes(config: ExperimentConfig, out_dir: Path | None = None) -> di
     return regimes
 
 
-def evaluate(
-    world: World,
-    holdout: Holdout,
-    output: RegimeOutput,
-    config: ExperimentConfig,
-    groups: dict[str, np.ndarray],
-    reference: RegimeOutput | None,
-    retrained: RegimeOutput | None = None,
-) -> dict[str, Any]:
-    """One regime's figures for one seed, all on the same held-out pairs.
-
-    utility over every pair and per firm over its own held-out customers; decisions (tiers and
-    group gaps), with tier changes against `reference` (the unified score) when there is one,
-    against the true PD's tier and against `retrained` (the regime's retraining noise floor).
-    Decisions read each score after calibration on the validation pairs (`calibrated`).
-    """
-    labels = holdout.pairs[LABEL].to_numpy()
-    firms = holdout.pairs["firm"].to_numpy()
-    per_firm = {
-        firm: utility(labels[firms == firm], output.probabilities[firms == firm])
-        for firm in dict.fromkeys(firms)
-    }
-    decided, calibration = calibrated(holdout, output)
-    decisions = decision_metrics(
-        holdout.pairs,
-        decided,
-        groups,
-        config.scorecard,
-        reference_probabilities=None if reference is None else calibrated(holdout, reference)[0],
-        truth_probabilities=true_default_probabilities(world, holdout),
-        retrained_probabilities=None if retrained is None else calibrated(holdout, retrained)[0],
-    )
-    figures: dict[str, Any] = {
-        "utility": utility(labels, output.probabilities),
-        "within_firm_auc": within_firm_auc(labels, output.probabilities, firms),
-        "per_firm": per_firm,
-        "decisions": decisions,
-    }
-    if calibration is not None:
-        figures["calibration"] = calibration
-    return figures
-
-
-def reference_figures(holdout: Holdout, output: RegimeOutput) -> dict[str, Any]:
-    """A reference model's utility on the held-out pairs (it is not released: no attacks)."""
-    labels = holdout.pairs[LABEL].to_numpy()
-    firms = holdout.pairs["firm"].to_numpy()
-    return {
-        "utility": utility(labels, output.probabilities),
-        "within_firm_auc": within_firm_auc(labels, output.probabilities, firms),
-    }
-
-
-def within_firm_auc(labels: np.ndarray, probabilities: np.ndarray, firms: np.ndarray) -> float:
-    """Each firm's AUC over its own held-out customers, averaged weighted by their number:
-    what a score ranks within a firm, which firm identity cannot help with (NaN if no firm
-    has both classes)."""
-    aucs, weights = [], []
-    for firm in dict.fromkeys(firms):
-        rows = firms == firm
-        if len(np.unique(labels[rows])) == 2:
-            aucs.append(utility(labels[rows], probabilities[rows])["auc"])
-            weights.append(rows.sum())
-    return float(np.average(aucs, weights=weights)) if aucs else float("nan")
-
-
-TRUE_PD = "default_probability"
-"""The truth column holding each citizen's true PD (synthetic worlds only)."""
-
-
-def true_default_probabilities(world: World, holdout: Holdout) -> np.ndarray | None:
-    """The true PD of every held-out pair, where the world knows it."""
-    if TRUE_PD not in world.truth.columns:
-        return None
-    by_id = world.truth.set_index(ID)[TRUE_PD].astype(np.float64)
-    return by_id.reindex(holdout.pairs[ID].to_numpy()).to_numpy()
-
-
-def score_points(probabilities: np.ndarray, config: ExperimentConfig) -> np.ndarray:
-    """The released score: each PD on the experiment's scorecard."""
-    from clients.scorecard import score_from_default_probability
-
-    card = config.scorecard
-    return score_from_default_probability(probabilities, card.base_score, card.base_odds, card.pdo)
-
-
-def calibrated(
-    holdout: Holdout, output: RegimeOutput
-) -> tuple[np.ndarray, dict[str, float] | None]:
-    """The PDs decisions read: Platt-calibrated on the validation pairs when there are any
-    (with the before/after figures), else the raw ones."""
-    validation = output.validation_probabilities
-    if validation is None or len(validation) == 0:
-        return output.probabilities, None
-    from experiments.regimes.calibration import PlattCalibrator, calibration_figures
-
-    calibrator = PlattCalibrator.fit(validation, holdout.validation_pairs[LABEL].to_numpy())
-    decided = calibrator(output.probabilities)
-    labels = holdout.pairs[LABEL].to_numpy()
-    return decided, calibration_figures(calibrator, labels, output.probabilities, decided)
-
-
 def _summarise_tree(
     per_seed: list[dict[str, Any]], bounds: tuple[float, float] | None = None
 ) -> dict[str, Any]:
@@ -270,32 +181,6 @@ def _summarise_regime(per_seed: list[dict[str, Any]]) -> dict[str, Any]:
     return summary
 
 
-def privacy_spent(
-    dp: dict[str, Any], world: World, holdout: Holdout, config: ExperimentConfig
-) -> dict[str, float | str]:
-    """The largest ε any firm spent (its guarantee is the weakest), with the target, δ and where
-    the noise came from; then ε per citizen, composed over the firms each one is in."""
-    spent = [float(firm["epsilon"]) for firm in dp["per_firm"].values() if firm.get("epsilon")]
-    firm_ids = {
-        firm: table[ID].to_numpy()[holdout.is_fit(table[ID].to_numpy())]
-        for firm, table in world.firms.items()
-    }
-    citizens = citizen_privacy(
-        firm_ids,
-        dp["per_firm"],
-        config.training.batch_size,
-        config.federation.local_epochs,
-        float(dp["delta"]),
-    )
-    return {
-        "target_epsilon": float(dp["target_epsilon"]),
-        "epsilon": max(spent) if spent else float("nan"),
-        **citizens,
-        "delta": float(dp["delta"]),
-        "noise": str(dp["noise"]),
-    }
-
-
 def _federation_cluster(regimes: dict[str, Regime]) -> AbstractContextManager[None]:
     """One Ray cluster for all of a run's federations (`server.app.one_ray_cluster`); Flower
     and Ray load only when a federated regime is on."""
@@ -306,187 +191,185 @@ def _federation_cluster(regimes: dict[str, Regime]) -> AbstractContextManager[No
     return one_ray_cluster()
 
 
+@dataclass
+class SeedFigures:
+    """Everything one seed contributes to results.json (plain data: it crosses processes)."""
+
+    seed: int
+    holdout: dict[str, int]
+    firms: dict[str, Any]
+    exposure: dict[str, Any]
+    regimes: dict[str, dict[str, Any]] = field(default_factory=dict)
+    curves: dict[str, dict[str, Any]] = field(default_factory=dict)
+    tuning: dict[str, Any] = field(default_factory=dict)
+    fallbacks: list[dict[str, Any]] = field(default_factory=list)
+    inference: dict[str, Any] | None = None
+    reference: dict[str, Any] | None = None
+    server_view: dict[str, Any] | None = None
+    data: dict[str, Any] | None = None
+
+
+Report = Callable[[str, int], None]
+"""`report(description, steps done)`: a seed's progress, for whichever process shows it."""
+
+
+def run_seed(config: ExperimentConfig, seed: int, out_dir: Path, report: Report) -> SeedFigures:
+    """One seed: its world, every enabled regime and every figure on it."""
+    torch.set_num_threads(1)  # small models train fastest on one thread; idle ones busy-wait
+    regimes = enabled_regimes(config, Path(out_dir))
+    report("world", 0)
+    world = build_world(config.data, seed, config.experiment.test_fraction)
+    holdout = draw_holdout(world, config, seed)
+    figures = SeedFigures(
+        seed,
+        holdout={"pairs": len(holdout.pairs), "citizens": len(holdout.test_ids)},
+        firms=data_record.firm_figures(world, holdout),
+        exposure={p: e.to_json() for p, e in world_exposure(world).items()},
+    )
+    if config.data.source != "synthetic":  # a table: its provenance and split
+        figures.data = data_record.describe_data(world)
+    groups = protected_groups(world, holdout.pairs[ID].to_numpy())
+    if config.inference.enabled:
+        figures.inference = party_figures(world, seed, config.inference)
+    report("world", 1)
+    federated_runs: dict[str, dict[str, Any]] = {}
+    reference: RegimeOutput | None = None
+    shadows: dict[str, np.ndarray] = {}  # recipe -> shadow predictions, for one seed
+    floors: FederatedFloors = {}  # the non-DP federated regimes share one floor
+    for name, regime in regimes.items():
+        report(name, 0)
+        output = regime(world, holdout, config, seed)
+        if np.isnan(output.probabilities).any():
+            raise RuntimeError(f"regime {name} left held-out pairs unscored")
+        if name == UNIFIED:
+            reference = output
+        figures.fallbacks += data_record.fallbacks(output, seed)
+        if "tuning" in output.info:
+            figures.tuning[name] = output.info["tuning"]
+        floor = retrained(world, holdout, config, seed, output, floors)
+        regime_figures = evaluate(world, holdout, output, config, groups, reference, floor)
+        report(f"{name}: attacks", 0)
+        surface = membership_surface(world, holdout, config, seed, output)
+        membership = membership_figures(surface, config, seed, shadows)
+        figures.curves[name] = {attack: result.pop("roc") for attack, result in membership.items()}
+        regime_figures["membership"] = membership
+        regime_figures["attribute_inference"] = attribute_figures(world, holdout, output, seed)
+        if config.inference.enabled:
+            scores = output.probabilities
+            regime_figures |= consumer_figures(world, holdout, scores, seed, config.inference)
+        released = score_points(calibrated(holdout, output)[0], config)
+        regime_figures["release"] = release_exposure(world, holdout.pairs, released).to_json()
+        if "run_dir" in output.info:
+            federated_runs[name] = output.info
+        if "dp" in output.info:
+            dp = output.info["dp"]  # info holds objects; a DP regime's accounting is a dict
+            assert isinstance(dp, dict)
+            regime_figures["privacy"] = privacy_spent(dp, world, holdout, config)
+        figures.regimes[name] = regime_figures
+        report(name, 1)
+    if config.regimes.federated_limit:
+        report(FEDERATED_LIMIT, 0)
+        limit = run_federated_limit(world, holdout, config, seed)
+        figures.reference = reference_figures(holdout, limit)
+        if "tuning" in limit.info:
+            figures.tuning[FEDERATED_LIMIT] = limit.info["tuning"]
+        report(FEDERATED_LIMIT, 1)
+    scale = config.federation.weight_scale
+    figures.server_view = server_view_figures(world, holdout, scale, seed, federated_runs)
+    return figures
+
+
+def _run_seed_in_worker(
+    config: ExperimentConfig, seed: int, out_dir: Path, messages: Queue[tuple[int, str, int]]
+) -> SeedFigures:
+    """`run_seed` in a worker process, its progress sent to the parent's queue."""
+    regimes = enabled_regimes(config, Path(out_dir))
+    with _federation_cluster(regimes):
+        return run_seed(config, seed, out_dir, lambda what, done: messages.put((seed, what, done)))
+
+
+def _run_seeds(
+    config: ExperimentConfig, out_dir: Path, progress: Progress, task: TaskID
+) -> list[SeedFigures]:
+    """Every seed, in `[experiment] workers` processes (one: in this process, one Ray cluster
+    for all of them); returned in the config's seed order whatever order they finish in."""
+    seeds = list(config.experiment.seeds)
+    workers = min(config.experiment.workers, len(seeds))
+
+    def show(seed: int, what: str, done: int) -> None:
+        progress.update(task, description=f"seed {seed}: {what}", advance=done)
+
+    if workers == 1:
+        with _federation_cluster(enabled_regimes(config, Path(out_dir))):
+            return [run_seed(config, s, out_dir, partial(show, s)) for s in seeds]
+    context = multiprocessing.get_context("spawn")  # no forked torch or Ray state
+    with context.Manager() as manager, ProcessPoolExecutor(workers, mp_context=context) as pool:
+        messages: Queue[tuple[int, str, int]] = manager.Queue()
+        futures = [pool.submit(_run_seed_in_worker, config, s, out_dir, messages) for s in seeds]
+        while not all(f.done() for f in futures) or not messages.empty():
+            with suppress(Empty):
+                show(*messages.get(timeout=0.2))
+        return [f.result() for f in futures]
+
+
 def run_experiment(
     config: ExperimentConfig, out_dir: Path, console: Console | None = None
 ) -> Results:
     """Every enabled regime for every seed; writes results.json and returns it validated."""
-    # Small models train fastest on one thread; idle torch threads busy-wait on a loaded machine.
-    torch.set_num_threads(1)
     console = console or Console(stderr=True)
     check_data(config)
-    regimes = enabled_regimes(config, Path(out_dir))
-    per_seed: dict[str, list[dict[str, Any]]] = {name: [] for name in regimes}
-    curves: dict[str, dict[str, list[dict[str, Any]]]] = {name: {} for name in regimes}
-    exposure_per_seed: list[dict[str, Any]] = []
-    server_view_per_seed: list[dict[str, Any]] = []
-    inference_per_seed: list[dict[str, Any]] = []
-    inferring = config.inference.enabled
-    firms_per_seed: list[dict[str, Any]] = []
-    fallbacks: list[dict[str, Any]] = []
-    tuning: dict[str, list[Any]] = {name: [] for name in regimes}
-    references: list[dict[str, Any]] = []  # per seed: the federated limit's figures
-    holdout_sizes = []
-    with (
-        _federation_cluster(regimes),
-        Progress(
-            TextColumn("[bold]{task.description}"),
-            BarColumn(),
-            TextColumn("{task.completed}/{task.total}"),
-            TimeElapsedColumn(),
-            console=console,
-            transient=False,
-        ) as progress,
-    ):
-        task = progress.add_task(
-            "seeds × regimes",
-            total=len(config.experiment.seeds)
-            * (len(regimes) + 1 + config.regimes.federated_limit),
-        )
-        for seed in config.experiment.seeds:
-            progress.update(task, description=f"seed {seed}: world")
-            world = build_world(config.data, seed, config.experiment.test_fraction)
-            holdout = draw_holdout(world, config, seed)
-            holdout_sizes.append({"pairs": len(holdout.pairs), "citizens": len(holdout.test_ids)})
-            firms_per_seed.append(data_record.firm_figures(world, holdout))
-            exposure_per_seed.append({p: e.to_json() for p, e in world_exposure(world).items()})
-            groups = protected_groups(world, holdout.pairs[ID].to_numpy())
-            if inferring:
-                inference_per_seed.append(party_figures(world, seed, config.inference))
-            progress.advance(task)
-            federated_runs: dict[str, dict[str, Any]] = {}
-            reference: RegimeOutput | None = None
-            shadows: dict[str, np.ndarray] = {}  # recipe -> shadow predictions, for one seed
-            floors: FederatedFloors = {}  # the non-DP federated regimes share one floor
-            for name, regime in regimes.items():
-                progress.update(task, description=f"seed {seed}: {name}")
-                output = regime(world, holdout, config, seed)
-                if np.isnan(output.probabilities).any():
-                    raise RuntimeError(f"regime {name} left held-out pairs unscored")
-                if name == UNIFIED:
-                    reference = output
-                fallbacks += data_record.fallbacks(output, seed)
-                if "tuning" in output.info:
-                    tuning[name].append(output.info["tuning"])
-                floor = retrained(world, holdout, config, seed, output, floors)
-                figures = evaluate(world, holdout, output, config, groups, reference, floor)
-                progress.update(task, description=f"seed {seed}: {name}: attacks")
-                surface = membership_surface(world, holdout, config, seed, output)
-                membership = membership_figures(surface, config, seed, shadows)
-                for attack, result in membership.items():
-                    curves[name].setdefault(attack, []).append(result.pop("roc"))
-                figures["membership"] = membership
-                figures["attribute_inference"] = attribute_figures(world, holdout, output, seed)
-                if inferring:
-                    scores = output.probabilities
-                    figures |= consumer_figures(world, holdout, scores, seed, config.inference)
-                released = score_points(calibrated(holdout, output)[0], config)
-                figures["release"] = release_exposure(world, holdout.pairs, released).to_json()
-                if "run_dir" in output.info:
-                    federated_runs[name] = output.info
-                if "dp" in output.info:
-                    dp = output.info["dp"]  # info holds objects; a DP regime's accounting is a dict
-                    assert isinstance(dp, dict)
-                    figures["privacy"] = privacy_spent(dp, world, holdout, config)
-                per_seed[name].append(figures)
-                progress.advance(task)
-            if config.regimes.federated_limit:
-                progress.update(task, description=f"seed {seed}: {FEDERATED_LIMIT}")
-                limit = run_federated_limit(world, holdout, config, seed)
-                references.append(reference_figures(holdout, limit))
-                if "tuning" in limit.info:
-                    tuning.setdefault(FEDERATED_LIMIT, []).append(limit.info["tuning"])
-                progress.advance(task)
-            scale = config.federation.weight_scale
-            view = server_view_figures(world, holdout, scale, seed, federated_runs)
-            if view is not None:
-                server_view_per_seed.append(view)
+    names = list(enabled_regimes(config, Path(out_dir)))
+    with Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        TextColumn("{task.completed}/{task.total}"),
+        TimeElapsedColumn(),
+        console=console,
+        transient=False,
+    ) as progress:
+        steps = len(names) + 1 + config.regimes.federated_limit
+        task = progress.add_task("seeds × regimes", total=len(config.experiment.seeds) * steps)
+        seeds = _run_seeds(config, Path(out_dir), progress, task)
+    per_seed = {name: [s.regimes[name] for s in seeds] for name in names}
     raw: dict[str, Any] = {
         "schema_version": SCHEMA_VERSION,
         "config": config,
-        "seeds": list(config.experiment.seeds),
-        "holdout": holdout_sizes,
+        "seeds": [s.seed for s in seeds],
+        "holdout": [s.holdout for s in seeds],
         "regimes": {name: _summarise_regime(values) for name, values in per_seed.items()},
-        "exposure": _summarise_tree(exposure_per_seed),
-        "curves": curves,
+        "exposure": _summarise_tree([s.exposure for s in seeds]),
+        "curves": {
+            name: {
+                attack: [s.curves[name][attack] for s in seeds] for attack in seeds[0].curves[name]
+            }
+            for name in names
+        },
     }
-    if inference_per_seed:
-        raw["inference"] = _summarise_tree(inference_per_seed)
-    if server_view_per_seed:
-        raw["server_view"] = _summarise_tree(server_view_per_seed)
-    if config.data.source != "synthetic":  # a table: its provenance, split and firm sizes
-        raw["data"] = {
-            **data_record.describe_data(world),
-            "firms": _summarise_tree(firms_per_seed),
-        }
+    inference = [s.inference for s in seeds if s.inference is not None]
+    if inference:
+        raw["inference"] = _summarise_tree(inference)
+    views = [s.server_view for s in seeds if s.server_view is not None]
+    if views:
+        raw["server_view"] = _summarise_tree(views)
+    if seeds[-1].data is not None:  # a table: its provenance, split and firm sizes
+        raw["data"] = {**seeds[-1].data, "firms": _summarise_tree([s.firms for s in seeds])}
+    fallbacks = [f for s in seeds for f in s.fallbacks]
     if fallbacks:
         raw["fallbacks"] = fallbacks
+    references = [s.reference for s in seeds if s.reference is not None]
     if references:
-        raw["references"] = {
-            FEDERATED_LIMIT: _summarise_tree(references, bounds=(0.0, 1.0)),
-        }
+        raw["references"] = {FEDERATED_LIMIT: _summarise_tree(references, bounds=(0.0, 1.0))}
     paired = paired_differences(per_seed | ({FEDERATED_LIMIT: references} if references else {}))
     if paired:
         raw["paired"] = paired
     if config.tuning.enabled:
-        raw["tuning"] = {name: {"per_seed": records} for name, records in tuning.items()}
+        tuned = list(dict.fromkeys(name for s in seeds for name in s.tuning))
+        raw["tuning"] = {
+            name: {"per_seed": [s.tuning[name] for s in seeds if name in s.tuning]}
+            for name in tuned
+        }
     results = parse_results(raw, origin="the results of this run")
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "results.json").write_text(results.to_json())
     return results
-
-
-def _cell(summary: Summary) -> str:
-    mean, (low, high) = summary.mean, summary.ci95
-    if mean is None or low is None or high is None:
-        return "–"
-    return f"{mean:.3f} ± {(high - low) / 2:.3f}"
-
-
-def results_tables(results: Results) -> list[Table]:
-    """Two terminal tables: utility with intervals, then each leakage family's headline."""
-    from experiments.report.tables import LEAKAGE_SHORT, leakage_rows
-
-    name, seeds = results.config.experiment.name, len(results.seeds)
-    utility = Table(title=f"{name}: utility on the same held-out citizens ({seeds} seeds)")
-    utility.add_column("regime", style="bold", no_wrap=True)
-    metrics = ["auc", "ks", "brier", "ece"]
-    for metric in metrics:
-        utility.add_column(metric.upper(), justify="right")
-    leakage = Table(
-        title=f"{name}: what each regime reveals (means; report.html explains each column)"
-    )
-    leakage.add_column("regime", style="bold", no_wrap=True)
-    for header in LEAKAGE_SHORT[1:]:
-        leakage.add_column(header, justify="right")
-    for regime, cells in leakage_rows(results.as_dict()):
-        figures = results.regimes[regime].utility
-        utility.add_row(regime, *(_cell(getattr(figures, m)) for m in metrics))
-        leakage.add_row(regime, *cells[1:])
-    for name, reference in (results.references or {}).items():
-        figures = reference.utility
-        utility.add_row(
-            f"[dim]{name} (reference)[/]", *(_cell(getattr(figures, m)) for m in metrics)
-        )
-    seeded = [n for n, r in results.regimes.items() if r.privacy and r.privacy.noise == "run-seed"]
-    if seeded:
-        utility.caption = (
-            f"[bold red]reproducible = true: the DP noise of {', '.join(seeded)} came from the "
-            "run seed; the server could regenerate it (no DP guarantee against the server)[/]"
-        )
-    if not results.paired:
-        return [utility, leakage]
-    paired = Table(title=f"{name}: paired differences over seeds (mean [95 % interval])")
-    paired.add_column("a − b", style="bold", no_wrap=True)
-    for metric in PAIRED_METRICS:
-        paired.add_column(f"Δ{metric.upper()}", justify="right")
-    for pair, difference in results.paired.items():
-        paired.add_row(pair, *(_interval(getattr(difference, m)) for m in PAIRED_METRICS))
-    return [utility, paired, leakage]
-
-
-def _interval(summary: Summary) -> str:
-    mean, (low, high) = summary.mean, summary.ci95
-    if mean is None or low is None or high is None:
-        return "–"
-    return f"{mean:+.3f} [{low:+.3f}, {high:+.3f}]"

@@ -182,7 +182,8 @@ def real_disaggregation(
     estimates, rank = disaggregate(participation, sums)
     readings = {n: read_vector(estimates[i], weight_scale) for i, n in enumerate(nodes)}
     firm_of = match_nodes({n: r.rows for n, r in readings.items()}, truth)
-    per_firm = {firm_of[n]: errors(r, truth[firm_of[n]]) for n, r in readings.items()}
+    by_firm = {firm_of[n]: errors(r, truth[firm_of[n]]) for n, r in readings.items()}
+    per_firm = {f: by_firm[f] for f in truth if f in by_firm}  # summed in firm order: repeatable
     return {
         "rank": float(rank),
         "firms": float(len(truth)),
@@ -219,9 +220,16 @@ def disaggregate(participation: np.ndarray, sums: np.ndarray) -> tuple[np.ndarra
     Returns (firms, d) estimates (minimum-norm where the system is underdetermined) and the
     rank of the participation matrix: with full column rank, constant vectors come back exactly.
     """
-    matrix = participation.astype(np.float64)
-    estimates, _, rank, _ = np.linalg.lstsq(matrix, sums, rcond=None)
-    return estimates, int(rank)
+    # Firms with the same participation are indistinguishable; the minimum-norm solution gives
+    # each of them an equal part of their group's total. Solving per group (groups in sorted
+    # order) makes the estimates independent of the column order, which for simulated nodes
+    # follows their random ids: the same seed then gives the same figures to the last bit.
+    patterns, group = np.unique(participation.T.astype(np.float64), axis=0, return_inverse=True)
+    counts = np.bincount(group.ravel()).astype(np.float64)
+    scaled = patterns.T * np.sqrt(counts)  # min ||x||^2 = sum over groups of total^2 / count
+    solved, _, rank, _ = np.linalg.lstsq(scaled, sums, rcond=None)
+    totals = solved * np.sqrt(counts)[:, None]
+    return totals[group.ravel()] / counts[group.ravel()][:, None], int(rank)
 
 
 def participation_schedule(
@@ -332,7 +340,12 @@ def server_view_figures(
     }
     if "plain" in received:
         first = received["plain"][0].individual
-        vectors = np.stack([first[node] for node in sorted(first)])
+        # In firm order, not node order: simulated node ids are random per run, and the seeded
+        # schedules below must meet the same firms in every run of the same seed.
+        sizes = {node: read_vector(vector, scale).rows for node, vector in first.items()}
+        firm_of = match_nodes(sizes, truth)
+        order = {firm: i for i, firm in enumerate(truth)}
+        vectors = np.stack([first[n] for n in sorted(first, key=lambda n: order[firm_of[n]])])
         rng = generator(Stream.DISAGGREGATION, seed)
         disaggregation["policies"] = {}
         for policy in ("any", "fixed", "groups"):

@@ -257,3 +257,33 @@ def test_fixed_participation_defeats_disaggregation_at_a_cost() -> None:
 def test_an_unknown_policy_is_named() -> None:
     with pytest.raises(ValueError, match="policy must be"):
         participation_schedule(3, 3, 0.5, "random", np.random.default_rng(0))
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.integers(1, 12).flatmap(
+        lambda rounds: st.tuples(
+            st.lists(
+                st.lists(st.booleans(), min_size=6, max_size=6), min_size=rounds, max_size=rounds
+            ),
+            st.lists(st.floats(-1e3, 1e3), min_size=rounds * 2, max_size=rounds * 2),
+        )
+    ),
+    st.permutations(range(6)),
+)
+def test_disaggregation_is_numpys_minimum_norm_solution_whatever_the_column_order(
+    case: tuple[list[list[bool]], list[float]], order: list[int]
+) -> None:
+    from experiments.leakage.server_view import disaggregate
+
+    # Prepare: who took part in each round, and the sums the server saw
+    participation = np.array(case[0], dtype=bool)
+    sums = np.array(case[1]).reshape(len(participation), 2)
+    # Execute
+    estimates, rank = disaggregate(participation, sums)
+    shuffled, _ = disaggregate(participation[:, order], sums)
+    # Assert: numpy's answer, and the same bits for every firm in any column order
+    reference, _, reference_rank, _ = np.linalg.lstsq(participation.astype(float), sums)
+    assert rank == reference_rank
+    assert np.allclose(estimates, reference, atol=1e-6 * (1 + np.abs(sums).max()))
+    assert np.array_equal(shuffled, estimates[order])
