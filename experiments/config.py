@@ -288,12 +288,13 @@ class TuningSection(_Section):
     is passed over at most `max_epochs` times)."""
     patience: PositiveInt = 5
     """Passes without a better validation loss (over the whole grid) before tuning stops."""
-    unified_designs: list[Literal["pooled", "blocks"]] = Field(
-        default=["pooled", "blocks"], min_length=1
+    unified_designs: list[Literal["common", "pooled", "blocks"]] = Field(
+        default=["common", "pooled", "blocks"], min_length=1
     )
     """Unified designs tuned alike; the lowest validation loss wins (the first on a tie):
-    `pooled` (pooled common features, government records, firm presence as firm effects) or
-    `blocks` (also every firm's own columns as a block)."""
+    `common` (pooled common features and government records: the federated model's features),
+    `pooled` (also firm presence as firm effects) or `blocks` (also every firm's own columns as
+    a block)."""
 
     def grid(self) -> list[tuple[float, float]]:
         """(learning rate, weight decay) pairs, learning rate outermost."""

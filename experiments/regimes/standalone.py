@@ -204,10 +204,12 @@ def national_database(world: World) -> tuple[pd.DataFrame, list[ColumnInfo]]:
     return joined.rename_axis(ID).reset_index(), columns
 
 
-UNIFIED_DESIGNS = ("blocks", "pooled")
+UNIFIED_DESIGNS = ("blocks", "pooled", "common")
 """The national database's designs: `blocks` (every firm's columns as its own block, plus the
-pooled common features, government records and presence flags) and `pooled` (the pooled
-common features and government records, with each firm's presence flag as its firm effect)."""
+pooled common features, government records and presence flags), `pooled` (the pooled
+common features and government records, with each firm's presence flag as its firm effect)
+and `common` (the pooled common features and government records alone: the federated
+model's features, pooled per citizen, so the operator can always fall back on them)."""
 
 
 def design_columns(world: World, columns: list[ColumnInfo], design: str) -> list[ColumnInfo]:
@@ -217,6 +219,8 @@ def design_columns(world: World, columns: list[ColumnInfo], design: str) -> list
     if design == "blocks":
         return columns
     blocks = tuple(f"{firm}." for firm in world.firms)
+    if design == "common":
+        return [c for c in columns if not c.name.startswith(blocks)]
     return [c for c in columns if not c.name.startswith(blocks) or c.name.endswith(".present")]
 
 

@@ -35,10 +35,10 @@ def results_tables(results: Results) -> list[Table]:
         figures = results.regimes[regime].utility
         utility.add_row(regime, *(_cell(getattr(figures, m)) for m in metrics))
         leakage.add_row(regime, *cells[1:])
-    for name, reference in (results.references or {}).items():
+    for reference_name, reference in (results.references or {}).items():
         figures = reference.utility
         utility.add_row(
-            f"[dim]{name} (reference)[/]", *(_cell(getattr(figures, m)) for m in metrics)
+            f"[dim]{reference_name} (reference)[/]", *(_cell(getattr(figures, m)) for m in metrics)
         )
     seeded = [n for n, r in results.regimes.items() if r.privacy and r.privacy.noise == "run-seed"]
     if seeded:

@@ -702,7 +702,7 @@ class Tuning(_Block):
     """Validation rows the losses are measured on."""
     curve: list[float]
     """Validation loss of the chosen grid point after each pass run: its convergence."""
-    design: Literal["pooled", "blocks"] | None = None
+    design: Literal["common", "pooled", "blocks"] | None = None
     """The unified design validation chose (unified only)."""
     design_losses: dict[Annotated[str, Keys("design")], float] | None = None
     """The best validation loss of each unified design tried (unified only)."""

@@ -138,7 +138,7 @@ def test_unified_takes_the_design_validation_picks(
     # Assert: both designs tuned alike; the chosen one has the lowest validation loss
     for record in records:
         losses = record["design_losses"]
-        assert set(losses) == {"pooled", "blocks"}
+        assert set(losses) == {"common", "pooled", "blocks"}
         assert record["design"] == min(losses, key=losses.get)
         assert min(record["curve"]) == losses[record["design"]]
 
@@ -154,6 +154,9 @@ def test_the_pooled_design_keeps_firm_effects_but_no_firm_blocks() -> None:
     assert any(name.startswith("pooled.") for name in pooled)
     blocks = {c.name for c in columns} - pooled
     assert blocks and all(name.split(".")[0] in world.firms for name in blocks)
+    # ... and the common design is the pooled one without the firm effects
+    common = {c.name for c in design_columns(world, columns, "common")}
+    assert common == pooled - {f"{firm}.present" for firm in world.firms}
 
 
 def test_the_report_shows_tuning_and_convergence(
