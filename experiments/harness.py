@@ -7,6 +7,7 @@ in the report can be cited with its spread.
 from __future__ import annotations
 
 import multiprocessing
+import re
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from contextlib import AbstractContextManager, nullcontext, suppress
@@ -156,17 +157,41 @@ def enabled_regimes(config: ExperimentConfig, out_dir: Path | None = None) -> di
     return regimes
 
 
+UNIT_KEY = re.compile(
+    r"(^|_)(auc|ks|brier|ece|g_mean|precision|prevalence|share|tpr|changed|gained|lost"
+    r"|linkage)(_|$)|^default_rate_error$"
+)
+"""Names of figures in [0, 1] (AUCs, shares, precisions, linkage and change rates), or of
+mappings (group -> figure) of them."""
+SIGNED_UNIT_KEY = re.compile(r"(^|_)(advantage|gap|mcc)(_|$)")
+"""Names of differences of two such figures (and correlations), in [-1, 1]."""
+
+
+def bounds_of(key: str) -> tuple[float, float] | None:
+    """The range a figure named `key` lies in, which its interval must respect (None: none)."""
+    if SIGNED_UNIT_KEY.search(key):
+        return (-1.0, 1.0)
+    if UNIT_KEY.search(key):
+        return (0.0, 1.0)
+    return None
+
+
 def _summarise_tree(
     per_seed: list[dict[str, Any]], bounds: tuple[float, float] | None = None
 ) -> dict[str, Any]:
-    """Turn a list (over seeds) of equally shaped nested dicts of floats into summaries
-    (intervals clipped to `bounds` when given)."""
+    """Turn a list (over seeds) of equally shaped nested dicts of floats into summaries, each
+    interval clipped to `bounds` when given, else to the range its name or the nearest named
+    mapping above it says (`bounds_of`: `demographic_parity_gap` -> group -> figure)."""
     first = per_seed[0]
     if isinstance(first, dict):
-        return {key: _summarise_tree([seed[key] for seed in per_seed], bounds) for key in first}
+        return {
+            k: _summarise_tree([seed[k] for seed in per_seed], bounds or bounds_of(k))
+            for k in first
+        }
     if isinstance(first, str):  # a label (e.g. the learner), the same in every seed
         return first
-    return summarise([float("nan") if v is None else float(v) for v in per_seed], bounds=bounds)
+    values = [float("nan") if v is None else float(v) for v in per_seed]
+    return summarise(values, bounds=bounds)
 
 
 UNIT_BOUNDED = ("utility", "within_firm_auc", "per_firm")

@@ -23,6 +23,7 @@ from experiments.report.inference_tables import (
     knowledge_table,
     party_table,
 )
+from experiments.report.lead import lead_paragraphs
 from experiments.report.plots import (
     attribute_figure,
     convergence_figure,
@@ -206,6 +207,19 @@ thead{background:#f3f3f3}small{color:#777}figure{margin:1em 0}img{max-width:100%
 """
 
 
+def _lead_section(results: dict[str, Any]) -> str:
+    """The opening answer (`experiments.report.lead`), when its figures ran."""
+    paragraphs = lead_paragraphs(results)
+    if not paragraphs:
+        return ""
+    return (
+        '<section class="summary"><h2>What a unified national score would reveal, to whom</h2>'
+        + "".join(f"<p>{html.escape(p)}</p>" for p in paragraphs)
+        + "<p><small>Mean [95 % interval] over seeds; the sections below give every figure."
+        "</small></p></section>"
+    )
+
+
 def render_html(results: dict[str, Any]) -> str:
     config = results["config"]
     name = html.escape(config["experiment"]["name"])
@@ -215,6 +229,7 @@ def render_html(results: dict[str, Any]) -> str:
         f"<p>Source: {html.escape(config['data']['source'])}; seeds {seeds}; results schema v{results['schema_version']}.</p>",
         reproducible_noise_notice(results),
         policy_notice(results),
+        _lead_section(results),
         _data_section(results),
         '<section class="summary"><h2>What each regime reveals to whom</h2>'
         + "".join(f"<p>{html.escape(p)}</p>" for p in summary_paragraphs(results))
