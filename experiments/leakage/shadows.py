@@ -42,6 +42,35 @@ class StackedDP:
     max_grad_norm: float
 
 
+LOGISTIC = ("linear.weight", "linear.bias")
+"""The parameters of `clients.model.LogisticScorecard`, whose per-example gradients are known
+in closed form."""
+
+
+def _logistic_clipped_sums(
+    params: dict[str, torch.Tensor],
+    x: torch.Tensor,
+    y: torch.Tensor,
+    mask: torch.Tensor,
+    max_grad_norm: float,
+) -> dict[str, torch.Tensor]:
+    """Each model's sum of clipped per-example gradients of a logistic scorecard, in closed form.
+
+    Example i's gradient is r_i (x_i, 1) with r_i = sigmoid(z_i) - y_i, so its norm is
+    |r_i| sqrt(|x_i|^2 + 1) and no (models, batch, features) tensor is needed: the same sums
+    as the generic per-example path (`torch.func`), several times faster.
+    """
+    weight, bias = params["linear.weight"].detach(), params["linear.bias"].detach()
+    logits = torch.einsum("bd,kd->kb", x, weight[:, 0, :]) + bias  # (k, batch)
+    residual = torch.sigmoid(logits) - y
+    norms = residual.abs() * (x.pow(2).sum(1) + 1.0).sqrt()
+    factor = (max_grad_norm / (norms + 1e-6)).clamp(max=1.0) * mask * residual
+    return {
+        "linear.weight": torch.einsum("kb,bd->kd", factor, x).unsqueeze(1),
+        "linear.bias": factor.sum(1, keepdim=True),
+    }
+
+
 def _dp_gradients(
     template: nn.Module,
     params: dict[str, torch.Tensor],
@@ -62,17 +91,21 @@ def _dp_gradients(
         logit = functional_call(template, (p, b), (xi.unsqueeze(0),)).reshape(())
         return nn.functional.binary_cross_entropy_with_logits(logit, yi)
 
-    per_example = vmap(
-        vmap(grad(example_loss), in_dims=(None, None, 0, 0)), in_dims=(0, 0, None, None)
-    )
-    detached = {name: value.detach() for name, value in params.items()}
-    grads: dict[str, torch.Tensor] = per_example(detached, buffers, x, y)  # (k, batch, *shape)
-    squares = torch.stack([g.flatten(2).pow(2).sum(-1) for g in grads.values()])
-    norms = squares.sum(0).sqrt()  # (k, batch)
-    factor = (dp.max_grad_norm / (norms + 1e-6)).clamp(max=1.0) * mask  # Opacus's clip factor
+    if set(params) == set(LOGISTIC):
+        summed_clipped = _logistic_clipped_sums(params, x, y, mask, dp.max_grad_norm)
+    else:
+        per_example = vmap(
+            vmap(grad(example_loss), in_dims=(None, None, 0, 0)), in_dims=(0, 0, None, None)
+        )
+        detached = {name: value.detach() for name, value in params.items()}
+        grads: dict[str, torch.Tensor] = per_example(detached, buffers, x, y)  # (k, batch, ...)
+        squares = torch.stack([g.flatten(2).pow(2).sum(-1) for g in grads.values()])
+        norms = squares.sum(0).sqrt()  # (k, batch)
+        factor = (dp.max_grad_norm / (norms + 1e-6)).clamp(max=1.0) * mask  # Opacus's clip
+        summed_clipped = {n: torch.einsum("kb,kb...->k...", factor, g) for n, g in grads.items()}
     noisy = {}
-    for name, g in grads.items():
-        summed = torch.einsum("kb,kb...->k...", factor, g)
+    for name in params:
+        summed = summed_clipped[name]
         summed += (
             dp.noise_multiplier * dp.max_grad_norm * torch.randn(summed.shape, generator=noise)
         )
