@@ -175,14 +175,22 @@ def citizen_epsilons(
     delta: float,
 ) -> np.ndarray:
     """(citizens,) each citizen's ε over the firms they belong to; a firm without a mechanism
-    (no DP ledger) counts as none. Citizens sharing a set of firms share one computation."""
+    (no DP ledger) counts as none. Each firm's RDP curve is computed once, and citizens sharing
+    a set of firms share one conversion (`composed_epsilon`'s arithmetic)."""
+    from opacus.accountants.analysis.rdp import get_privacy_spent
+
+    curves = {firm: firm_rdp(mechanism) for firm, mechanism in mechanisms.items()}
     cache: dict[frozenset[str], float] = {}
     out = np.empty(len(firms_of_citizen))
     for i, firms in enumerate(firms_of_citizen):
         if firms not in cache:
-            cache[firms] = composed_epsilon(
-                [mechanisms[f] for f in sorted(firms) if f in mechanisms], delta
-            )
+            held = [curves[f] for f in sorted(firms) if f in curves]
+            if not held:
+                cache[firms] = 0.0
+            else:
+                rdp = np.sum(held, axis=0)
+                epsilon, _ = get_privacy_spent(orders=list(RDP_ORDERS), rdp=rdp, delta=delta)
+                cache[firms] = float(epsilon)
         out[i] = cache[firms]
     return out
 
