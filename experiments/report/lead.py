@@ -128,19 +128,18 @@ def _what_it_costs(results: dict[str, Any]) -> str | None:
     if not gain:
         return None
     sentence = (
-        "In exchange the unified score ranks defaulters better by "
-        f"{interval(gain['auc'], signed=True)} AUC than the federated score (paired over seeds)"
+        "What the national join buys: the unified score's AUC minus the federated score's is "
+        f"{interval(gain['auc'], signed=True)} (paired over seeds)"
     )
     limit = paired.get(f"{federated} - federated_limit")
     if limit:
         sentence += (
-            f"; federating itself costs {interval(limit['auc'], signed=True)} against one"
-            " central model on the same rows and features"
+            f"; the federated score minus one central model on the same rows and features,"
+            f" {interval(limit['auc'], signed=True)}"
         )
     local = paired.get(f"{federated} - local_only")
     if local:
-        gains = interval(local["auc"], signed=True)
-        sentence += f", and federating gains {gains} over each firm alone"
+        sentence += f"; minus each firm's own score, {interval(local['auc'], signed=True)}"
     return sentence + "."
 
 

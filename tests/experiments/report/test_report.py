@@ -119,3 +119,20 @@ def test_a_policy_world_is_flagged_at_the_top_and_the_default_world_is_not(
     # Assert
     assert "Positive control" not in plain
     assert "adds +2.5 to the default logit of the group journalist" in flagged
+
+
+def test_the_report_opens_with_the_answer_each_figure_with_its_interval(run_dir: Path) -> None:
+    # Prepare
+    from experiments.report.lead import interval, lead_paragraphs
+
+    results = json.loads((run_dir / "results.json").read_text())
+    # Execute
+    page = (run_dir / "report.html").read_text()
+    paragraphs = lead_paragraphs(results)
+    # Assert: the lead comes before the data and the tables, and quotes the figures as they are
+    assert page.index("What a unified national score would reveal") < page.index("Side by side")
+    operator = results["inference"]["central_operator"]["political_expression"]
+    assert interval(operator["auc"]) in paragraphs[0]
+    assert all("[" in p for p in paragraphs)  # every sentence carries an interval
+    assert interval({"mean": 0.5, "ci95": [0.4, 0.6]}) == "0.500 [0.400, 0.600]"
+    assert interval({"mean": 0.01, "ci95": [-0.02, 0.04]}, signed=True) == "+0.010 [-0.020, +0.040]"
