@@ -102,7 +102,6 @@ def aggregate_in_the_clear(
     stage = exchange(
         grid, dict.fromkeys(nodes, content), "train", str(round_number), settings.timeout
     )
-    total = np.zeros(dimension)
     contributors: list[int] = []
     dropped = dict(stage.dropped)
     transcript: list[dict[str, Any]] = []
@@ -114,7 +113,6 @@ def aggregate_in_the_clear(
         if vector.shape != (dimension,) or not np.all(np.isfinite(vector)):
             dropped[node] = f"contribution of shape {vector.shape} (expected ({dimension},))"
             continue
-        total += vector
         contributors.append(node)
         individual[node] = vector
         payload = vector.tobytes()
@@ -129,7 +127,19 @@ def aggregate_in_the_clear(
                 "sha256": _digest(payload),
             }
         )
+    total = content_ordered_sum(list(individual.values()), dimension)
     return RoundAggregate(total, contributors, dropped, {}, transcript, individual=individual)
+
+
+def content_ordered_sum(vectors: list[np.ndarray], dimension: int) -> np.ndarray:
+    """The sum of `vectors`, added in an order their contents set, not their senders' ids.
+
+    Float addition is not associative, and simulated nodes get random ids: summed in node order,
+    the same round's sum differed in its last bits from run to run."""
+    total = np.zeros(dimension)
+    for vector in sorted(vectors, key=lambda v: v.tobytes()):
+        total += vector
+    return total
 
 
 def sample_nodes(nodes: list[int], run: FederationRun, round_number: int) -> list[int]:

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import io
 import json
+import random
 from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import pytest
 from flwr.app import Message, UserConfigValue
+from hypothesis import given
+from hypothesis import strategies as st
 
 from clients import records as R
 from clients.accounting import read_ledgers
@@ -456,3 +459,22 @@ def test_a_secure_only_firm_sends_nothing_in_the_clear(
         "policy (policy-secure-only) answers our secure aggregation only"
         in (record["dropped"]["101"])
     )
+
+
+@given(
+    st.lists(st.lists(st.floats(-1e6, 1e6), min_size=5, max_size=5), min_size=1, max_size=8),
+    st.randoms(use_true_random=False),
+)
+def test_a_plain_round_sums_to_the_same_bits_in_any_arrival_order(
+    rows: list[list[float]], shuffle: random.Random
+) -> None:
+    from server.federation import content_ordered_sum
+
+    # Prepare: the same vectors in another order (as random node ids would order them)
+    vectors = [np.array(row) for row in rows]
+    reordered = vectors.copy()
+    shuffle.shuffle(reordered)
+    # Execute / Assert: the same bits, and the sum
+    total = content_ordered_sum(vectors, 5)
+    assert content_ordered_sum(reordered, 5).tobytes() == total.tobytes()
+    assert np.allclose(total, np.sum(vectors, axis=0), rtol=1e-9, atol=1e-3)
