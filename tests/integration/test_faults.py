@@ -263,6 +263,7 @@ def test_the_deployed_federation_survives_kills_restarts_and_too_few_firms(
         else:
             assert record["contributors"] >= 2 == record["secagg"]["threshold"]
     # round 1 went on without A, who was dropped at masked input with a reason of its own
+    assert "aborted" not in by_round[1], by_round[1]  # e.g. a machine too busy for the timeout
     assert {firm_of[n] for n in by_round[1]["contributor_nodes"]} == {b, c}
     assert by_round[1]["dropped"][str(first_ids[a])].startswith("masked_input: ")
     assert str(first_ids[b]) in by_round[2]["dropped"]  # B, killed uploading in round 2
