@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from server.federation import run_federation, sample_nodes
+from server.federation import content_ordered_sum, run_federation, sample_nodes
 from server.inprocess import InProcessGrid
 from server.rounds import RECEIVED_FILE
 from server.settings import FederationRun
@@ -38,7 +38,12 @@ def test_in_the_clear_the_file_keeps_every_firms_vector_and_their_sum(
         individual = {int(n): np.array(v) for n, v in line["individual"].items()}  # type: ignore[attr-defined]
         assert sorted(individual) == line["contributors"]
         assert len(individual) == 4
-        np.testing.assert_array_equal(sum(individual.values()), np.array(line["aggregate"]))
+        aggregate = np.array(line["aggregate"])
+        # the server's sum, to the bit (summed in content order), and the plain sum up to rounding
+        assert content_ordered_sum(list(individual.values()), len(aggregate)).tobytes() == (
+            aggregate.tobytes()
+        )
+        np.testing.assert_allclose(sum(individual.values()), aggregate, rtol=1e-12, atol=1e-15)
 
 
 def test_through_secure_aggregation_the_file_keeps_only_the_sum(
