@@ -51,12 +51,7 @@ def evaluate(
         truth_probabilities=true_default_probabilities(world, holdout),
         retrained_probabilities=None if retrained is None else calibrated(holdout, retrained)[0],
     )
-    figures: dict[str, Any] = {
-        "utility": utility(labels, output.probabilities),
-        "within_firm_auc": within_firm_auc(labels, output.probabilities, firms),
-        "per_firm": per_firm,
-        "decisions": decisions,
-    }
+    figures = reference_figures(holdout, output) | {"per_firm": per_firm, "decisions": decisions}
     if calibration is not None:
         figures["calibration"] = calibration
     return figures

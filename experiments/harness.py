@@ -7,7 +7,6 @@ in the report can be cited with its spread.
 from __future__ import annotations
 
 import multiprocessing
-import re
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from contextlib import AbstractContextManager, nullcontext, suppress
@@ -157,21 +156,35 @@ def enabled_regimes(config: ExperimentConfig, out_dir: Path | None = None) -> di
     return regimes
 
 
-UNIT_KEY = re.compile(
-    r"(^|_)(auc|ks|brier|ece|g_mean|precision|prevalence|share|tpr|changed|gained|lost"
-    r"|linkage)(_|$)|^default_rate_error$"
+UNIT_FIGURES = frozenset(
+    {
+        *("auc", "auc_baseline", "auc_qi_only", "auc_score_and_qi", "within_firm_auc"),
+        *("ks", "brier", "ece", "ece_before", "ece_after", "g_mean_qi_only", "g_mean_score_and_qi"),
+        *("prevalence", "watch_list_precision", "watch_list_precision_baseline"),
+        *("tpr_at_0_1_percent_fpr", "tpr_at_1_percent_fpr", "completed_round_share"),
+        *("unique_share", "unique_share_qi_only", "register_linkage", "default_rate_error"),
+        *("cross_release_linkage", "cross_release_linkage_qi_only"),
+        *("tier_share", "privileged_share", "privilege_gained_vs_unified"),
+        *("privilege_lost_vs_unified", "tier_changed_vs_unified", "tier_changed_vs_truth"),
+        "tier_changed_vs_retrained",
+    }
 )
-"""Names of figures in [0, 1] (AUCs, shares, precisions, linkage and change rates), or of
-mappings (group -> figure) of them."""
-SIGNED_UNIT_KEY = re.compile(r"(^|_)(advantage|gap|mcc)(_|$)")
-"""Names of differences of two such figures (and correlations), in [-1, 1]."""
+"""Figures in [0, 1] (AUCs, shares, precisions, linkage and change rates), or mappings (group ->
+figure) of them. Exact names: a firm or group named by the data must never pick up a range."""
+SIGNED_UNIT_FIGURES = frozenset(
+    {
+        *("advantage", "demographic_parity_gap", "equal_opportunity_gap"),
+        *("mcc_qi_only", "mcc_score_and_qi"),
+    }
+)
+"""Differences of two such figures (and correlations), in [-1, 1]."""
 
 
 def bounds_of(key: str) -> tuple[float, float] | None:
     """The range a figure named `key` lies in, which its interval must respect (None: none)."""
-    if SIGNED_UNIT_KEY.search(key):
+    if key in SIGNED_UNIT_FIGURES:
         return (-1.0, 1.0)
-    if UNIT_KEY.search(key):
+    if key in UNIT_FIGURES:
         return (0.0, 1.0)
     return None
 
@@ -192,18 +205,6 @@ def _summarise_tree(
         return first
     values = [float("nan") if v is None else float(v) for v in per_seed]
     return summarise(values, bounds=bounds)
-
-
-UNIT_BOUNDED = ("utility", "within_firm_auc", "per_firm")
-"""Regime figures whose every metric lies in [0, 1] (AUC, KS, Brier, ECE)."""
-
-
-def _summarise_regime(per_seed: list[dict[str, Any]]) -> dict[str, Any]:
-    """One regime's figures over seeds; utility intervals stay within [0, 1]."""
-    summary = _summarise_tree(per_seed)
-    for key in UNIT_BOUNDED:
-        summary[key] = _summarise_tree([seed[key] for seed in per_seed], bounds=(0.0, 1.0))
-    return summary
 
 
 def _federation_cluster(regimes: dict[str, Regime]) -> AbstractContextManager[None]:
@@ -361,7 +362,7 @@ def run_experiment(
         "config": config,
         "seeds": [s.seed for s in seeds],
         "holdout": [s.holdout for s in seeds],
-        "regimes": {name: _summarise_regime(values) for name, values in per_seed.items()},
+        "regimes": {name: _summarise_tree(values) for name, values in per_seed.items()},
         "exposure": _summarise_tree([s.exposure for s in seeds]),
         "curves": {
             name: {
@@ -383,7 +384,7 @@ def run_experiment(
         raw["fallbacks"] = fallbacks
     references = [s.reference for s in seeds if s.reference is not None]
     if references:
-        raw["references"] = {FEDERATED_LIMIT: _summarise_tree(references, bounds=(0.0, 1.0))}
+        raw["references"] = {FEDERATED_LIMIT: _summarise_tree(references)}
     paired = paired_differences(per_seed | ({FEDERATED_LIMIT: references} if references else {}))
     if paired:
         raw["paired"] = paired

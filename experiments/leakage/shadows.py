@@ -12,6 +12,7 @@ the cost is that of one model with k heads. A DP regime's shadows run DP-SGD the
 from __future__ import annotations
 
 import copy
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -40,6 +41,24 @@ class StackedDP:
 
     noise_multiplier: float
     max_grad_norm: float
+
+
+Tensors = dict[str, torch.Tensor]
+StackedForward = Callable[[Tensors, Tensors, torch.Tensor], torch.Tensor]
+"""(stacked parameters, stacked buffers, x (rows, d)) -> (k, rows) logits."""
+
+
+def stacked(models: list[nn.Module]) -> tuple[Tensors, Tensors, nn.Module, StackedForward]:
+    """k models of one architecture side by side (`torch.func`): their stacked parameters and
+    buffers, a weightless template of the architecture, and the forward of all k at once."""
+    params, buffers = stack_module_state(models)
+    template = copy.deepcopy(models[0]).to("meta")
+
+    def forward(p: Tensors, b: Tensors, x: torch.Tensor) -> torch.Tensor:
+        logits: torch.Tensor = functional_call(template, (p, b), (x,))
+        return logits
+
+    return params, buffers, template, vmap(forward, in_dims=(0, 0, None))
 
 
 LOGISTIC = ("linear.weight", "linear.bias")
@@ -131,16 +150,7 @@ def train_stacked(
         raise ValueError(
             f"include must be (rows, models) = {(len(labels), len(models))}, got {include.shape}"
         )
-    params, buffers = stack_module_state(models)
-    template = copy.deepcopy(models[0]).to("meta")
-
-    def forward(
-        p: dict[str, torch.Tensor], b: dict[str, torch.Tensor], x: torch.Tensor
-    ) -> torch.Tensor:
-        logits: torch.Tensor = functional_call(template, (p, b), (x,))
-        return logits
-
-    batched = vmap(forward, in_dims=(0, 0, None))
+    params, buffers, template, batched = stacked(models)
     optimiser = torch.optim.Adam(
         params.values(), lr=settings.learning_rate, weight_decay=settings.weight_decay
     )

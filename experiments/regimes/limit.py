@@ -10,12 +10,16 @@ exactly as the regimes are (`tuned_fit`, the validation and held-out pairs of th
 from __future__ import annotations
 
 import numpy as np
-import pandas as pd
 
-from clients.training import predict_default
 from experiments.config import ExperimentConfig
 from experiments.paired import FEDERATED_LIMIT
-from experiments.regimes.standalone import Holdout, RegimeOutput, common_features, tuned_fit
+from experiments.regimes.standalone import (
+    Holdout,
+    RegimeOutput,
+    common_features,
+    score_firm_pairs,
+    tuned_fit,
+)
 from experiments.world.tables import ID, LABEL, World
 
 __all__ = ["FEDERATED_LIMIT", "run_federated_limit"]
@@ -41,11 +45,8 @@ def run_federated_limit(
     )
     test = np.full(len(holdout.pairs), np.nan)
     validation = np.full(len(holdout.validation_pairs), np.nan)
-    for firm in world.firms:
-        by_id = pd.Series(predict_default(model, features[firm]), index=ids[firm])
-        for pairs, out in ((holdout.pairs, test), (holdout.validation_pairs, validation)):
-            rows = (pairs["firm"] == firm).to_numpy()
-            out[rows] = by_id.reindex(pairs.loc[rows, ID].to_numpy()).to_numpy()
+    for firm, table in world.firms.items():
+        score_firm_pairs(firm, model, features[firm], table, holdout, test, validation)
     return RegimeOutput(
         FEDERATED_LIMIT,
         test,

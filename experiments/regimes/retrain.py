@@ -10,8 +10,6 @@ floor here (its noise is part of the regime, and re-running the federation doubl
 
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
 import pandas as pd
 
@@ -27,6 +25,7 @@ from experiments.regimes.standalone import (
     common_features,
     firm_features,
     fit_model,
+    score_firm_pairs,
     unified_features,
 )
 from experiments.regimes.tuning import fedavg_model, tuned_training
@@ -90,7 +89,7 @@ def retrained(
                     local_model_seed(other, index),
                     tuned_training(config.training, tuning[firm]),
                 )
-            _score_firm(
+            score_firm_pairs(
                 firm, model, firm_features(world, firm, table), table, holdout, test, validation
             )
         return RegimeOutput(output.name, test, validation_probabilities=validation)
@@ -114,26 +113,10 @@ def retrained(
         other,
     )
     for firm, table in world.firms.items():
-        _score_firm(
+        score_firm_pairs(
             firm, model, common_features(world, firm, table), table, holdout, test, validation
         )
     floor = RegimeOutput(output.name, test, validation_probabilities=validation)
     if federated_floors is not None:
         federated_floors[key] = floor
     return floor
-
-
-def _score_firm(
-    firm: str,
-    model: Any,
-    features: np.ndarray,
-    table: pd.DataFrame,
-    holdout: Holdout,
-    test: np.ndarray,
-    validation: np.ndarray,
-) -> None:
-    """Fill one firm's rows of the held-out and validation pairs, in place."""
-    by_id = pd.Series(predict_default(model, features), index=table[ID].to_numpy())
-    for pairs, out in ((holdout.pairs, test), (holdout.validation_pairs, validation)):
-        rows = (pairs["firm"] == firm).to_numpy()
-        out[rows] = _by_pairs(by_id, pairs, rows)

@@ -271,6 +271,23 @@ def run_unified(
     )
 
 
+def score_firm_pairs(
+    firm: str,
+    model: nn.Module,
+    features: np.ndarray,
+    table: pd.DataFrame,
+    holdout: Holdout,
+    test: np.ndarray,
+    validation: np.ndarray,
+) -> None:
+    """Fill `firm`'s rows of the held-out (`test`) and validation pairs with `model` on its
+    own table's `features`, in place."""
+    by_id = pd.Series(predict_default(model, features), index=table[ID].to_numpy())
+    for pairs, out in ((holdout.pairs, test), (holdout.validation_pairs, validation)):
+        rows = (pairs["firm"] == firm).to_numpy()
+        out[rows] = by_id.reindex(pairs.loc[rows, ID].to_numpy()).to_numpy()
+
+
 def firm_features(world: World, firm: str, table: pd.DataFrame) -> np.ndarray:
     """A firm's scaled feature matrix, from its own columns and the declared ranges only."""
     return FeatureScaler.from_columns(world.feature_columns(firm), table).transform(table)
@@ -314,12 +331,7 @@ def run_local_only(
             if record is not None:
                 tuning[firm] = record
         n_train[firm] = int(train.sum())
-        rows = (holdout.pairs["firm"] == firm).to_numpy()
-        pd_by_id = pd.Series(predict_default(models[firm], features), index=ids)
-        probabilities[rows] = pd_by_id.reindex(holdout.pairs.loc[rows, ID].to_numpy()).to_numpy()
-        pairs = holdout.validation_pairs
-        rows = (pairs["firm"] == firm).to_numpy()
-        validation[rows] = pd_by_id.reindex(pairs.loc[rows, ID].to_numpy()).to_numpy()
+        score_firm_pairs(firm, models[firm], features, table, holdout, probabilities, validation)
     info: dict[str, object] = {"n_train": n_train, "base_rate_only": base_rate_only}
     if tuning:
         info["tuning"] = tuning

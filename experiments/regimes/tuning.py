@@ -12,19 +12,18 @@ improved for `patience` passes, and the (point, pass) with the lowest validation
 
 from __future__ import annotations
 
-import copy
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
-from torch.func import functional_call, stack_module_state, vmap
 
 from clients.participant import ModelSpec
 from clients.settings import TrainSettings
 from clients.streams import firm_round_seed
 from experiments.config import TuningSection
+from experiments.leakage.shadows import stacked
 from server.optimiser import ServerOptimiser, server_optimiser
 from server.settings import FederationSettings
 
@@ -95,19 +94,9 @@ class _GridModels:
 
     def __init__(self, spec: ModelSpec, grid: list[tuple[float, float]]) -> None:
         models = [spec.build() for _ in grid]
-        params, buffers = stack_module_state(models)
+        params, self.buffers, _, self.forward = stacked(models)
         self.names = list(params)
         self.params = {n: p.detach().clone() for n, p in params.items()}
-        self.buffers = buffers
-        template = copy.deepcopy(models[0]).to("meta")
-
-        def forward(
-            p: dict[str, torch.Tensor], b: dict[str, torch.Tensor], x: torch.Tensor
-        ) -> torch.Tensor:
-            logits: torch.Tensor = functional_call(template, (p, b), (x,))
-            return logits
-
-        self.forward = vmap(forward, in_dims=(0, 0, None))
         self.learning_rates = torch.tensor([lr for lr, _ in grid], dtype=torch.float32)
         self.weight_decays = torch.tensor([wd for _, wd in grid], dtype=torch.float32)
 

@@ -14,6 +14,7 @@ def test_figures_get_the_range_their_name_or_mapping_says() -> None:
     assert bounds_of("advantage") == bounds_of("demographic_parity_gap") == (-1.0, 1.0)
     assert bounds_of("size_error") is None and bounds_of("epsilon") is None
     assert bounds_of("political_expression") is None  # a group: its mapping decides
+    assert bounds_of("firm:market_share") is None  # names from the data never pick up a range
 
 
 def test_wide_spreads_over_three_seeds_are_clipped_to_the_figures_range() -> None:
